@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// OpenCV's headers live in /usr/include/opencv4, an absolute path SwiftPM's header-path
+// setting cannot name; an unsafe flag is fine for a root package.
+let openCVLibraries: [LinkerSetting] = [
+    "opencv_core", "opencv_imgproc", "opencv_video", "opencv_videoio", "opencv_imgcodecs", "m",
+].map { .linkedLibrary($0) }
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "vectorflow",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vectorflow-api", targets: ["vectorflow-api"]),
+        .executable(name: "vectorflow-worker", targets: ["vectorflow-worker"]),
+        .executable(name: "vfnet-testserver", targets: ["vfnet-testserver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        // System libraries: a module map and a one-line shim header each, nothing else.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // C++ over OpenCV behind a plain-C header: no OpenCV type crosses it.
+        .target(
+            name: "CVFOpenCV",
+            cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
+            linkerSettings: openCVLibraries
+        ),
+        .target(name: "VFNet", swiftSettings: strict),
+        .target(
+            name: "VFCore",
+            dependencies: [.product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: strict
+        ),
+        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore"], swiftSettings: strict),
+        .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
+        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore"], swiftSettings: strict),
+        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "vectorflow-api",
+            dependencies: ["VFNet", "VFCore", "VFStore", "VFBus", "VFRuntime"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "vectorflow-worker",
+            dependencies: ["VFNet", "VFCore", "VFBus", "VFFlow"],
+            swiftSettings: strict
+        ),
+        // A minimal server on VFNet for the protocol tests and bench/http.
+        .executableTarget(name: "vfnet-testserver", dependencies: ["VFNet"], swiftSettings: strict),
+        .testTarget(name: "VFNetTests", dependencies: ["VFNet"], swiftSettings: strict),
+        .testTarget(name: "VFCoreTests", dependencies: ["VFCore"], swiftSettings: strict),
+        .testTarget(name: "VFFlowTests", dependencies: ["VFFlow"], swiftSettings: strict),
+        .testTarget(name: "VFBusTests", dependencies: ["VFBus"], swiftSettings: strict),
+        .testTarget(name: "VFRuntimeTests", dependencies: ["VFRuntime"], swiftSettings: strict),
+    ]
+)

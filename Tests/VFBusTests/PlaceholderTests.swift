@@ -1,0 +1,5 @@
+import XCTest
+
+final class VFBusPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

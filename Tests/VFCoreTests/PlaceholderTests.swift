@@ -1,0 +1,5 @@
+import XCTest
+
+final class VFCorePlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

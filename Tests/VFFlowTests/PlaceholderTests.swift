@@ -1,0 +1,5 @@
+import XCTest
+
+final class VFFlowPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class VFNetPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

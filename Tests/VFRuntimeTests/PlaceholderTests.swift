@@ -1,0 +1,5 @@
+import XCTest
+
+final class VFRuntimePlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds each libFuzzer target in Fuzz/ with -sanitize=fuzzer,address and runs it for a bounded
+# time (VF_FUZZ_SECONDS, default 30). Fails on the first crash.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER=${VF_FUZZ_SECONDS:-30}
+mkdir -p Fuzz/bin
+shopt -s nullglob
+targets=(Fuzz/*/main.swift)
+[ ${#targets[@]} -gt 0 ] || { echo "no fuzz targets"; exit 0; }
+for main in "${targets[@]}"; do
+  name=$(basename "$(dirname "$main")")
+  srcs=$(cat "Fuzz/$name/sources" 2>/dev/null | sed 's|^|Sources/VFNet/|')
+  echo "  - $name"
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name "$name" $srcs "$main" -o "Fuzz/bin/$name"
+  mkdir -p "Fuzz/bin/$name-corpus"
+  "Fuzz/bin/$name" -max_total_time="$SECONDS_PER" -print_final_stats=0 "Fuzz/bin/$name-corpus" "Fuzz/$name/seeds" 2> "Fuzz/bin/$name.log" \
+    || { tail -n 60 "Fuzz/bin/$name.log"; echo "fuzz target $name crashed"; exit 1; }
+  grep -E '^#[0-9]+.*DONE' "Fuzz/bin/$name.log" | tail -n 1 || true
+done

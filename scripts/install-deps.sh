@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Vector Flow needs on a fresh Debian 12 machine.
+# Idempotent: only missing packages are installed. Needs root (or sudo) for apt-get.
+set -euo pipefail
+APT_PACKAGES=(
+  pkg-config libopencv-dev libhiredis-dev libpq-dev libcurl4-openssl-dev   # build
+  postgresql redis-server prometheus                                        # local platform
+  ffmpeg python3-opencv wrk nginx-light curl                               # tests and benchmarks
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's postgresql package may start a cluster on 5432; the project never uses it.
+if ! command -v swift >/dev/null; then
+  echo "swift not found: install Swift 6 (https://swift.org/install) and put it on PATH" >&2; exit 1
+fi
+if [ "${1:-}" = "--test" ]; then
+  PY=python3
+  $PY -m pip --version >/dev/null 2>&1 || { $SUDO apt-get install -y -qq python3-pip >/dev/null; }
+  echo "==> installing Python test tools"
+  $PY -m pip install -q --disable-pip-version-check pytest requests websockets 2>&1 | grep -v "Running pip as the 'root'" || true
+fi
