@@ -31,7 +31,9 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
             linkerSettings: openCVLibraries
         ),
-        .target(name: "VFNet", swiftSettings: strict),
+        // epoll/eventfd headers for VFNet's event loop (not in Swift's Glibc module).
+        .systemLibrary(name: "CVFNetLinux"),
+        .target(name: "VFNet", dependencies: ["CVFNetLinux"], swiftSettings: strict),
         .target(
             name: "VFCore",
             dependencies: [.product(name: "Prometheus", package: "swift-prometheus")],
@@ -40,23 +42,26 @@ let package = Package(
         .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore"], swiftSettings: strict),
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
         .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore"], swiftSettings: strict),
+        .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore"], swiftSettings: strict),
         .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore"], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
-            dependencies: ["VFNet", "VFCore", "VFStore", "VFBus", "VFRuntime"],
+            dependencies: ["VFNet", "VFCore", "VFStore", "VFBus", "VFRuntime", "VFLive"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "vectorflow-worker",
-            dependencies: ["VFNet", "VFCore", "VFBus", "VFFlow"],
+            dependencies: ["VFCore", "VFBus", "VFFlow", .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: strict
         ),
         // A minimal server on VFNet for the protocol tests and bench/http.
         .executableTarget(name: "vfnet-testserver", dependencies: ["VFNet"], swiftSettings: strict),
         .testTarget(name: "VFNetTests", dependencies: ["VFNet"], swiftSettings: strict),
         .testTarget(name: "VFCoreTests", dependencies: ["VFCore"], swiftSettings: strict),
+        .testTarget(name: "VFStoreTests", dependencies: ["VFStore"], swiftSettings: strict),
         .testTarget(name: "VFFlowTests", dependencies: ["VFFlow"], swiftSettings: strict),
         .testTarget(name: "VFBusTests", dependencies: ["VFBus"], swiftSettings: strict),
         .testTarget(name: "VFRuntimeTests", dependencies: ["VFRuntime"], swiftSettings: strict),
+        .testTarget(name: "VFLiveTests", dependencies: ["VFLive", "VFNet", "VFBus"], swiftSettings: strict),
     ]
 )

@@ -5,7 +5,7 @@ set -euo pipefail
 APT_PACKAGES=(
   pkg-config libopencv-dev libhiredis-dev libpq-dev libcurl4-openssl-dev   # build
   postgresql redis-server prometheus                                        # local platform
-  ffmpeg python3-opencv wrk nginx-light curl                               # tests and benchmarks
+  ffmpeg python3-opencv wrk nginx-light curl docker-compose docker.io chromium chromium-driver   # tests and benchmarks
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,5 +25,5 @@ if [ "${1:-}" = "--test" ]; then
   PY=python3
   $PY -m pip --version >/dev/null 2>&1 || { $SUDO apt-get install -y -qq python3-pip >/dev/null; }
   echo "==> installing Python test tools"
-  $PY -m pip install -q --disable-pip-version-check pytest requests websockets 2>&1 | grep -v "Running pip as the 'root'" || true
+  $PY -m pip install -q --disable-pip-version-check pytest requests websockets schemathesis openapi-spec-validator selenium pyyaml 2>&1 | grep -v "Running pip as the 'root'" || true
 fi

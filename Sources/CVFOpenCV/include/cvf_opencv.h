@@ -1,10 +1,72 @@
 #ifndef CVF_OPENCV_H
 #define CVF_OPENCV_H
-/* Plain-C face of the OpenCV shim: no OpenCV type crosses this header. */
+/*
+ * Plain-C face of the OpenCV shim: no OpenCV type crosses this header, so Swift needs no C++
+ * interop. One opaque `cvf_stream` per video stream holds the capture, the last decoded frame,
+ * the previous frame's image pyramid, the flow vectors, the annotated preview and its JPEG bytes.
+ * A handle belongs to one thread at a time. No C++ exception escapes any function: failures
+ * return a negative code and leave a message in `cvf_last_error`.
+ */
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct cvf_stream cvf_stream;
+
+/* cvf_read results */
+#define CVF_READ_END 0      /* no frame: end of a finite source, or the connection is gone */
+#define CVF_READ_FRAME 1    /* a frame was decoded into the handle */
+#define CVF_READ_CORRUPT 2  /* the decoder returned an unusable frame (empty or wrong type): skip it */
+#define CVF_ERROR (-1)
+
 const char *cvf_opencv_version(void);
+/* OpenCV's worker-thread count for the whole process (cv::setNumThreads). */
+void cvf_set_num_threads(int threads);
+
+cvf_stream *cvf_stream_new(void);
+void cvf_stream_free(cvf_stream *s);
+/* The message of the last failure on this handle ("" when none). Valid until the next call. */
+const char *cvf_last_error(const cvf_stream *s);
+
+/* Opens a file path, file://, http(s)://, rtsp(s):// source through OpenCV's FFmpeg backend.
+ * Timeouts are in milliseconds. Forgets the previous frame (the next flow starts afresh).
+ * Returns 0 or CVF_ERROR. */
+int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, int read_timeout_ms);
+void cvf_close(cvf_stream *s);
+/* Frames per second the source announces (0 when unknown) and its frame count (<= 0 when
+ * unknown or live). */
+double cvf_source_fps(const cvf_stream *s);
+double cvf_source_frame_count(const cvf_stream *s);
+
+/* Reads and decodes the next frame: CVF_READ_FRAME, CVF_READ_END, CVF_READ_CORRUPT or CVF_ERROR. */
+int cvf_read(cvf_stream *s);
+/* Loads a still image as the current frame (for the `flow` subcommand). 0 or CVF_ERROR. */
+int cvf_load_image(cvf_stream *s, const char *path);
+int cvf_frame_width(const cvf_stream *s);
+int cvf_frame_height(const cvf_stream *s);
+
+/* Converts the current frame to grey, builds its pyramid and tracks the points of a regular grid
+ * (spacing grid_size px, first point at grid_size/2) from the previous frame into this one with
+ * pyramidal Lucas-Kanade (window 15x15, maxLevel 2, criteria COUNT|EPS 30/0.01).
+ * Returns the number of tracked points (status ok), 0 when there is no previous frame of the same
+ * size, or CVF_ERROR. The vectors, 4 floats each (x, y, dx, dy), stay valid until the next call. */
+int cvf_flow(cvf_stream *s, int grid_size);
+const float *cvf_vectors(const cvf_stream *s);
+/* Forgets the previous frame, e.g. after a reconnect. */
+void cvf_reset_flow(cvf_stream *s);
+
+/* Draws `count` arrows (x, y, dx, dy quadruples in frame pixels, dx/dy multiplied by arrow_scale)
+ * on a copy of the current frame scaled down to at most max_width px wide (0 = full size),
+ * coloured green → yellow → red as the magnitude goes from 0 to colour_max px.
+ * With count 0 it only scales. The preview size is written to *width, *height. 0 or CVF_ERROR. */
+int cvf_annotate(cvf_stream *s, const float *vectors, int count, int max_width, float arrow_scale,
+                 float colour_max, int *width, int *height);
+/* JPEG-encodes the last annotated preview. *data stays valid until the next call on the handle.
+ * Returns 0 or CVF_ERROR. */
+int cvf_encode_jpeg(cvf_stream *s, int quality, const unsigned char **data, size_t *length);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,323 @@
+import Foundation
+
+/// The writable fields of a camera stream, as a request body carries them.
+/// For a create every field is set (defaults filled in); for an update only the ones sent.
+public struct StreamFields: Sendable, Equatable {
+    public var name: String?
+    public var rtspURL: String?
+    public var gridSize: Int?
+    public var threshold: Double?
+    public var isActive: Bool?
+
+    public init(name: String? = nil, rtspURL: String? = nil, gridSize: Int? = nil, threshold: Double? = nil, isActive: Bool? = nil) {
+        self.name = name
+        self.rtspURL = rtspURL
+        self.gridSize = gridSize
+        self.threshold = threshold
+        self.isActive = isActive
+    }
+
+    public var isEmpty: Bool { name == nil && rtspURL == nil && gridSize == nil && threshold == nil && isActive == nil }
+}
+
+/// The rules a stream's fields obey. The OpenAPI document is generated from the same constants and
+/// patterns, and `StreamValidator` accepts exactly what those patterns describe, so that the schema
+/// is an exact contract (schemathesis checks both directions).
+public enum StreamRules {
+    public static let nameMaxLength = 200
+    public static let urlMaxLength = 2048
+    public static let gridSizeRange = 4...256
+    public static let gridSizeDefault = 16
+    public static let thresholdRange = 0.0...1000.0
+    public static let thresholdDefault = 1.2
+    public static let networkSchemes = ["rtsp", "rtsps", "http", "https"]
+    /// PostgreSQL text cannot hold NUL; everything else is a valid name.
+    public static let namePattern = "^[^\\x00]*$"
+
+    /// An IPv6 literal without zone: eight groups, or one "::" standing for the missing ones.
+    static let ipv6Pattern: String = {
+        let h = "[0-9A-Fa-f]{1,4}"
+        return [
+            "(\(h):){7}\(h)", "(\(h):){1,7}:", "(\(h):){1,6}:\(h)", "(\(h):){1,5}(:\(h)){1,2}",
+            "(\(h):){1,4}(:\(h)){1,3}", "(\(h):){1,3}(:\(h)){1,4}", "(\(h):){1,2}(:\(h)){1,5}",
+            "\(h):(:\(h)){1,6}", ":((:\(h)){1,7}|:)",
+        ].joined(separator: "|")
+    }()
+
+    /// ECMA-262 (and Python) regular expression for `rtsp_url`, mirrored by `isValidURL`.
+    public static func urlPattern(allowFile: Bool) -> String {
+        let visible = "[^\\x00-\\x20\\x7f"
+        let net = "(rtsp|rtsps|http|https)://(\(visible)/?#@\\[\\]]*@)?"
+            + "(\(visible)/?#@:\\[\\]]+|\\[(\(ipv6Pattern))\\])(:[0-9]{1,5})?([/?#]\(visible)]*)?"
+        if allowFile { return "^(\(net)|file://[^\\x00-\\x1f\\x7f]+)$" }
+        return "^\(net)$"
+    }
+
+    /// Accepts exactly the strings `urlPattern(allowFile:)` matches (as a full match).
+    public static func isValidURL(_ s: String, allowFile: Bool) -> Bool {
+        let u = Array(s.unicodeScalars)
+        guard let sep = findSeparator(u) else { return false }
+        let scheme = String(String.UnicodeScalarView(u[0..<sep]))
+        var i = sep + 3
+        if scheme == "file" {
+            guard allowFile, i < u.count else { return false }
+            return u[i...].allSatisfy { $0.value > 0x1F && $0.value != 0x7F }
+        }
+        guard networkSchemes.contains(scheme) else { return false }
+        func visible(_ c: Unicode.Scalar) -> Bool { c.value > 0x20 && c.value != 0x7F }
+        // Authority: up to the first of / ? #.
+        var end = i
+        while end < u.count, u[end] != "/", u[end] != "?", u[end] != "#" {
+            guard visible(u[end]) else { return false }
+            end += 1
+        }
+        guard u[end...].allSatisfy(visible) else { return false }
+        var auth = Array(u[i..<end])
+        let ats = auth.indices.filter { auth[$0] == "@" }
+        if ats.count > 1 { return false }
+        if let at = ats.first {
+            // Brackets belong to IPv6 literals only (URL parsers reject them elsewhere).
+            if auth[..<at].contains(where: { $0 == "[" || $0 == "]" }) { return false }
+            auth = Array(auth[(at + 1)...])
+        }
+        i = 0
+        if auth.first == "[" {
+            guard let close = auth.firstIndex(of: "]"), isIPv6(auth[1..<close]) else { return false }
+            i = close + 1
+        } else {
+            while i < auth.count, auth[i] != ":" {
+                if auth[i] == "[" || auth[i] == "]" { return false }
+                i += 1
+            }
+            guard i > 0 else { return false }
+        }
+        if i == auth.count { return true }
+        guard auth[i] == ":" else { return false }
+        let port = auth[(i + 1)...]
+        return (1...5).contains(port.count) && port.allSatisfy { $0.value >= 0x30 && $0.value <= 0x39 }
+    }
+
+    /// Mirrors `ipv6Pattern`: 8 groups of 1–4 hex digits, or one "::" with at most 7 groups around it.
+    static func isIPv6(_ s: ArraySlice<Unicode.Scalar>) -> Bool {
+        let text = String(String.UnicodeScalarView(s))
+        func groups(_ part: Substring) -> Int? {
+            if part.isEmpty { return 0 }
+            var n = 0
+            for g in part.split(separator: ":", omittingEmptySubsequences: false) {
+                guard (1...4).contains(g.unicodeScalars.count), g.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit }) else { return nil }
+                n += 1
+            }
+            return n
+        }
+        let halves = text.components(separatedBy: "::")
+        if halves.count == 1 { return groups(Substring(text)) == 8 }
+        guard halves.count == 2, let l = groups(Substring(halves[0])), let r = groups(Substring(halves[1])) else { return false }
+        return l + r <= 7
+    }
+
+    private static func findSeparator(_ u: [Unicode.Scalar]) -> Int? {
+        // Schemes are short; look only at the first few characters.
+        let limit = min(u.count - 2, 6)
+        guard limit > 0 else { return nil }
+        for k in 1..<limit where u[k] == ":" && u[k + 1] == "/" && u[k + 2] == "/" { return k }
+        return nil
+    }
+}
+
+/// Turns a request body into `StreamFields`, reporting every problem at once as pydantic does,
+/// with pydantic's error types (`missing`, `extra_forbidden`, `string_type`, `int_from_float`, ...).
+public struct StreamValidator: Sendable {
+    public let allowFileSources: Bool
+
+    public init(allowFileSources: Bool) { self.allowFileSources = allowFileSources }
+
+    public enum Mode: Sendable { case create, update }
+
+    /// Checks the media type and parses the body as a JSON object.
+    /// A missing Content-Type is read as JSON (FastAPI does the same).
+    public static func decodeObject(_ body: [UInt8], contentType: String?) -> Result<[(String, JSONValue)], APIError> {
+        if let ct = contentType {
+            let media = ct.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces.lowercased() } ?? ""
+            guard media == "application/json" else { return .failure(.unsupportedMediaType) }
+        }
+        if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            return .failure(APIError(issues: [ValidationIssue(type: "missing", loc: [.key("body")], msg: "Field required")]))
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(body)
+        } catch {
+            return .failure(APIError(issues: [ValidationIssue(
+                type: "json_invalid", loc: [.key("body"), .index(error.offset)], msg: "JSON decode error",
+                ctx: .object([("error", .string(error.reason))]))]))
+        }
+        guard case let .object(members) = value else {
+            return .failure(APIError(issues: [ValidationIssue(
+                type: "model_attributes_type", loc: [.key("body")],
+                msg: "Input should be a valid dictionary or object to extract fields from")]))
+        }
+        return .success(members)
+    }
+
+    public func validate(_ body: [UInt8], contentType: String?, mode: Mode) -> Result<StreamFields, APIError> {
+        switch Self.decodeObject(body, contentType: contentType) {
+        case let .failure(e): return .failure(e)
+        case let .success(members): return validate(members: members, mode: mode)
+        }
+    }
+
+    public func validate(members: [(String, JSONValue)], mode: Mode) -> Result<StreamFields, APIError> {
+        var issues: [ValidationIssue] = []
+        var f = StreamFields()
+        let known: Set<String> = ["name", "rtsp_url", "grid_size", "threshold", "is_active"]
+        var seen: [String: JSONValue] = [:]
+        for (k, v) in members { seen[k] = v }
+        func issue(_ field: String, _ type: String, _ msg: String, _ ctx: JSONValue? = nil) {
+            issues.append(ValidationIssue(type: type, loc: [.key("body"), .key(field)], msg: msg, ctx: ctx))
+        }
+
+        if let v = seen["name"] {
+            if case let .string(s) = v {
+                let n = s.unicodeScalars.count
+                if n < 1 {
+                    issue("name", "string_too_short", "String should have at least 1 character", .object([("min_length", .int(1))]))
+                } else if n > StreamRules.nameMaxLength {
+                    issue("name", "string_too_long", "String should have at most \(StreamRules.nameMaxLength) characters",
+                          .object([("max_length", .int(StreamRules.nameMaxLength))]))
+                } else if s.unicodeScalars.contains("\u{0}") {
+                    issue("name", "string_pattern_mismatch", "String should match pattern '\(StreamRules.namePattern)'",
+                          .object([("pattern", .string(StreamRules.namePattern))]))
+                } else {
+                    f.name = s
+                }
+            } else {
+                issue("name", "string_type", "Input should be a valid string")
+            }
+        } else if mode == .create {
+            issue("name", "missing", "Field required")
+        }
+
+        if let v = seen["rtsp_url"] {
+            if case let .string(s) = v {
+                if s.unicodeScalars.count > StreamRules.urlMaxLength {
+                    issue("rtsp_url", "string_too_long", "String should have at most \(StreamRules.urlMaxLength) characters",
+                          .object([("max_length", .int(StreamRules.urlMaxLength))]))
+                } else if !StreamRules.isValidURL(s, allowFile: allowFileSources) {
+                    let schemes = StreamRules.networkSchemes.map { "\($0)://" }.joined(separator: ", ")
+                        + (allowFileSources ? ", file://" : "")
+                    issue("rtsp_url", "value_error", "Value error, must be a URL with scheme \(schemes), a host for network schemes, and no spaces or control characters",
+                          .object([("error", .string("invalid stream URL"))]))
+                } else {
+                    f.rtspURL = s
+                }
+            } else {
+                issue("rtsp_url", "string_type", "Input should be a valid string")
+            }
+        } else if mode == .create {
+            issue("rtsp_url", "missing", "Field required")
+        }
+
+        if let v = seen["grid_size"] {
+            if case let .number(n) = v, !n.value.isNaN {
+                let r = StreamRules.gridSizeRange
+                if n.value.rounded(.towardZero) != n.value || !n.value.isFinite {
+                    if n.value.isFinite {
+                        issue("grid_size", "int_from_float", "Input should be a valid integer, got a number with a fractional part")
+                    } else {
+                        issue("grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)", .object([("le", .int(r.upperBound))]))
+                    }
+                } else if n.value < Double(r.lowerBound) {
+                    issue("grid_size", "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)", .object([("ge", .int(r.lowerBound))]))
+                } else if n.value > Double(r.upperBound) {
+                    issue("grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)", .object([("le", .int(r.upperBound))]))
+                } else {
+                    f.gridSize = Int(n.value)
+                }
+            } else {
+                issue("grid_size", "int_type", "Input should be a valid integer")
+            }
+        } else if mode == .create {
+            f.gridSize = StreamRules.gridSizeDefault
+        }
+
+        if let v = seen["threshold"] {
+            if case let .number(n) = v {
+                let r = StreamRules.thresholdRange
+                if !n.value.isFinite {
+                    issue("threshold", "finite_number", "Input should be a finite number")
+                } else if n.value < r.lowerBound {
+                    issue("threshold", "greater_than_equal", "Input should be greater than or equal to 0", .object([("ge", .int(0))]))
+                } else if n.value > r.upperBound {
+                    issue("threshold", "less_than_equal", "Input should be less than or equal to 1000", .object([("le", .int(1000))]))
+                } else {
+                    f.threshold = n.value == 0 ? 0 : n.value  // no "-0" in the database
+                }
+            } else {
+                issue("threshold", "float_type", "Input should be a valid number")
+            }
+        } else if mode == .create {
+            f.threshold = StreamRules.thresholdDefault
+        }
+
+        if let v = seen["is_active"] {
+            if case let .bool(b) = v { f.isActive = b } else { issue("is_active", "bool_type", "Input should be a valid boolean") }
+        } else if mode == .create {
+            f.isActive = false
+        }
+
+        for (k, _) in members where !known.contains(k) {
+            issue(k, "extra_forbidden", "Extra inputs are not permitted")
+        }
+        return issues.isEmpty ? .success(f) : .failure(APIError(issues: issues))
+    }
+}
+
+/// UUIDs in paths: validated before any query, like FastAPI's `uuid` path parameters.
+public enum UUIDText {
+    /// The canonical lower-case 8-4-4-4-12 form, or nil when `s` is not a UUID.
+    /// Accepts the hyphenated form and the 32-digit form, in either case.
+    public static func canonical(_ s: String) -> String? {
+        var hex: [UInt8] = []
+        hex.reserveCapacity(32)
+        let u = Array(s.utf8)
+        if u.count == 36 {
+            for (k, c) in u.enumerated() {
+                if k == 8 || k == 13 || k == 18 || k == 23 {
+                    guard c == UInt8(ascii: "-") else { return nil }
+                } else {
+                    hex.append(c)
+                }
+            }
+        } else if u.count == 32 {
+            hex = u
+        } else {
+            return nil
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (k, c) in hex.enumerated() {
+            if k == 8 || k == 12 || k == 16 || k == 20 { out.append(UInt8(ascii: "-")) }
+            switch c {
+            case 0x30...0x39, 0x61...0x66: out.append(c)
+            case 0x41...0x46: out.append(c + 0x20)
+            default: return nil
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func issue(_ value: String, field: String = "id") -> APIError {
+        APIError(issues: [ValidationIssue(
+            type: "uuid_parsing", loc: [.key("path"), .key(field)],
+            msg: "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-]")])
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return s
+    }
+}

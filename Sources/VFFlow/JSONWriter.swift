@@ -1,0 +1,91 @@
+/// A tiny append-only JSON writer for the per-frame messages: fixed-precision numbers without
+/// Foundation's formatter, into a caller-owned buffer whose storage is reused frame after frame.
+public struct JSONWriter {
+    public var bytes: [UInt8]
+
+    public init(capacity: Int = 4096) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func string(_ s: String) {
+        bytes.append(0x22)
+        for b in s.utf8 {
+            switch b {
+            case 0x22: bytes.append(0x5C); bytes.append(0x22)
+            case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
+            case 0x0A: bytes.append(0x5C); bytes.append(0x6E)
+            case 0x0D: bytes.append(0x5C); bytes.append(0x72)
+            case 0x09: bytes.append(0x5C); bytes.append(0x74)
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(0x22)
+    }
+
+    public mutating func int(_ v: Int) {
+        if v < 0 { bytes.append(0x2D) }
+        var m = v.magnitude
+        if m == 0 { bytes.append(0x30); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while m > 0 {
+                d[n] = UInt8(m % 10) + 0x30
+                m /= 10
+                n += 1
+            }
+            while n > 0 {
+                n -= 1
+                bytes.append(d[n])
+            }
+        }
+    }
+
+    public mutating func bool(_ v: Bool) {
+        if v { raw("true") } else { raw("false") }
+    }
+
+    /// `v` rounded to `decimals` places (0...6), trailing zeros dropped: 1.5 → `1.5`, 2.0 → `2`.
+    /// Non-finite values, which JSON cannot carry, are written as 0.
+    public mutating func number(_ v: Double, decimals: Int) {
+        guard v.isFinite else { bytes.append(0x30); return }
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (v * scale).rounded()
+        guard abs(scaled) < 9.0e15 else {
+            bytes.append(contentsOf: "\(v)".utf8)
+            return
+        }
+        var units = Int(scaled)
+        if units < 0 {
+            bytes.append(0x2D)
+            units = -units
+        }
+        let p = Int(scale)
+        int(units / p)
+        var frac = units % p
+        guard frac != 0 else { return }
+        var places = decimals
+        while frac % 10 == 0 {
+            frac /= 10
+            places -= 1
+        }
+        bytes.append(0x2E)
+        var div = 1
+        for _ in 1..<max(places, 1) { div *= 10 }
+        while div > 0 {
+            bytes.append(UInt8(frac / div % 10) + 0x30)
+            div /= 10
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import CVFOpenCV
+
+/// What one `VideoStream.read()` produced.
+public enum ReadResult: Sendable, Equatable {
+    case frame
+    /// The decoder returned an unusable frame; skip it (and count it).
+    case corrupt
+    /// No frame: the end of a finite source, or the connection is gone.
+    case end
+    case failed(String)
+}
+
+/// One video source and its optical-flow state, over the C shim's `cvf_stream` handle.
+///
+/// `@unchecked Sendable`: the handle is not thread-safe, and this class is owned by exactly one
+/// thread (the worker's capture loop, or `bench`/`flow` on the main thread); it is only handed
+/// over, never shared.
+public final class VideoStream: @unchecked Sendable {
+    private let handle: OpaquePointer
+    public private(set) var isOpen = false
+
+    public init() {
+        guard let h = cvf_stream_new() else { fatalError("out of memory creating a cvf_stream") }
+        handle = h
+    }
+
+    deinit { cvf_stream_free(handle) }
+
+    /// OpenCV's worker-thread count for the whole process.
+    public static func setThreads(_ n: Int) { cvf_set_num_threads(Int32(n)) }
+    public static var openCVVersion: String { String(cString: cvf_opencv_version()) }
+
+    private var lastError: String { String(cString: cvf_last_error(handle)) }
+
+    /// Opens a source (path, file://, http(s)://, rtsp(s)://); forgets the previous frame.
+    public func open(_ source: String, openTimeout: Double = 5, readTimeout: Double = 5) throws(FlowError) {
+        isOpen = false
+        if cvf_open(handle, source, Int32(openTimeout * 1000), Int32(readTimeout * 1000)) != 0 {
+            throw FlowError(lastError)
+        }
+        isOpen = true
+    }
+
+    public func close() {
+        cvf_close(handle)
+        isOpen = false
+    }
+
+    /// The frame rate the source announces, 0 when unknown.
+    public var sourceFPS: Double { cvf_source_fps(handle) }
+    /// The number of frames the source announces; <= 0 for live or unknown.
+    public var sourceFrameCount: Double { cvf_source_frame_count(handle) }
+    public var width: Int { Int(cvf_frame_width(handle)) }
+    public var height: Int { Int(cvf_frame_height(handle)) }
+
+    public func read() -> ReadResult {
+        switch cvf_read(handle) {
+        case CVF_READ_FRAME: return .frame
+        case CVF_READ_CORRUPT: return .corrupt
+        case CVF_READ_END: return .end
+        default: return .failed(lastError)
+        }
+    }
+
+    /// Loads a still image as the current frame.
+    public func loadImage(_ path: String) throws(FlowError) {
+        if cvf_load_image(handle, path) != 0 { throw FlowError(lastError) }
+    }
+
+    /// Grey conversion + pyramidal Lucas-Kanade from the previous frame at the grid points.
+    /// Calls `body` with the tracked vectors (x, y, dx, dy quadruples; empty on the first frame),
+    /// valid only inside `body`: no copy is made.
+    public func flow<R>(gridSize: Int, _ body: (UnsafeBufferPointer<Float>) -> R) throws(FlowError) -> R {
+        let n = cvf_flow(handle, Int32(gridSize))
+        if n < 0 { throw FlowError(lastError) }
+        if n == 0 { return body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return body(UnsafeBufferPointer(start: cvf_vectors(handle), count: Int(n) * 4))
+    }
+
+    public func resetFlow() { cvf_reset_flow(handle) }
+
+    /// Draws `vectors` on the current frame scaled to at most `maxWidth` px (0 = full size);
+    /// returns the preview size. Call after `flow`: at full size it draws on the frame itself.
+    public func annotate(vectors: [Float], maxWidth: Int, arrowScale: Float = 3, colourMax: Float = 8) throws(FlowError) -> (width: Int, height: Int) {
+        var w: Int32 = 0
+        var h: Int32 = 0
+        let rc = vectors.withUnsafeBufferPointer { cvf_annotate(handle, $0.baseAddress, Int32($0.count / 4), Int32(maxWidth), arrowScale, colourMax, &w, &h) }
+        if rc != 0 { throw FlowError(lastError) }
+        return (Int(w), Int(h))
+    }
+
+    /// JPEG bytes of the last annotated preview, appended to `out`.
+    public func encodeJPEG(quality: Int, into out: inout [UInt8]) throws(FlowError) {
+        var data: UnsafePointer<UInt8>?
+        var length = 0
+        if cvf_encode_jpeg(handle, Int32(quality), &data, &length) != 0 { throw FlowError(lastError) }
+        if let data { out.append(contentsOf: UnsafeBufferPointer(start: data, count: length)) }
+    }
+}
+
+public struct FlowError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,282 @@
+import Foundation
+import Synchronization
+import VFBus
+import VFNet
+
+/// A stream's live status as its worker reports it in the `vectorflow:status:<id>` hash.
+public struct StreamStatus: Sendable, Equatable, Codable {
+    public var state: String
+    public var fps: Double?
+    public var lastError: String?
+    /// Seconds since 1970 of the worker's last refresh.
+    public var updatedAt: Double?
+
+    public init(state: String, fps: Double? = nil, lastError: String? = nil, updatedAt: Double? = nil) {
+        self.state = state
+        self.fps = fps
+        self.lastError = lastError
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, fps
+        case lastError = "last_error"
+        case updatedAt = "updated_at"
+    }
+}
+
+/// Fans live frames out to WebSocket viewers: ONE Redis pattern subscription
+/// (`vectorflow:frames:*`) for the whole API, each frame forwarded verbatim (one binary message)
+/// to the clients of its stream and to the "all streams" clients, with "latest frame wins" per
+/// client so a slow viewer costs one pending frame and never slows the others. It also tells
+/// workers which streams are watched (`vectorflow:viewers:<id>`, TTL ~10 s, refreshed every ~3 s),
+/// so they annotate and encode only when someone looks.
+public final class FrameBroadcaster: Sendable {
+    public static let channelPrefix = "vectorflow:frames:"
+    public static let viewersPrefix = "vectorflow:viewers:"
+    public static let statusPrefix = "vectorflow:status:"
+
+    private struct Registry {
+        var byStream: [String: [WebSocket]] = [:]
+        var all: [WebSocket] = []
+        /// Streams the "all streams" clients received a frame of, with when (monotonic seconds).
+        var seenByAll: [String: Double] = [:]
+        /// Streams whose viewer marker should be written now (first viewer) or removed (last left).
+        var markNow: Set<String> = []
+        var clearNow: Set<String> = []
+        var running = true
+        var forwarded = 0
+    }
+
+    private let registry = Mutex(Registry())
+    private let wake = NSCondition()
+    /// Set before signalling `wake`, so a wake-up that comes while the marker is busy is not lost.
+    private let woken = Atomic<Bool>(false)
+    private let redis: RedisClient
+    private let subscriber: Mutex<RedisSubscriber?> = Mutex(nil)
+    private let redisURL: String
+    private let viewerTTL: Int
+    private let refreshInterval: Double
+    private let log: @Sendable (String) -> Void
+
+    public init(
+        redisURL: String, viewerTTL: Int = 10, refreshInterval: Double = 3,
+        log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data("[live] \($0)\n".utf8)) }
+    ) throws {
+        self.redisURL = redisURL
+        self.redis = try RedisClient(url: redisURL, timeout: 1)
+        self.viewerTTL = viewerTTL
+        self.refreshInterval = refreshInterval
+        self.log = log
+    }
+
+    /// Subscribes to the frame channels and starts the viewer-marker thread.
+    public func start() {
+        let sub = RedisSubscriber(url: redisURL, patterns: [Self.channelPrefix + "*"]) { [weak self] channel, payload in
+            self?.deliver(channel: channel, payload: payload)
+        }
+        let first = subscriber.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = sub
+            return true
+        }
+        guard first else { return }  // already started
+        sub.start()
+        let thread = Thread { [self] in markViewers() }
+        thread.name = "vf-viewer-marker"
+        thread.start()
+    }
+
+    public func stop() {
+        subscriber.withLock { $0 }?.stop()
+        registry.withLock { $0.running = false }
+        woken.store(true, ordering: .releasing)
+        wake.lock()
+        wake.signal()
+        wake.unlock()
+    }
+
+    /// Registers `GET /ws/frames?stream_id=<uuid>` (no stream_id: every stream). A malformed
+    /// stream_id refuses the upgrade (400). Handlers run on the connection's loop and only touch
+    /// the registry (a short lock), never Redis.
+    public func install(on router: inout Router) {
+        router.webSocket("/ws/frames") { [self] request in
+            let raw = request.query["stream_id"] ?? ""
+            if !raw.isEmpty && !Self.isUUID(raw) { return nil }
+            let streamID: String? = raw.isEmpty ? nil : raw.lowercased()
+            return WebSocketHandlers(
+                onOpen: { [self] ws in add(ws, streamID: streamID) },
+                onClose: { [self] ws, _ in remove(ws, streamID: streamID) })
+        }
+    }
+
+    /// Number of connected viewers (per stream and "all streams" together).
+    public var viewerCount: Int {
+        registry.withLock { r in r.all.count + r.byStream.values.reduce(0) { $0 + $1.count } }
+    }
+
+    /// Frames handed to clients so far (one per client per frame).
+    public var framesForwarded: Int { registry.withLock { $0.forwarded } }
+
+    /// The workers' status hashes, all in one round trip (a read-only Lua script doing HGETALL per
+    /// key). Blocks on Redis (≤ ~1 s per attempt): call it from a worker pool, never from an event
+    /// loop. Streams without a status (or all, if Redis is down) are absent from the result.
+    public func statuses(for ids: [String]) -> [String: StreamStatus] {
+        guard !ids.isEmpty else { return [:] }
+        let script = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGETALL', k) end return r"
+        guard let reply = try? redis.command(["EVAL", script, String(ids.count)] + ids.map { Self.statusPrefix + $0 }),
+            case .array(let hashes) = reply, hashes.count == ids.count
+        else { return [:] }
+        var out: [String: StreamStatus] = [:]
+        for (id, hash) in zip(ids, hashes) {
+            guard case .array(let items) = hash, !items.isEmpty else { continue }
+            var fields: [String: String] = [:]
+            var i = 0
+            while i + 1 < items.count {
+                if let k = items[i].text, let v = items[i + 1].text { fields[k] = v }
+                i += 2
+            }
+            guard let state = fields["state"] else { continue }
+            let lastError = fields["last_error"].flatMap { $0.isEmpty ? nil : $0 }
+            out[id] = StreamStatus(
+                state: state, fps: fields["fps"].flatMap(Double.init), lastError: lastError,
+                updatedAt: fields["updated_at"].flatMap(Double.init))
+        }
+        return out
+    }
+
+    // MARK: - internals
+
+    static func isUUID(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        guard u.count == 36 else { return false }
+        for (i, c) in u.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                if c != UInt8(ascii: "-") { return false }
+            } else if !((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)) {
+                return false
+            }
+        }
+        return true
+    }
+
+    private func add(_ ws: WebSocket, streamID: String?) {
+        let first = registry.withLock { r -> Bool in
+            guard let id = streamID else {
+                r.all.append(ws)
+                return false
+            }
+            var list = r.byStream[id] ?? []
+            list.append(ws)
+            r.byStream[id] = list
+            r.clearNow.remove(id)
+            if list.count == 1 {
+                r.markNow.insert(id)
+                return true
+            }
+            return false
+        }
+        if first { signalMarker() }
+    }
+
+    private func remove(_ ws: WebSocket, streamID: String?) {
+        let last = registry.withLock { r -> Bool in
+            guard let id = streamID else {
+                r.all.removeAll { $0 === ws }
+                return false
+            }
+            var list = r.byStream[id] ?? []
+            list.removeAll { $0 === ws }
+            if list.isEmpty {
+                r.byStream[id] = nil
+                r.markNow.remove(id)
+                if r.seenByAll[id] == nil {
+                    r.clearNow.insert(id)
+                    return true
+                }
+                return false
+            }
+            r.byStream[id] = list
+            return false
+        }
+        if last { signalMarker() }
+    }
+
+    /// On the subscriber thread, once per frame: a short lock to take the recipients (arrays are
+    /// shared, not copied), then one `sendLatest` each outside the lock.
+    private func deliver(channel: String, payload: [UInt8]) {
+        guard channel.hasPrefix(Self.channelPrefix) else { return }
+        let id = String(channel.utf8.dropFirst(Self.channelPrefix.utf8.count))!
+        let (targets, all, firstSeen) = registry.withLock { r -> ([WebSocket], [WebSocket], Bool) in
+            let targets = r.byStream[id] ?? []
+            var firstSeen = false
+            if !r.all.isEmpty {
+                firstSeen = r.seenByAll.updateValue(monotonicSeconds(), forKey: id) == nil
+                if firstSeen && targets.isEmpty { r.markNow.insert(id) }
+            }
+            r.forwarded += targets.count + r.all.count
+            return (targets, r.all, firstSeen && targets.isEmpty)
+        }
+        for ws in targets { ws.sendLatest(binary: payload) }
+        for ws in all { ws.sendLatest(binary: payload) }
+        if firstSeen { signalMarker() }
+    }
+
+    private func signalMarker() {
+        woken.store(true, ordering: .releasing)
+        wake.lock()
+        wake.signal()
+        wake.unlock()
+    }
+
+    /// The viewer-marker thread: every `refreshInterval` (or at once on a first viewer) SETs
+    /// `vectorflow:viewers:<id>` with a TTL for each watched stream; DELs it when the last leaves.
+    private func markViewers() {
+        var lastRefresh = 0.0
+        var lastError = ""
+        while true {
+            let now = monotonicSeconds()
+            let refreshAll = now - lastRefresh >= refreshInterval
+            let (running, mark, clear) = registry.withLock { r -> (Bool, Set<String>, Set<String>) in
+                // Streams the "all" clients have not received for a TTL are no longer watched by them.
+                r.seenByAll = r.seenByAll.filter { now - $0.value < Double(viewerTTL) && !r.all.isEmpty }
+                var mark = r.markNow
+                if refreshAll {
+                    mark.formUnion(r.byStream.keys)
+                    mark.formUnion(r.seenByAll.keys)
+                }
+                let clear = r.clearNow
+                r.markNow = []
+                r.clearNow = []
+                return (r.running, mark, clear)
+            }
+            if !running { return }
+            if refreshAll { lastRefresh = now }
+            do {
+                for id in mark {
+                    _ = try redis.command(["SET", Self.viewersPrefix + id, "1", "EX", String(viewerTTL)])
+                }
+                for id in clear {
+                    _ = try redis.command(["DEL", Self.viewersPrefix + id])
+                }
+                lastError = ""
+            } catch {
+                if "\(error)" != lastError { log("cannot mark viewers: \(error)") }
+                lastError = "\(error)"
+            }
+            wake.lock()
+            if !woken.load(ordering: .acquiring) {
+                _ = wake.wait(
+                    until: Date(timeIntervalSinceNow: max(0.05, refreshInterval - (monotonicSeconds() - lastRefresh))))
+            }
+            woken.store(false, ordering: .relaxed)
+            wake.unlock()
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,71 @@
+import Foundation
+import VFCore
+
+/// The API's worker-runtime settings, read with the project's one configuration loader, and the
+/// factory that turns them into a runtime, a file_sd writer and a reconciler.
+public struct RuntimeSettings: Sendable {
+    /// `VF_RUNTIME`: "docker", "process", or unset (docker if the socket answers, else process).
+    public var runtime: String?
+    public var dockerHost: String
+    public var workerImage: String
+    public var workerNetwork: String
+    /// `VF_WORKER_BUILD_CONTEXT` / `VF_WORKER_DOCKERFILE`: where to build the image from when missing.
+    public var buildContext: String?
+    public var dockerfile: String
+    public var workerBinary: String
+    public var stateDirectory: String
+    public var fileSDPath: String
+    /// `VF_WORKER_REDIS_URL`: Redis as the workers reach it (default: the API's own REDIS_URL).
+    public var workerRedisURL: String
+    public var reconcileInterval: Double
+    public var stopTimeout: Double
+
+    /// `apiBinaryDirectory`: where the API binary lives (the default worker binary sits beside it).
+    public init(_ c: ConfigurationSource, redisURL: String, apiBinaryDirectory: String) throws(ConfigurationError) {
+        runtime = c.raw("VF_RUNTIME")
+        if let r = runtime, r != "docker" && r != "process" {
+            throw ConfigurationError("VF_RUNTIME must be docker or process, got \"\(r)\"")
+        }
+        dockerHost = c.string("DOCKER_HOST", default: "unix:///var/run/docker.sock")
+        guard dockerHost.hasPrefix("unix://") || dockerHost.hasPrefix("tcp://") || dockerHost.hasPrefix("http://")
+        else {
+            throw ConfigurationError("DOCKER_HOST must be unix://PATH or tcp://HOST:PORT, got \"\(dockerHost)\"")
+        }
+        workerImage = c.string("VF_WORKER_IMAGE", default: "vectorflow-worker:latest")
+        workerNetwork = c.string("VF_WORKER_NETWORK", default: "host")
+        buildContext = c.raw("VF_WORKER_BUILD_CONTEXT")
+        dockerfile = c.string("VF_WORKER_DOCKERFILE", default: "Dockerfile.worker")
+        workerBinary = c.string(
+            "VF_WORKER_BIN", default: (apiBinaryDirectory as NSString).appendingPathComponent("vectorflow-worker"))
+        stateDirectory = c.string("VF_STATE_DIR", default: ".vf/workers")
+        fileSDPath = c.string("VF_FILE_SD_PATH", default: "prometheus/file_sd/workers.json")
+        workerRedisURL = c.string("VF_WORKER_REDIS_URL", default: redisURL)
+        reconcileInterval = try c.double("VF_RECONCILE_INTERVAL", default: 5, range: 0.2...3600)
+        stopTimeout = try c.double("VF_WORKER_STOP_TIMEOUT", default: 5, range: 0...120)
+    }
+
+    /// The runtime these settings ask for. Without `VF_RUNTIME`, docker when its socket answers
+    /// within a second, else the embedded process runtime.
+    public func makeRuntime(log: @escaping RuntimeLog = stderrRuntimeLog) -> any WorkerRuntime {
+        let kind = runtime ?? (DockerEngineRuntime.isReachable(dockerHost: dockerHost) ? "docker" : "process")
+        if kind == "docker" {
+            return DockerEngineRuntime(
+                configuration: DockerRuntimeConfiguration(
+                    dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
+                    network: workerNetwork, redisURL: workerRedisURL), log: log)
+        }
+        return ProcessRuntime(
+            configuration: ProcessRuntimeConfiguration(
+                workerBinary: workerBinary, stateDirectory: stateDirectory, redisURL: workerRedisURL), log: log)
+    }
+
+    /// A reconciler over `store` and a new runtime, writing file_sd to `fileSDPath`. Call
+    /// `start()` on it, and `kick()` after every change to a stream.
+    public func makeReconciler(store: any DesiredStateStore, log: @escaping RuntimeLog = stderrRuntimeLog)
+        -> StreamReconciler
+    {
+        StreamReconciler(
+            store: store, runtime: makeRuntime(log: log), fileSD: FileSDWriter(path: fileSDPath),
+            interval: reconcileInterval, stopTimeout: stopTimeout, log: log)
+    }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import VFCore
+
+/// The desired state, as the API's database holds it. Implemented by the API over PostgreSQL.
+/// Called from the reconciler's own thread only; may block.
+public protocol DesiredStateStore: Sendable {
+    /// One spec per stream that should have a worker (`is_active`).
+    func desiredWorkers() throws -> [WorkerSpec]
+    /// Records the running worker of a stream (`worker_container_name`, `worker_started_at`),
+    /// or clears both (nil, nil) when it stops.
+    func recordWorker(streamID: String, containerName: String?, startedAt: Double?) throws
+}
+
+/// What one reconciliation did; the API waits for one after a change to answer with errors.
+public struct ReconcileReport: Sendable {
+    public var started: [String] = []
+    public var stopped: [String] = []
+    /// Per stream id: the runtime error that kept its worker from running.
+    public var errors: [String: RuntimeError] = [:]
+    /// Set when the desired state or the runtime's list could not be read (nothing was changed).
+    public var failure: RuntimeError?
+    public var fileSDChanged = false
+    public init() {}
+}
+
+/// Makes the runtime's workers match the database: starts missing workers, stops orphans (workers
+/// of deleted or inactive streams), replaces exited ones, restarts a worker whose URL, grid or
+/// threshold changed (config hash), records container name and start time, and keeps the
+/// Prometheus file_sd file in step. Runs on its own thread, never on an event loop; runs are
+/// serialized, and kicks arriving during a run are coalesced into one more run.
+public final class StreamReconciler: @unchecked Sendable {
+    // @unchecked: `pending`, `running`, `waiters`, `lastReport` are guarded by `condition`;
+    // `runLock` serializes reconciliations between the thread and direct `reconcileNow()` calls.
+    public let store: DesiredStateStore
+    public let runtime: WorkerRuntime
+    public let fileSD: FileSDWriter?
+    public let interval: Double
+    public let stopTimeout: Double
+    /// Maps a worker to its file_sd target; nil uses the runtime's `metricsTarget`.
+    public let targetFor: @Sendable (WorkerInfo) -> String?
+    private let log: RuntimeLog
+    private let condition = NSCondition()
+    private let runLock = NSLock()
+    private var pending = false
+    private var running = false
+    private var waiters: [@Sendable (ReconcileReport) -> Void] = []
+    private var lastReportStorage = ReconcileReport()
+    private var thread: Thread?
+    private var forcedRun = false
+    // Touched only under `runLock`: when the last failed prepare (image build, engine) may be retried.
+    private var prepareFailure: (at: Double, error: RuntimeError)?
+    private var prepareBackoff = Backoff(initial: 2, maximum: 60)
+
+    public init(
+        store: DesiredStateStore, runtime: WorkerRuntime, fileSD: FileSDWriter?, interval: Double = 5,
+        stopTimeout: Double = 5, targetFor: @escaping @Sendable (WorkerInfo) -> String? = { $0.metricsTarget },
+        log: @escaping RuntimeLog = stderrRuntimeLog
+    ) {
+        self.store = store
+        self.runtime = runtime
+        self.fileSD = fileSD
+        self.interval = interval
+        self.stopTimeout = stopTimeout
+        self.targetFor = targetFor
+        self.log = log
+    }
+
+    /// Starts the reconciler thread; it reconciles at once, on every `kick()`, and every `interval` s.
+    public func start() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard thread == nil else { return }
+        running = true
+        pending = true
+        forcedRun = true
+        let t = Thread { [self] in loop() }
+        t.name = "vf-reconciler"
+        thread = t
+        t.start()
+    }
+
+    /// Stops the thread after the current run (workers are left as they are).
+    public func stop() {
+        condition.lock()
+        running = false
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Asks for a reconciliation soon (after a stream was created, changed, (de)activated or
+    /// deleted). Never blocks: safe on an event loop. `completion` (on the reconciler thread)
+    /// gets the report of the run that started after this kick.
+    public func kick(completion: (@Sendable (ReconcileReport) -> Void)? = nil) {
+        condition.lock()
+        pending = true
+        forcedRun = true
+        if let completion { waiters.append(completion) }
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The report of the latest run.
+    public var lastReport: ReconcileReport {
+        condition.lock()
+        defer { condition.unlock() }
+        return lastReportStorage
+    }
+
+    private func loop() {
+        condition.lock()
+        while running {
+            if !pending {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: interval))
+                if !running { break }
+            }
+            pending = false
+            let forced = forcedRun
+            forcedRun = false
+            let toNotify = waiters
+            waiters = []
+            condition.unlock()
+            let report = reconcileNow(forced: forced)
+            for w in toNotify { w(report) }
+            condition.lock()
+            lastReportStorage = report
+        }
+        condition.unlock()
+    }
+
+    /// Whether the database's record of a running worker is out of date (adopted after a restart
+    /// with a cleared row, or restarted by the runtime itself since).
+    static func recordIsStale(_ spec: WorkerSpec, _ current: WorkerInfo) -> Bool {
+        if spec.recordedContainerName != current.name { return true }
+        if let recorded = spec.recordedStartedAt, let started = current.startedAt, abs(recorded - started) > 0.01 {
+            return true
+        }
+        return false
+    }
+
+    /// One reconciliation, on the calling thread (tests and tools; the API uses `kick`).
+    /// `forced` (every run but the periodic ones) ignores the delay after a failed `prepare`, so a
+    /// person's action retries at once while a broken engine is not hammered every few seconds.
+    @discardableResult
+    public func reconcileNow(forced: Bool = true) -> ReconcileReport {
+        runLock.lock()
+        defer { runLock.unlock() }
+        var report = ReconcileReport()
+        let desired: [WorkerSpec]
+        do {
+            desired = try store.desiredWorkers()
+        } catch {
+            // Never act on an unreadable desired state: that would stop every worker.
+            report.failure = RuntimeError(.local, "desired state unavailable: \(error)")
+            log(report.failure!.message)
+            return report
+        }
+        if !desired.isEmpty {
+            if !forced, let (at, error) = prepareFailure, monotonicNow() < at {
+                report.failure = error
+                for spec in desired { report.errors[spec.streamID] = error }
+                return report
+            }
+            do {
+                try runtime.prepare()
+                prepareFailure = nil
+                prepareBackoff.reset()
+            } catch {
+                prepareFailure = (monotonicNow() + prepareBackoff.nextDelay(), error)
+                report.failure = error
+                for spec in desired { report.errors[spec.streamID] = error }
+                log("runtime not ready: \(error)")
+                return report
+            }
+        }
+        let actual: [WorkerInfo]
+        do {
+            actual = try runtime.list()
+        } catch {
+            report.failure = error
+            log("cannot list workers: \(error)")
+            return report
+        }
+        let wanted = Dictionary(desired.map { ($0.streamID, $0) }, uniquingKeysWith: { a, _ in a })
+        let present = Dictionary(actual.map { ($0.streamID, $0) }, uniquingKeysWith: { a, _ in a })
+
+        for worker in actual where wanted[worker.streamID] == nil {
+            do {
+                try runtime.stop(streamID: worker.streamID, timeout: stopTimeout)
+                report.stopped.append(worker.streamID)
+                log("stopped orphan worker \(worker.name)")
+                try? store.recordWorker(streamID: worker.streamID, containerName: nil, startedAt: nil)
+            } catch {
+                report.errors[worker.streamID] = error
+                log("cannot stop \(worker.name): \(error)")
+            }
+        }
+        for spec in desired.sorted(by: { $0.streamID < $1.streamID }) {
+            let current = present[spec.streamID]
+            let reason: String?
+            if let current {
+                if current.configHash != spec.configHash {
+                    reason = "configuration changed"
+                } else if current.state == .exited {
+                    reason = "worker exited"
+                } else {
+                    reason = nil
+                }
+            } else {
+                reason = "missing"
+            }
+            guard let reason else {
+                if let current, current.state == .running, Self.recordIsStale(spec, current) {
+                    try? store.recordWorker(
+                        streamID: spec.streamID, containerName: current.name, startedAt: current.startedAt)
+                }
+                continue
+            }
+            do {
+                if current != nil { try runtime.stop(streamID: spec.streamID, timeout: stopTimeout) }
+                let info = try runtime.start(spec)
+                report.started.append(spec.streamID)
+                log("started \(info.name) (\(reason))")
+                do {
+                    try store.recordWorker(streamID: spec.streamID, containerName: info.name, startedAt: info.startedAt)
+                } catch {
+                    log("cannot record worker of \(spec.streamID): \(error)")
+                }
+            } catch {
+                report.errors[spec.streamID] = error
+                log("cannot start worker of \(spec.streamID): \(error)")
+                if spec.recordedContainerName != nil {
+                    try? store.recordWorker(streamID: spec.streamID, containerName: nil, startedAt: nil)
+                }
+            }
+        }
+        if let fileSD {
+            do {
+                let workers = try runtime.list()
+                let targets = workers.filter { wanted[$0.streamID] != nil && $0.state != .exited }.compactMap { w in
+                    targetFor(w).map {
+                        FileSDTarget(
+                            target: $0, streamID: w.streamID, streamName: wanted[w.streamID]?.streamName ?? w.streamName
+                        )
+                    }
+                }
+                report.fileSDChanged = try fileSD.write(targets)
+                if report.fileSDChanged { log("file_sd updated: \(targets.count) target(s)") }
+            } catch {
+                log("cannot update file_sd: \(error)")
+            }
+        }
+        return report
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// What one worker must run: a stream's identity and the settings its worker reads from the
+/// environment. The API builds these from the active rows of `camera_streams`.
+public struct WorkerSpec: Sendable, Equatable, Codable {
+    public var streamID: String
+    public var streamName: String
+    public var sourceURL: String
+    public var gridSize: Int
+    public var threshold: Double
+    /// The `worker_container_name` the database holds now; lets the reconciler skip rewriting it.
+    public var recordedContainerName: String?
+    /// The `worker_started_at` the database holds now (seconds since 1970), if the store reads it:
+    /// lets the reconciler record a restart the runtime did on its own.
+    public var recordedStartedAt: Double?
+
+    public init(
+        streamID: String, streamName: String, sourceURL: String, gridSize: Int, threshold: Double,
+        recordedContainerName: String? = nil, recordedStartedAt: Double? = nil
+    ) {
+        self.streamID = streamID
+        self.streamName = streamName
+        self.sourceURL = sourceURL
+        self.gridSize = gridSize
+        self.threshold = threshold
+        self.recordedContainerName = recordedContainerName
+        self.recordedStartedAt = recordedStartedAt
+    }
+
+    /// The name of this stream's worker (container name, process label, file_sd job).
+    public var workerName: String { WorkerSpec.workerName(streamID: streamID) }
+
+    public static func workerName(streamID: String) -> String { "vector-worker-\(streamID)" }
+
+    /// A stable digest of the settings that need a restart when they change (URL, grid, threshold).
+    /// The name is left out on purpose: renaming a stream should not interrupt its analysis.
+    public var configHash: String {
+        // FNV-1a 64: stable across processes and versions, unlike Hasher.
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(sourceURL)\u{0}\(gridSize)\u{0}\(threshold)".utf8 {
+            h ^= UInt64(byte)
+            h &*= 0x0000_0100_0000_01b3
+        }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The worker's environment (see the worker's configuration in docs/interfaces).
+    public func environment(redisURL: String, metricsHost: String, metricsPort: Int, loop: Bool = true) -> [String:
+        String]
+    {
+        [
+            "STREAM_ID": streamID,
+            "STREAM_NAME": streamName,
+            "SOURCE_URL": sourceURL,
+            "GRID_SIZE": String(gridSize),
+            "THRESHOLD": String(threshold),
+            "REDIS_URL": redisURL,
+            "METRICS_HOST": metricsHost,
+            "METRICS_PORT": String(metricsPort),
+            "LOOP": loop ? "true" : "false",
+        ]
+    }
+}
+
+/// The lifecycle state of a worker as its runtime sees it.
+public enum WorkerState: String, Sendable, Codable {
+    /// Running (or being started by the engine).
+    case running
+    /// Died and is waiting for the runtime's own restart (backoff); the reconciler leaves it be.
+    case restarting
+    /// Stopped for good (exited container, or a process the runtime gave up on): needs replacing.
+    case exited
+}
+
+/// One worker the runtime knows about.
+public struct WorkerInfo: Sendable, Equatable {
+    public var streamID: String
+    public var streamName: String
+    /// Container name (docker) or worker name (process); what goes into `worker_container_name`.
+    public var name: String
+    public var configHash: String
+    public var state: WorkerState
+    /// Seconds since 1970 when this worker was started.
+    public var startedAt: Double?
+    /// `host:port` where Prometheus scrapes this worker's /metrics.
+    public var metricsTarget: String?
+    /// Process id (process runtime) or container id (docker), for logs and tests.
+    public var identifier: String
+
+    public init(
+        streamID: String, streamName: String, name: String, configHash: String, state: WorkerState,
+        startedAt: Double?, metricsTarget: String?, identifier: String
+    ) {
+        self.streamID = streamID
+        self.streamName = streamName
+        self.name = name
+        self.configHash = configHash
+        self.state = state
+        self.startedAt = startedAt
+        self.metricsTarget = metricsTarget
+        self.identifier = identifier
+    }
+}
+
+/// A runtime failure the API can show to a person. `httpStatus` says how the API answers it:
+/// 503 when the engine cannot be reached, 502 when it answered with an error.
+public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// The engine (socket, daemon) cannot be reached or timed out.
+        case unavailable
+        /// The engine answered with an error (bad image, conflict, limits...).
+        case engine
+        /// A local failure: spawn, file system, configuration.
+        case local
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var httpStatus: Int {
+        switch kind {
+        case .unavailable: 503
+        case .engine, .local: 502
+        }
+    }
+
+    public var description: String { message }
+}
+
+/// Runs and stops per-stream workers. Every method blocks (engine calls, waiting for a process
+/// to exit): call them from the reconciler's thread or a pool, never from an event loop.
+public protocol WorkerRuntime: Sendable {
+    /// "docker" or "process", for logs and /health.
+    var kind: String { get }
+    /// One-time readiness (engine reachable, image present or built). Idempotent; cheap when done.
+    func prepare() throws(RuntimeError)
+    /// Every worker this runtime manages (by label or state record), running or not.
+    func list() throws(RuntimeError) -> [WorkerInfo]
+    /// Starts a worker for `spec`, replacing any leftover of the same stream.
+    func start(_ spec: WorkerSpec) throws(RuntimeError) -> WorkerInfo
+    /// Stops the stream's worker (SIGTERM, then SIGKILL after `timeout` seconds) and removes it.
+    /// Succeeds when there is nothing to stop.
+    func stop(streamID: String, timeout: Double) throws(RuntimeError)
+}
+
+/// Where log lines of the runtime go; the API passes its own logger.
+public typealias RuntimeLog = @Sendable (String) -> Void
+
+/// The default log: one line on stderr.
+public let stderrRuntimeLog: RuntimeLog = { line in
+    FileHandle.standardError.write(Data("[runtime] \(line)\n".utf8))
+}

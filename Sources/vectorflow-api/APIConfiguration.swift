@@ -1,0 +1,42 @@
+import Foundation
+import VFCore
+
+/// Settings of `vectorflow-api`, from flags or the environment (see docs/api.md).
+struct APIConfiguration: Sendable {
+    var databaseURL: String
+    var redisURL: String
+    var host: String
+    var port: Int
+    var apiToken: String?
+    var allowFileSources: Bool
+    var staticDir: String
+    /// `["*"]` for any origin, else the exact origins allowed.
+    var corsOrigins: [String]
+    var databasePoolSize: Int
+
+    init(_ c: ConfigurationSource) throws(ConfigurationError) {
+        databaseURL = c.string("DATABASE_URL", default: "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow")
+        guard databaseURL.hasPrefix("postgresql://") || databaseURL.hasPrefix("postgres://") else {
+            throw ConfigurationError("DATABASE_URL must be a postgresql:// URL, got \"\(databaseURL)\"")
+        }
+        redisURL = c.string("REDIS_URL", default: "redis://localhost:6379/0")
+        guard redisURL.hasPrefix("redis://") || redisURL.hasPrefix("unix://") || redisURL.hasPrefix("rediss://") else {
+            throw ConfigurationError("REDIS_URL must be a redis:// URL, got \"\(redisURL)\"")
+        }
+        host = c.string("VF_HOST", default: "0.0.0.0")
+        port = try c.int("VF_PORT", default: 8000, range: 0...65535)
+        apiToken = c.raw("VF_API_TOKEN")
+        if let t = apiToken, t.contains(where: { $0 == " " || $0 == "\n" || $0 == "\r" }) {
+            throw ConfigurationError("VF_API_TOKEN must not contain spaces or line breaks")
+        }
+        allowFileSources = try c.bool("VF_ALLOW_FILE_SOURCES", default: false)
+        staticDir = c.string("VF_STATIC_DIR", default: "frontend-static")
+        let origins = c.string("VF_CORS_ORIGINS", default: "*")
+            .split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for o in origins where o != "*" && !(o.hasPrefix("http://") || o.hasPrefix("https://")) {
+            throw ConfigurationError("VF_CORS_ORIGINS must be * or a comma-separated list of http(s) origins, got \"\(o)\"")
+        }
+        corsOrigins = origins.isEmpty ? ["*"] : origins
+        databasePoolSize = try c.int("VF_DB_POOL_SIZE", default: 4, range: 1...64)
+    }
+}

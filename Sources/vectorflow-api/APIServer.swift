@@ -1,0 +1,167 @@
+import Foundation
+import VFBus
+import VFCore
+import VFNet
+import VFStore
+
+/// Wires the service layer to VFNet: routes, CORS, bearer auth and request metrics. Handlers only
+/// move bytes; every database call is queued on the `DatabasePool` and answered from its thread
+/// through the `HTTPResponder`, so the event loops never wait on PostgreSQL.
+final class APIServer: Sendable {
+    let config: APIConfiguration
+    let pool: DatabasePool
+    let service: StreamService
+    let metrics = APIMetrics()
+    let redis: RedisHealth
+    let openAPI: [UInt8]
+    let staticFiles: StaticFiles?
+    private let fileQueue = DispatchQueue(label: "vectorflow-api.static", attributes: .concurrent)
+
+    init(config: APIConfiguration, redis: RedisClient?, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle()) {
+        self.config = config
+        pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
+        service = StreamService(validator: StreamValidator(allowFileSources: config.allowFileSources), lifecycle: lifecycle)
+        self.redis = RedisHealth(client: redis)
+        openAPI = JSONSerializer.encode(OpenAPIDocument.build(
+            allowFileSources: config.allowFileSources, authRequired: config.apiToken != nil, version: "1.0.0"))
+        staticFiles = StaticFiles(directory: config.staticDir)
+    }
+
+    // MARK: Routes
+
+    func makeRouter() -> Router {
+        var r = Router()
+        let service = self.service
+        r.get("/health") { [self] _, res in database(res) { db in self.health(db) } }
+        r.get("/streams") { [self] _, res in database(res) { db in service.list(db).http } }
+        r.post("/streams") { [self] req, res in
+            let body = req.body, ct = req.headers["Content-Type"]
+            database(res) { db in service.create(body: body, contentType: ct, db).http }
+        }
+        r.get("/streams/{id}") { [self] req, res in
+            let id = req.pathParameters["id"] ?? ""
+            database(res) { db in service.get(id: id, db).http }
+        }
+        r.put("/streams/{id}") { [self] req, res in
+            let id = req.pathParameters["id"] ?? "", body = req.body, ct = req.headers["Content-Type"]
+            database(res) { db in service.update(id: id, body: body, contentType: ct, db).http }
+        }
+        r.delete("/streams/{id}") { [self] req, res in
+            let id = req.pathParameters["id"] ?? ""
+            database(res) { db in service.delete(id: id, db).http }
+        }
+        r.post("/streams/{id}/activate") { [self] req, res in
+            let id = req.pathParameters["id"] ?? ""
+            database(res) { db in service.setActive(id: id, true, db).http }
+        }
+        r.post("/streams/{id}/deactivate") { [self] req, res in
+            let id = req.pathParameters["id"] ?? ""
+            database(res) { db in service.setActive(id: id, false, db).http }
+        }
+        r.get("/metrics") { [self] _, res in
+            database(res) { db in
+                if let c = try? StreamRepository.counts(db) {
+                    self.metrics.managedStreams.set(to: Double(c.managed))
+                    self.metrics.activeStreams.set(to: Double(c.active))
+                }
+                return HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                                    body: self.metrics.render())
+            }
+        }
+        let spec = openAPI
+        r.get("/openapi.json") { _, res in res.respond(.json(raw: spec)) }
+        r.get("/docs") { _, res in res.respond(.text(DocsPage.html, contentType: "text/html; charset=utf-8")) }
+        r.notFound = { [self] req, res in
+            guard req.method == "GET" || req.method == "HEAD", let files = staticFiles else {
+                return res.respond(.json(raw: APIError.notFound.body, status: 404))
+            }
+            let path = req.path
+            fileQueue.async {
+                if let f = files.load(path: path) {
+                    res.respond(HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", f.contentType)]), body: f.body))
+                } else {
+                    res.respond(.json(raw: APIError.notFound.body, status: 404))
+                }
+            }
+        }
+        return r
+    }
+
+    /// Runs `work` on a database pool thread and answers with its result; 503 when the queue is full.
+    private func database(_ res: HTTPResponder, _ work: @escaping @Sendable (Database) -> HTTPResponse) {
+        let queued = pool.submit { db in res.respond(work(db)) }
+        if !queued { res.respond(.json(raw: APIError.busy.body, status: 503)) }
+    }
+
+    private func health(_ db: Database) -> HTTPResponse {
+        let dbUp = db.ping()
+        let redisState = redis.state()
+        var members: [(String, JSONValue)] = [
+            ("status", .string(dbUp ? "ok" : "unavailable")),
+            ("database", .string(dbUp ? "ok" : "down")),
+            ("redis", .string(redisState)),
+        ]
+        if !dbUp { members.append(("detail", .string("Database unavailable"))) }
+        return .json(raw: JSONSerializer.encode(.object(members)), status: dbUp ? 200 : 503)
+    }
+
+    // MARK: Hooks
+
+    func makeHooks() -> HTTPServerHooks {
+        let token = config.apiToken.map { Array("Bearer \($0)".utf8) }
+        let origins = config.corsOrigins
+        let anyOrigin = origins.contains("*")
+        let metrics = self.metrics
+
+        @Sendable func allowedOrigin(_ req: HTTPRequest) -> String? {
+            guard let origin = req.headers["Origin"] else { return nil }
+            if anyOrigin { return "*" }
+            return origins.contains(origin) ? origin : nil
+        }
+
+        let before: @Sendable (HTTPRequest) -> HTTPResponse? = { req in
+            if req.method == "OPTIONS", req.headers["Access-Control-Request-Method"] != nil, req.headers["Origin"] != nil {
+                var h = HTTPHeaders()
+                if let o = allowedOrigin(req) {
+                    h.add("Access-Control-Allow-Origin", o)
+                    h.add("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+                    h.add("Access-Control-Allow-Headers", req.headers["Access-Control-Request-Headers"] ?? "Authorization, Content-Type")
+                    h.add("Access-Control-Max-Age", "600")
+                }
+                if !anyOrigin { h.add("Vary", "Origin") }
+                return HTTPResponse(status: 204, headers: h)
+            }
+            if let token, req.method != "GET", req.method != "HEAD", req.method != "OPTIONS" {
+                let sent = Array((req.headers["Authorization"] ?? "").utf8)
+                if !constantTimeEqual(sent, token) {
+                    var r = HTTPResponse.json(raw: APIError.notAuthenticated.body, status: 401)
+                    r.headers.add("WWW-Authenticate", "Bearer")
+                    return r
+                }
+            }
+            return nil
+        }
+        let after: @Sendable (HTTPRequest, inout HTTPResponse, Double) -> Void = { req, res, seconds in
+            if let o = allowedOrigin(req), res.headers["Access-Control-Allow-Origin"] == nil {
+                res.headers.add("Access-Control-Allow-Origin", o)
+                if !anyOrigin { res.headers.add("Vary", "Origin") }
+            }
+            metrics.observe(method: req.method, route: req.routePattern ?? "unmatched", status: res.status, seconds: seconds)
+        }
+        return HTTPServerHooks(before: before, after: after)
+    }
+}
+
+/// Compares secrets without an early exit, so timing does not reveal how much of a guess matched.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var diff = UInt8(a.count == b.count ? 0 : 1)
+    for i in 0..<b.count { diff |= (i < a.count ? a[i] : 0) ^ b[i] }
+    return diff == 0
+}
+
+extension ServiceResponse {
+    var http: HTTPResponse {
+        if status == 204 { return HTTPResponse(status: 204) }
+        return .json(raw: body, status: status)
+    }
+}

@@ -1,0 +1,52 @@
+import Prometheus
+
+/// The worker's Prometheus series, labelled `stream_id` and `stream_name`.
+/// swift-prometheus metrics are atomics: the capture thread updates them while the HTTP server
+/// renders them, without a lock of ours.
+final class WorkerMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let magnitudeAvg: Gauge
+    let magnitudeMax: Gauge
+    let vectorCount: Gauge
+    let fps: Gauge
+    let framesProcessed: Counter
+    let framesDropped: Counter
+    let reconnects: Counter
+    let previewsPublished: Counter
+
+    init(streamID: String, streamName: String) {
+        let labels = [("stream_id", streamID), ("stream_name", streamName)]
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        func gauge(_ name: String, _ help: String) -> Gauge {
+            registry.makeGauge(descriptor: Self.describe(name, help), labels: labels)
+        }
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: Self.describe(name, help), labels: labels)
+        }
+        magnitudeAvg = gauge("vector_flow_magnitude_avg",
+                             "Mean magnitude (px/frame) of the flow vectors above the threshold in the last frame; 0 when none")
+        magnitudeMax = gauge("vector_flow_magnitude_max",
+                             "Largest flow magnitude (px/frame) among all tracked grid points in the last frame")
+        vectorCount = gauge("vector_flow_vector_count",
+                            "Number of grid points whose flow magnitude exceeded the threshold in the last frame")
+        fps = gauge("vector_flow_fps", "Frames analysed per second, measured over about one second")
+        framesProcessed = counter("vector_flow_frames_processed_total", "Frames analysed since the worker started")
+        framesDropped = counter("vector_flow_frames_dropped_total",
+                                "Frames skipped because the decoder returned an unusable frame")
+        reconnects = counter("vector_flow_source_reconnects_total", "Times the source was lost and reopened")
+        previewsPublished = counter("vector_flow_previews_published_total", "Live-frame messages sent to Redis")
+    }
+
+    /// The full name as given, no unit suffix appended (the names are part of the interface).
+    private static func describe(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    func render() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(4096)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,65 @@
+import VFCore
+
+/// The source kinds the worker reads; anything else is a configuration error (exit 2).
+enum SourceKind: Equatable {
+    case file, http, rtsp
+
+    /// Classifies a source: a scheme-less string is a file path.
+    static func of(_ source: String) throws(ConfigurationError) -> SourceKind {
+        guard !source.isEmpty else { throw ConfigurationError("SOURCE_URL is empty") }
+        guard let r = source.range(of: "://") else { return .file }
+        switch source[..<r.lowerBound].lowercased() {
+        case "file": return .file
+        case "http", "https": return .http
+        case "rtsp", "rtsps": return .rtsp
+        case let s: throw ConfigurationError("unsupported source URL scheme \"\(s)\" (use rtsp, rtsps, http, https or file)")
+        }
+    }
+}
+
+/// Options shared by every subcommand that computes flow.
+struct FlowSettings {
+    var gridSize: Int
+    var threshold: Double
+
+    init(_ c: ConfigurationSource) throws(ConfigurationError) {
+        gridSize = try c.int("GRID_SIZE", default: 16, range: 4...256)
+        threshold = try c.double("THRESHOLD", default: 1.2, range: 0...1000)
+    }
+}
+
+/// `vectorflow-worker run` configuration (environment or `--kebab-flags`).
+struct WorkerSettings {
+    var streamID: String
+    var streamName: String
+    var source: String
+    var sourceKind: SourceKind
+    var flow: FlowSettings
+    var redisURL: String
+    var metricsHost: String
+    var metricsPort: Int
+    var loop: Bool
+    var previewFPS: Double
+    var previewMaxWidth: Int
+    var previewAlways: Bool
+    var jpegQuality: Int
+    var threads: Int
+
+    init(_ c: ConfigurationSource) throws(ConfigurationError) {
+        streamID = c.string("STREAM_ID", default: "default")
+        streamName = c.string("STREAM_NAME", default: streamID)
+        guard let src = c.raw("SOURCE_URL") else { throw ConfigurationError("SOURCE_URL is required") }
+        source = src
+        sourceKind = try SourceKind.of(src)
+        flow = try FlowSettings(c)
+        redisURL = c.string("REDIS_URL", default: "redis://localhost:6379/0")
+        metricsHost = c.string("METRICS_HOST", default: "0.0.0.0")
+        metricsPort = try c.int("METRICS_PORT", default: 9100, range: 0...65535)
+        loop = try c.bool("LOOP", default: true)
+        previewFPS = try c.double("PREVIEW_FPS", default: 10, range: 0.1...120)
+        previewMaxWidth = try c.int("PREVIEW_MAX_WIDTH", default: 640, range: 16...7680)
+        previewAlways = try c.bool("PREVIEW_ALWAYS", default: false)
+        jpegQuality = try c.int("JPEG_QUALITY", default: 80, range: 1...100)
+        threads = try c.int("VF_THREADS", default: 1, range: 1...64)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import VFBus
+import VFCore
+import VFFlow
+
+/// `vectorflow-worker run`: starts the capture loop, the Redis publisher and status threads and the
+/// metrics server, then waits for SIGTERM/SIGINT (exit 0 within 2 s) or the end of a finite source.
+func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
+    let settings = try WorkerSettings(c)
+    let client: RedisClient
+    do {
+        client = try RedisClient(url: settings.redisURL, timeout: 1)
+    } catch {
+        throw ConfigurationError(error.description)
+    }
+    VideoStream.setThreads(settings.threads)
+
+    // Signals are taken synchronously by this thread (sigtimedwait), so they are blocked before any
+    // other thread starts and inherits the mask. SIGPIPE would kill the process when Redis or a
+    // scraper drops a connection mid-write: ignore it, the write reports EPIPE instead.
+    signal(SIGPIPE, SIG_IGN)
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGTERM)
+    sigaddset(&signals, SIGINT)
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+    let metrics = WorkerMetrics(streamID: settings.streamID, streamName: settings.streamName)
+    let housekeeper = Housekeeper(client: client, streamID: settings.streamID, previewAlways: settings.previewAlways)
+    let publisher = FramePublisher(client: client, channel: "vectorflow:frames:\(settings.streamID)", metrics: metrics)
+    let server: MetricsServer
+    do {
+        server = try MetricsServer(host: settings.metricsHost, port: settings.metricsPort, metrics: metrics, housekeeper: housekeeper)
+    } catch {
+        printError("vectorflow-worker: cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
+        return 1
+    }
+    let capture = CaptureLoop(settings: settings, metrics: metrics, housekeeper: housekeeper, publisher: publisher)
+    housekeeper.start()
+    publisher.start()
+    capture.start()
+    printError("vectorflow-worker: stream \(settings.streamID) from \(settings.source), metrics on port \(server.port), OpenCV \(VideoStream.openCVVersion)")
+
+    var stoppedBySignal = false
+    var timeout = timespec(tv_sec: 0, tv_nsec: 100_000_000)
+    while true {
+        let sig = sigtimedwait(&signals, nil, &timeout)
+        if sig == SIGTERM || sig == SIGINT {
+            stoppedBySignal = true
+            break
+        }
+        if capture.isFinished { break }
+    }
+    // Everything below is bounded so that the process is gone within 2 s of SIGTERM: the capture
+    // thread may sit in a blocking read, and the process exits without it if it does not return.
+    capture.stop()
+    _ = capture.join(timeout: 1.0)
+    publisher.stop()
+    housekeeper.stop(removeStatus: stoppedBySignal)
+    server.stop()
+    return 0
+}

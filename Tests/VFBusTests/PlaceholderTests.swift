@@ -1,5 +1,0 @@
-import XCTest
-
-final class VFBusPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class VFCorePlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

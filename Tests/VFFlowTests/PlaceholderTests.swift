@@ -1,5 +1,0 @@
-import XCTest
-
-final class VFFlowPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

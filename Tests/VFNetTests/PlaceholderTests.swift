@@ -1,5 +1,0 @@
-import XCTest
-
-final class VFNetPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class VFRuntimePlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

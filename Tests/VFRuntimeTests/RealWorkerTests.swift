@@ -1,0 +1,45 @@
+import Foundation
+import Glibc
+import VFCore
+import XCTest
+
+@testable import VFRuntime
+
+/// The process runtime with the project's real `vectorflow-worker` (built next to this test
+/// bundle by `swift build --build-tests`) on a real sample video: the worker serves /health and
+/// /metrics on the loopback port the runtime gave it, and stops on SIGTERM well within the grace.
+final class RealWorkerTests: XCTestCase {
+    func testRealWorkerUnderTheProcessRuntime() throws {
+        let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+        let worker = ProcessInfo.processInfo.environment["VF_WORKER_BIN"] ?? "\(binDir)/vectorflow-worker"
+        guard FileManager.default.isExecutableFile(atPath: worker) else {
+            throw XCTSkip("no vectorflow-worker at \(worker) (build the package's products first)")
+        }
+        guard let samples = ProcessInfo.processInfo.environment["VF_SAMPLES_DIR"],
+            FileManager.default.fileExists(atPath: "\(samples)/vtest.avi")
+        else {
+            throw XCTSkip("VF_SAMPLES_DIR with vtest.avi is not set (scripts/fetch-samples.sh)")
+        }
+        let dir = makeTestFolder("real-worker")
+        let runtime = ProcessRuntime(
+            configuration: ProcessRuntimeConfiguration(
+                workerBinary: worker, stateDirectory: dir, redisURL: "redis://127.0.0.1:1/0", stopGrace: 5,
+                restartBackoff: Backoff(initial: 0.2, maximum: 1), monitorInterval: 0.05), log: { _ in })
+        defer { runtime.shutdown(stopWorkers: true) }
+        let info = try runtime.start(spec(IDs.a, url: "file://\(samples)/vtest.avi"))
+        let http = CurlHTTP(dockerHost: "http://\(info.metricsTarget!)", service: "worker metrics")
+        XCTAssertTrue(
+            waitUntil(15) { (try? http.request("GET", "/health", timeout: 1))?.status == 200 },
+            "worker log: \((try? String(contentsOfFile: runtime.logPath(streamID: IDs.a), encoding: .utf8)) ?? "")")
+        let metrics = try http.request("GET", "/metrics", timeout: 2)
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        XCTAssertTrue(text.contains("stream_id=\"\(IDs.a)\""), text)
+
+        let pid = Int32(info.identifier)!
+        let t0 = monotonicNow()
+        try runtime.stop(streamID: IDs.a, timeout: 5)
+        XCTAssertLessThan(monotonicNow() - t0, 2.5, "the worker must exit on SIGTERM within 2 s")
+        XCTAssertFalse(processExists(pid))
+        XCTAssertFalse(isZombie(pid))
+    }
+}

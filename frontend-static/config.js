@@ -1,0 +1,12 @@
+// Deployment settings of the dashboard. A deployment may replace this file (for example with a
+// volume mount); every key is optional.
+//   apiUrl               base URL of the Vector Flow API; "" means the page's own origin
+//                        (the API serves this page at /, and nginx proxies the API on :5173).
+//   grafanaDashboardUrl  the provisioned "Vector Flow Overview" dashboard; the page adds
+//                        var-stream_id=<selected stream>.
+//   apiToken             sent as "Authorization: Bearer <token>" when the API has VF_API_TOKEN set.
+window.VF_CONFIG = {
+  apiUrl: "",
+  grafanaDashboardUrl: "http://localhost:3000/d/vector-flow/vector-flow-overview",
+  apiToken: "",
+};

@@ -1,0 +1,79 @@
+// REST client of the Vector Flow API. Errors keep the API's FastAPI-style body so that the form can
+// put each 422 message next to its field.
+
+const config = window.VF_CONFIG || {};
+
+/** Base URL of the API without a trailing slash; "" is the page's own origin. */
+export const apiBase = String(config.apiUrl || "").replace(/\/+$/, "");
+
+/** An HTTP error of the API: `status`, and `detail` (a string or FastAPI's list of field errors). */
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(typeof detail === "string" ? detail : `request failed (${status})`);
+    this.status = status;
+    this.detail = detail;
+  }
+
+  /** The field errors of a 422 as a map from field name to messages. */
+  fieldErrors() {
+    const out = {};
+    if (!Array.isArray(this.detail)) return out;
+    for (const item of this.detail) {
+      const loc = Array.isArray(item && item.loc) ? item.loc : [];
+      const field = loc.length > 1 && loc[0] === "body" ? String(loc[1]) : "";
+      (out[field] ||= []).push(String(item.msg || "invalid value"));
+    }
+    return out;
+  }
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (config.apiToken) headers.Authorization = `Bearer ${config.apiToken}`;
+  let response;
+  try {
+    response = await fetch(apiBase + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, `The API at ${apiBase || window.location.origin} cannot be reached (${e.message}).`);
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const detail = data && data.detail !== undefined ? data.detail : `${response.status} ${response.statusText}`.trim();
+    throw new ApiError(response.status, detail);
+  }
+  return data;
+}
+
+export const api = {
+  health: () => request("GET", "/health"),
+  list: () => request("GET", "/streams"),
+  get: (id) => request("GET", `/streams/${encodeURIComponent(id)}`),
+  create: (stream) => request("POST", "/streams", stream),
+  update: (id, stream) => request("PUT", `/streams/${encodeURIComponent(id)}`, stream),
+  remove: (id) => request("DELETE", `/streams/${encodeURIComponent(id)}`),
+  activate: (id) => request("POST", `/streams/${encodeURIComponent(id)}/activate`),
+  deactivate: (id) => request("POST", `/streams/${encodeURIComponent(id)}/deactivate`),
+};
+
+/** The WebSocket URL of a stream's live frames. */
+export function framesSocketUrl(streamId) {
+  const base = new URL(apiBase || window.location.origin, window.location.href);
+  base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+  base.pathname = base.pathname.replace(/\/+$/, "") + "/ws/frames";
+  base.search = `?stream_id=${encodeURIComponent(streamId)}`;
+  return base.toString();
+}

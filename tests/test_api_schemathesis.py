@@ -1,0 +1,36 @@
+"""Property-based conformance: schemathesis generates requests from the API's own /openapi.json and
+checks every answer (status, content type, body schema, negative data rejected, positive data
+accepted, deleted resources gone, ...). Bounded: a fixed seed and a small example budget."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import OUT
+from test_api_crud import make_database, postgres, start_api  # noqa: F401 (postgres: fixture)
+
+
+def _schemathesis():
+    exe = shutil.which("schemathesis") or shutil.which("st")
+    if exe is None:
+        pytest.fail("schemathesis is not installed: run scripts/install-deps.sh --test")
+    return exe
+
+
+@pytest.mark.parametrize("allow_file", ["false", "true"])
+def test_schemathesis_all_checks(bin_dir, postgres, redis_server, allow_file):
+    url, _ = make_database(postgres)
+    p, base = start_api(bin_dir, f"api-schemathesis-{allow_file}", {
+        "DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_ALLOW_FILE_SOURCES": allow_file})
+    report = OUT / f"schemathesis-{allow_file}.txt"
+    r = subprocess.run([_schemathesis(), "run", base + "/openapi.json", "--checks", "all", "--max-examples", "30",
+                        "--seed", "1", "--generation-database", "none",
+                        # One worker: CPython 3.11.7's ast.parse is not thread-safe (hypothesis calls it).
+                        "--workers", "1"],
+                       capture_output=True, text=True, timeout=240, env={**os.environ, "NO_COLOR": "1"})
+    report.write_text(r.stdout + r.stderr)
+    assert p.alive(), p.output()
+    assert r.returncode == 0, r.stdout[-6000:]
+    assert p.stop() == 0

@@ -1,0 +1,392 @@
+"""The deployment files, checked with the real tools that read them.
+
+- docker-compose.yml: Debian's docker-compose validates it, and its wiring is what the platform needs.
+- Dockerfile.api / Dockerfile.worker: every runtime package exists in Debian 12, and it provides each
+  shared library the built binaries link.
+- prometheus/prometheus.yml: promtool accepts it (with its file_sd target file), and a real Prometheus
+  running it scrapes the real API and, through file_sd, a real worker.
+- grafana/dashboards/vector-flow.json: its structure, and every panel query returns data for the
+  running worker's stream from that Prometheus.
+- frontend-static/nginx.conf: nginx accepts it, and a real nginx running it serves the dashboard and
+  proxies REST and the WebSocket to the real API.
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import OUT, ROOT, Postgres, free_port, wait_until
+
+WORKER_METRICS = ["vector_flow_magnitude_avg", "vector_flow_magnitude_max", "vector_flow_vector_count",
+                  "vector_flow_fps", "vector_flow_frames_processed_total"]
+API_METRICS = ["vector_flow_managed_streams_total", "vector_flow_active_streams_total"]
+API_ENV = ["DATABASE_URL", "REDIS_URL", "VF_RUNTIME", "DOCKER_HOST", "VF_WORKER_IMAGE", "VF_WORKER_NETWORK",
+           "VF_FILE_SD_PATH", "VF_STATIC_DIR"]
+
+
+class _Postgres(Postgres):
+    """conftest's Postgres, running each statement of a multi-statement string on its own: `psql -c`
+    runs such a string as one transaction, which CREATE DATABASE refuses."""
+
+    def psql(self, sql, db="postgres"):
+        args = [a for stmt in sql.split(";") if stmt.strip() for a in ("-c", stmt.strip())]
+        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
+                               "-v", "ON_ERROR_STOP=1", "-At", *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A private PostgreSQL for this module (overrides conftest's)."""
+    pg = _Postgres()
+    yield pg
+    pg.close()
+
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, **kw)
+
+
+# ---- docker-compose.yml ---------------------------------------------------------------------------
+
+def test_compose_file_is_valid_and_wired():
+    result = run(["docker-compose", "-f", "docker-compose.yml", "config"])
+    assert result.returncode == 0, result.stderr
+    cfg = yaml.safe_load(result.stdout)
+    services = cfg["services"]
+    ports = {"frontend": 5173, "api": 8000, "prometheus": 9090, "grafana": 3000, "postgres": 5432, "redis": 6379}
+    for name, port in ports.items():
+        published = {(int(p["published"]), int(p["target"])) for p in services[name].get("ports", [])}
+        assert (port, port) in published, (name, services[name].get("ports"))
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    for name in ports:
+        for dep, cond in services[name].get("depends_on", {}).items():
+            assert cond["condition"] in ("service_healthy", "service_completed_successfully"), (name, dep)
+    assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["frontend"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+    # The worker image is built by compose, under the name the API runs.
+    worker = services["worker-image"]
+    assert worker["image"] == "vectorflow-worker:latest" and worker["build"]["dockerfile"] == "Dockerfile.worker"
+    assert services["api"]["build"]["dockerfile"] == "Dockerfile.api"
+    assert services["api"]["depends_on"]["worker-image"]["condition"] == "service_completed_successfully"
+
+    def mounts(service):
+        """target → {source, type}; docker-compose 1.29 prints the short `source:target:mode` form."""
+        out = {}
+        for v in services[service].get("volumes", []):
+            if isinstance(v, dict):
+                out[v["target"]] = v
+                continue
+            source, target = v.split(":")[:2]
+            out[target] = {"source": source, "type": "bind" if source.startswith(("/", ".")) else "volume"}
+        return out
+
+    pg = mounts("postgres")
+    assert Path(pg["/docker-entrypoint-initdb.d/init.sql"]["source"]) == ROOT / "init.sql"
+    assert pg["/var/lib/postgresql/data"]["type"] == "volume"
+    api = mounts("api")
+    assert api["/var/run/docker.sock"]["source"] == "/var/run/docker.sock"
+
+    env = services["api"]["environment"]
+    for key in API_ENV:
+        assert env.get(key), f"api lacks {key}"
+    assert env["VF_RUNTIME"] == "docker" and env["VF_WORKER_IMAGE"] == "vectorflow-worker:latest"
+    assert "@postgres:5432/" in env["DATABASE_URL"] and env["REDIS_URL"].startswith("redis://redis:6379")
+    # Workers join the compose network by its real name.
+    assert cfg["networks"]["vectorflow"]["name"] == env["VF_WORKER_NETWORK"]
+    # The API writes the file_sd targets into the volume Prometheus reads them from.
+    sd_dir = os.path.dirname(env["VF_FILE_SD_PATH"])
+    assert api[sd_dir]["type"] == "volume"
+    prom = mounts("prometheus")
+    assert prom[sd_dir]["source"] == api[sd_dir]["source"]
+    assert Path(prom["/etc/prometheus/prometheus.yml"]["source"]) == ROOT / "prometheus/prometheus.yml"
+
+    graf = services["grafana"]
+    assert graf["environment"]["GF_SECURITY_ADMIN_USER"] == "admin"
+    assert graf["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "admin"
+    assert graf["environment"]["GF_SECURITY_ALLOW_EMBEDDING"] == "true"
+    gm = mounts("grafana")
+    assert Path(gm["/etc/grafana/provisioning"]["source"]) == ROOT / "grafana/provisioning"
+    front = mounts("frontend")
+    assert Path(front["/etc/nginx/conf.d/default.conf"]["source"]) == ROOT / "frontend-static/nginx.conf"
+
+
+# ---- Dockerfiles ----------------------------------------------------------------------------------
+
+def runtime_packages(dockerfile):
+    """The packages the runtime stage (the last FROM) installs with apt-get."""
+    text = (ROOT / dockerfile).read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)
+    runtime = stages[-1]
+    assert runtime.startswith("debian:bookworm-slim"), dockerfile
+    assert re.search(r"^FROM \$\{SWIFT_IMAGE\} AS build", text, re.M)
+    assert re.search(r"^ARG SWIFT_IMAGE=swift:6\.\d+-bookworm", text, re.M)
+    assert re.search(r"^USER (?!root)\S+", runtime, re.M), "runtime stage must not run as root"
+    assert "HEALTHCHECK" in runtime
+    joined = runtime.replace("\\\n", " ")
+    tokens = joined.split("apt-get install", 1)[1].split("&&", 1)[0].split()
+    return {t for t in tokens if not t.startswith("-")}
+
+
+def needed_libraries(binary):
+    """The shared libraries a binary links directly, each with the Debian packages that ship it (the
+    Swift runtime aside: the images link it statically)."""
+    out = run(["readelf", "-d", str(binary)]).stdout
+    found = {}
+    for lib in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out):
+        if lib.startswith(("libswift", "libFoundation", "lib_FoundationICU", "libdispatch", "libBlocksRuntime")):
+            continue
+        owner = run(["dpkg", "-S", f"*/{lib}"])
+        assert owner.returncode == 0, f"{binary.name} links {lib}, which no Debian package provides"
+        found[lib] = {line.split(":")[0] for line in owner.stdout.splitlines() if ":" in line}
+    assert found, f"readelf found no libraries in {binary}"
+    return found
+
+
+BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6"}
+
+
+@pytest.mark.parametrize("dockerfile,product", [("Dockerfile.api", "vectorflow-api"),
+                                                ("Dockerfile.worker", "vectorflow-worker")])
+def test_dockerfile_runtime_libraries(dockerfile, product, bin_dir):
+    text = (ROOT / dockerfile).read_text()
+    assert f"--product {product}" in text and "-c release" in text and "--static-swift-stdlib" in text
+    for dev in ("libopencv-dev", "libhiredis-dev", "libpq-dev", "libcurl4-openssl-dev", "pkg-config"):
+        assert dev in text
+    packages = runtime_packages(dockerfile)
+    shown = run(["apt-cache", "show", "--no-all-versions", *sorted(packages)])
+    assert shown.returncode == 0, shown.stderr
+    assert set(re.findall(r"^Package: (\S+)", shown.stdout, re.M)) == packages
+    missing = {lib: owners for lib, owners in needed_libraries(bin_dir / product).items()
+               if not owners & (packages | BASE_IMAGE_PACKAGES)}
+    assert not missing, f"{dockerfile}'s runtime stage lacks the packages of {missing}"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".git" in ignored and any(p.startswith(".build") for p in ignored)
+
+
+# ---- Prometheus, the worker, the API and the Grafana dashboard -------------------------------------
+
+def test_promtool_accepts_config():
+    result = run(["promtool", "check", "config", "prometheus/prometheus.yml"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+    assert json.loads((ROOT / "prometheus/file_sd/workers.json").read_text()) == []
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    assert jobs["vectorflow-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    sd = jobs["vectorflow-workers"]["file_sd_configs"][0]
+    assert sd["files"] == ["file_sd/workers.json"] and sd["refresh_interval"] == "5s"
+
+
+def load_dashboard():
+    return json.loads((ROOT / "grafana/dashboards/vector-flow.json").read_text())
+
+
+def all_panels(dashboard):
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def test_grafana_dashboard_and_provisioning():
+    d = load_dashboard()
+    assert d["uid"] == "vector-flow" and d["title"] == "Vector Flow Overview"
+    var = {v["name"]: v for v in d["templating"]["list"]}["stream_id"]
+    query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+    assert query == "label_values(vector_flow_fps, stream_id)"
+    assert var["includeAll"] and var["multi"] and var["datasource"]["uid"] == "prometheus"
+
+    def datasources(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "datasource":
+                    yield v
+                else:
+                    yield from datasources(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from datasources(v)
+    assert all(isinstance(ds, dict) and ds.get("uid") == "prometheus" for ds in datasources(d))
+    exprs = []
+    for panel in all_panels(d):
+        assert panel["datasource"]["uid"] == "prometheus", panel["title"]
+        assert panel["targets"], panel["title"]
+        exprs += [t["expr"] for t in panel["targets"]]
+    for metric in WORKER_METRICS:
+        assert any(metric in e and 'stream_id=~"$stream_id"' in e for e in exprs), metric
+    assert any(e.startswith("rate(vector_flow_frames_processed_total{") and e.endswith("[1m])") for e in exprs)
+    for metric in API_METRICS:
+        assert any(metric in e for e in exprs), metric
+    ids = [p["id"] for p in all_panels(d)]
+    assert len(ids) == len(set(ids))
+
+    ds = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+    assert ds["uid"] == "prometheus" and ds["url"] == "http://prometheus:9090" and ds["isDefault"] is True
+    provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+@pytest.fixture
+def running_api(postgres, redis_server, bin_dir, spawn):
+    state = Path(tempfile.mkdtemp(prefix="vf-deploy-api-"))
+    port = free_port()
+    proc = spawn("deploy-api", [str(bin_dir / "vectorflow-api")], env={
+        "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "VF_HOST": "127.0.0.1", "VF_PORT": str(port),
+        "VF_RUNTIME": "process", "VF_WORKER_BIN": str(bin_dir / "vectorflow-worker"),
+        "VF_STATIC_DIR": str(ROOT / "frontend-static"), "VF_FILE_SD_PATH": str(state / "workers.json"),
+        "VF_STATE_DIR": str(state)})
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: proc.alive() and requests.get(url + "/health", timeout=1).ok, 30, what="vectorflow-api")
+    yield port
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_server, bin_dir, samples, spawn):
+    stream_id = str(uuid.uuid4())
+    metrics_port = free_port()
+    worker = spawn("deploy-worker", [str(bin_dir / "vectorflow-worker")], env={
+        "STREAM_ID": stream_id, "STREAM_NAME": "deploy check", "SOURCE_URL": f"file://{samples / 'vtest.avi'}",
+        "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(metrics_port), "REDIS_URL": redis_server.url,
+        "GRID_SIZE": "16", "THRESHOLD": "1.2"})
+    wait_until(lambda: worker.alive() and "vector_flow_fps" in
+               requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1).text, 30, what="worker /metrics")
+
+    # The repository's own prometheus.yml, pointed at this machine's API and target file.
+    work = Path(tempfile.mkdtemp(prefix="vf-deploy-sd-"))
+    targets = work / "workers.json"
+    targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{metrics_port}"],
+                                    "labels": {"stream_id": stream_id, "stream_name": "deploy check"}}]))
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    cfg["global"]["scrape_interval"] = "1s"
+    for job in cfg["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            static["targets"] = [t.replace("api:8000", f"127.0.0.1:{running_api}") for t in static["targets"]]
+        for sd in job.get("file_sd_configs", []):
+            sd["files"] = [str(targets)]
+    prom = prometheus_factory(yaml.safe_dump(cfg))
+
+    def all_up():
+        jobs = {t["labels"]["job"]: t["health"] for t in prom.targets()}
+        return jobs.get("vectorflow-api") == "up" and jobs.get("vectorflow-workers") == "up"
+    wait_until(all_up, 20, interval=0.5, what="both targets up")
+
+    queries = [t["expr"].replace("$stream_id", stream_id) for p in all_panels(load_dashboard()) for t in p["targets"]]
+    var_query = load_dashboard()["templating"]["list"][0]
+    values = {}
+
+    def answered():
+        for q in queries:
+            if q not in values:
+                result = prom.query(q)
+                if result:
+                    values[q] = result
+        return len(values) == len(queries)
+    try:
+        wait_until(answered, 30, interval=0.5, what="every panel query to return data")
+    finally:
+        (OUT / "deploy-dashboard-queries.json").write_text(json.dumps(values, indent=1))
+        shutil.rmtree(work, ignore_errors=True)
+    for q, result in values.items():
+        if "stream_id" in q:
+            assert {r["metric"].get("stream_id") for r in result if "stream_id" in r["metric"]} <= {stream_id}, q
+    # The stream_id variable's query (label_values over vector_flow_fps) lists the running stream.
+    series = requests.get(prom.url + "/api/v1/series", params={"match[]": "vector_flow_fps"}, timeout=5).json()["data"]
+    assert stream_id in {s.get("stream_id") for s in series}, var_query
+    assert worker.alive()
+
+
+# ---- nginx ----------------------------------------------------------------------------------------
+
+def nginx_config(work, listen_port, api_port):
+    """The real server block, inside the http block the nginx image supplies, with three changes for
+    this machine: a free port, the repository's files, the API on loopback."""
+    site = (ROOT / "frontend-static/nginx.conf").read_text()
+    site = site.replace("listen 5173;", f"listen 127.0.0.1:{listen_port};")
+    site = site.replace("root /usr/share/nginx/html;", f"root {ROOT / 'frontend-static'};")
+    site = site.replace("http://api:8000", f"http://127.0.0.1:{api_port}")
+    (work / "site.conf").write_text(site)
+    (work / "tmp").mkdir()
+    (work / "nginx.conf").write_text(f"""
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+daemon off;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {work}/access.log;
+    client_body_temp_path {work}/tmp/body;
+    proxy_temp_path {work}/tmp/proxy;
+    fastcgi_temp_path {work}/tmp/fastcgi;
+    uwsgi_temp_path {work}/tmp/uwsgi;
+    scgi_temp_path {work}/tmp/scgi;
+    include {work}/site.conf;
+}}
+""")
+    return work / "nginx.conf"
+
+
+def test_nginx_serves_dashboard_and_proxies_api(running_api, spawn):
+    work = Path(tempfile.mkdtemp(prefix="vf-nginx-"))
+    try:
+        port = free_port()
+        conf = nginx_config(work, port, running_api)
+        check = run(["nginx", "-t", "-p", str(work), "-c", str(conf)])
+        assert check.returncode == 0, check.stderr
+        # The unmodified file passes too: the api host is resolved per request, not at start-up.
+        raw = nginx_config(Path(tempfile.mkdtemp(dir=work)), port, running_api)
+        (raw.parent / "site.conf").write_text((ROOT / "frontend-static/nginx.conf").read_text())
+        check = run(["nginx", "-t", "-p", str(raw.parent), "-c", str(raw)])
+        assert check.returncode == 0, check.stderr
+
+        spawn("deploy-nginx", ["nginx", "-p", str(work), "-c", str(conf), "-e", str(work / "error.log")])
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(base + "/", timeout=1).ok, 10, what="nginx")
+        index = requests.get(base + "/", timeout=5)
+        assert "<title>Vector Flow</title>" in index.text
+        assert requests.get(base + "/config.js", timeout=5).text.count("window.VF_CONFIG") == 1
+        assert requests.get(base + "/js/app.js", timeout=5).headers["Content-Type"] in (
+            "application/javascript", "text/javascript")
+        assert requests.get(base + "/nginx.conf", timeout=5).status_code == 404
+        health = requests.get(base + "/health", timeout=5)
+        assert health.ok and health.headers["Content-Type"].startswith("application/json")
+        assert requests.get(base + "/streams", timeout=5).json() == requests.get(
+            f"http://127.0.0.1:{running_api}/streams", timeout=5).json()
+        assert "vector_flow_managed_streams_total" in requests.get(base + "/metrics", timeout=5).text
+        assert requests.get(base + "/openapi.json", timeout=5).json()["paths"]
+
+        # Writes pass too: a stream created through nginx is the API's.
+        created = requests.post(base + "/streams", json={"name": "via nginx", "rtsp_url": "rtsp://127.0.0.1:8554/x"},
+                                timeout=5)
+        assert created.status_code == 201, created.text
+        stream_id = created.json()["id"]
+        assert requests.get(f"http://127.0.0.1:{running_api}/streams/{stream_id}", timeout=5).json()["name"] == "via nginx"
+
+        # The WebSocket handshake passes through nginx (Upgrade/Connection forwarded).
+        key = base64.b64encode(os.urandom(16)).decode()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall((f"GET /ws/frames?stream_id={stream_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                       f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 101"), reply[:200]
+        assert requests.delete(f"{base}/streams/{stream_id}", timeout=10).status_code == 204
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
