@@ -51,7 +51,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "vectorflow-worker",
-            dependencies: ["VFCore", "VFBus", "VFFlow", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: ["VFNet", "VFCore", "VFBus", "VFFlow", .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: strict
         ),
         // A minimal server on VFNet for the protocol tests and bench/http.
@@ -62,6 +62,6 @@ let package = Package(
         .testTarget(name: "VFFlowTests", dependencies: ["VFFlow"], swiftSettings: strict),
         .testTarget(name: "VFBusTests", dependencies: ["VFBus"], swiftSettings: strict),
         .testTarget(name: "VFRuntimeTests", dependencies: ["VFRuntime"], swiftSettings: strict),
-        .testTarget(name: "VFLiveTests", dependencies: ["VFLive", "VFNet", "VFBus"], swiftSettings: strict),
+        .testTarget(name: "VFLiveTests", dependencies: ["VFLive", "VFNet", "VFBus", "VFRuntime"], swiftSettings: strict),
     ]
 )

@@ -360,3 +360,14 @@ def test_sigint_stops_cleanly(bin_dir, postgres, redis_server):
     p, base = start_api(bin_dir, "api-sigint", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
     assert requests.get(base + "/health", timeout=5).status_code == 200
     assert p.stop(signal.SIGINT) == 0
+
+
+def test_schema_applied_at_start(bin_dir, postgres, redis_server):
+    """A fresh database gets init.sql when the API starts, before any request."""
+    url, db = make_database(postgres)
+    p, _ = start_api(bin_dir, "api-schema-at-start", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
+    wait_until(lambda: postgres.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'camera_streams'",
+                                     db=db).strip() == "1", 10, what="camera_streams to exist")
+    init_sql = (OUT.parent / "init.sql").read_text()
+    postgres.psql(init_sql, db=db)  # idempotent: applying it again changes nothing and does not fail
+    assert p.stop() == 0

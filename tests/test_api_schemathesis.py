@@ -19,13 +19,22 @@ def _schemathesis():
     return exe
 
 
-@pytest.mark.parametrize("allow_file", ["false", "true"])
-def test_schemathesis_all_checks(bin_dir, postgres, redis_server, allow_file):
+@pytest.mark.parametrize("allow_file,token,send_token", [
+    ("false", None, False),
+    ("true", None, False),
+    ("false", "s3cret", True),   # with VF_API_TOKEN and the right header
+    ("false", "s3cret", False),  # with VF_API_TOKEN and no header: 401s must be documented and exact
+], ids=["plain", "file-sources", "auth", "auth-missing"])
+def test_schemathesis_all_checks(bin_dir, postgres, redis_server, allow_file, token, send_token):
     url, _ = make_database(postgres)
-    p, base = start_api(bin_dir, f"api-schemathesis-{allow_file}", {
-        "DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_ALLOW_FILE_SOURCES": allow_file})
-    report = OUT / f"schemathesis-{allow_file}.txt"
-    r = subprocess.run([_schemathesis(), "run", base + "/openapi.json", "--checks", "all", "--max-examples", "30",
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_ALLOW_FILE_SOURCES": allow_file}
+    if token:
+        env["VF_API_TOKEN"] = token
+    name = f"schemathesis-{allow_file}-{token is not None}-{send_token}"
+    p, base = start_api(bin_dir, "api-" + name, env)
+    report = OUT / f"{name}.txt"
+    extra = ["-H", f"Authorization: Bearer {token}"] if send_token else []
+    r = subprocess.run([_schemathesis(), "run", base + "/openapi.json", *extra, "--checks", "all", "--max-examples", "30",
                         "--seed", "1", "--generation-database", "none",
                         # One worker: CPython 3.11.7's ast.parse is not thread-safe (hypothesis calls it).
                         "--workers", "1"],

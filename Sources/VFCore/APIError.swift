@@ -21,12 +21,16 @@ public struct ValidationIssue: Sendable, Equatable {
     var json: JSONValue {
         var members: [(String, JSONValue)] = [
             ("type", .string(type)),
-            ("loc", .array(loc.map { part in
-                switch part {
-                case let .key(k): return .string(k)
-                case let .index(i): return .int(i)
-                }
-            })),
+            (
+                "loc",
+                .array(
+                    loc.map { part in
+                        switch part {
+                        case .key(let k): return .string(k)
+                        case .index(let i): return .int(i)
+                        }
+                    })
+            ),
             ("msg", .string(msg)),
         ]
         if let ctx { members.append(("ctx", ctx)) }
@@ -61,7 +65,8 @@ public struct APIError: Error, Sendable, Equatable {
 
     public static let notFound = APIError(status: 404, detail: "Not Found")
     public static let streamNotFound = APIError(status: 404, detail: "Stream not found")
-    public static let unsupportedMediaType = APIError(status: 415, detail: "Unsupported Media Type: use application/json")
+    public static let unsupportedMediaType = APIError(
+        status: 415, detail: "Unsupported Media Type: use application/json")
     public static let notAuthenticated = APIError(status: 401, detail: "Not authenticated")
     public static let databaseUnavailable = APIError(status: 503, detail: "Database unavailable")
     public static let busy = APIError(status: 503, detail: "Server busy, retry later")

@@ -13,21 +13,28 @@ public final class APIMetrics: Sendable {
     private let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
     public init() {
-        managedStreams = registry.makeGauge(descriptor: MetricNameDescriptor(
-            metricName: "vector_flow_managed_streams_total", helpText: "Streams stored in the database"))
-        activeStreams = registry.makeGauge(descriptor: MetricNameDescriptor(
-            metricName: "vector_flow_active_streams_total", helpText: "Streams whose desired state is active"))
+        managedStreams = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "vector_flow_managed_streams_total", unitName: "", helpText: "Streams stored in the database"))
+        activeStreams = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "vector_flow_active_streams_total", unitName: "", helpText: "Streams whose desired state is active"))
     }
 
     /// Records one answered request. `route` is the route pattern, or "unmatched".
     public func observe(method: String, route: String, status: Int, seconds: Double) {
         let labels = [("method", method), ("route", route), ("status", String(status))]
-        registry.makeCounter(descriptor: MetricNameDescriptor(
-            metricName: requestsName, helpText: "HTTP requests answered, by method, route and status"), labels: labels)
-            .increment()
-        registry.makeValueHistogram(descriptor: MetricNameDescriptor(
-            metricName: durationName, helpText: "Time from request parsed to response written, in seconds"),
-            labels: labels, buckets: buckets).record(seconds)
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: requestsName, unitName: "", helpText: "HTTP requests answered, by method, route and status"),
+            labels: labels
+        )
+        .increment()
+        registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(
+                metricName: durationName, unitName: "", helpText: "Time from request parsed to response written, in seconds"),
+            labels: labels, buckets: buckets
+        ).record(seconds)
     }
 
     /// The Prometheus text exposition of every metric.

@@ -14,8 +14,10 @@ public struct CameraStream: Sendable, Equatable {
     /// Live worker status (Redis `vectorflow:status:<id>`); not filled in yet, so always null.
     public var status: JSONValue?
 
-    public init(id: String, name: String, rtspURL: String, gridSize: Int, threshold: Double, isActive: Bool,
-                workerContainerName: String? = nil, workerStartedAt: String? = nil, createdAt: String, status: JSONValue? = nil) {
+    public init(
+        id: String, name: String, rtspURL: String, gridSize: Int, threshold: Double, isActive: Bool,
+        workerContainerName: String? = nil, workerStartedAt: String? = nil, createdAt: String, status: JSONValue? = nil
+    ) {
         self.id = id
         self.name = name
         self.rtspURL = rtspURL

@@ -12,11 +12,11 @@ public enum JSONValue: Sendable, Equatable {
     public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
-        case let (.bool(x), .bool(y)): return x == y
-        case let (.number(x), .number(y)): return x.value == y.value
-        case let (.string(x), .string(y)): return x == y
-        case let (.array(x), .array(y)): return x == y
-        case let (.object(x), .object(y)):
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.number(let x), .number(let y)): return x.value == y.value
+        case (.string(let x), .string(let y)): return x == y
+        case (.array(let x), .array(let y)): return x == y
+        case (.object(let x), .object(let y)):
             return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
         }
@@ -24,7 +24,7 @@ public enum JSONValue: Sendable, Equatable {
 
     /// Looks a member up in an object (nil for other kinds or a missing key).
     public subscript(key: String) -> JSONValue? {
-        guard case let .object(members) = self else { return nil }
+        guard case .object(let members) = self else { return nil }
         return members.last(where: { $0.0 == key })?.1
     }
 }
@@ -75,9 +75,15 @@ public struct JSONParser {
         case UInt8(ascii: "{"): return try object(depth: depth)
         case UInt8(ascii: "["): return try array(depth: depth)
         case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
         default: throw fail("Expecting value")
         }
@@ -95,7 +101,10 @@ public struct JSONParser {
         i += 1
         var members: [(String, JSONValue)] = []
         skipSpace()
-        if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+        if i < b.count, b[i] == UInt8(ascii: "}") {
+            i += 1
+            return .object(members)
+        }
         while true {
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: "\"") else {
@@ -111,8 +120,14 @@ public struct JSONParser {
             members.append((key, v))
             skipSpace()
             guard i < b.count else { throw fail("Expecting ',' delimiter") }
-            if b[i] == UInt8(ascii: ",") { i += 1; continue }
-            if b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+            if b[i] == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
+            if b[i] == UInt8(ascii: "}") {
+                i += 1
+                return .object(members)
+            }
             throw fail("Expecting ',' delimiter")
         }
     }
@@ -121,14 +136,23 @@ public struct JSONParser {
         i += 1
         var items: [JSONValue] = []
         skipSpace()
-        if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+        if i < b.count, b[i] == UInt8(ascii: "]") {
+            i += 1
+            return .array(items)
+        }
         while true {
             skipSpace()
             items.append(try value(depth: depth + 1))
             skipSpace()
             guard i < b.count else { throw fail("Expecting ',' delimiter") }
-            if b[i] == UInt8(ascii: ",") { i += 1; continue }
-            if b[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+            if b[i] == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
+            if b[i] == UInt8(ascii: "]") {
+                i += 1
+                return .array(items)
+            }
             throw fail("Expecting ',' delimiter")
         }
     }
@@ -169,7 +193,9 @@ public struct JSONParser {
             if to > from { s += String(decoding: b[from..<to], as: UTF8.self) }
         }
         while true {
-            guard i < b.count else { throw JSONParseError(offset: runStart - 1, reason: "Unterminated string starting at") }
+            guard i < b.count else {
+                throw JSONParseError(offset: runStart - 1, reason: "Unterminated string starting at")
+            }
             let c = b[i]
             if c == UInt8(ascii: "\"") {
                 flush(&out, runStart, i)
@@ -177,7 +203,10 @@ public struct JSONParser {
                 return out
             }
             if c < 0x20 { throw fail("Invalid control character at") }
-            if c < 0x80 && c != UInt8(ascii: "\\") { i += 1; continue }
+            if c < 0x80 && c != UInt8(ascii: "\\") {
+                i += 1
+                continue
+            }
             if c == UInt8(ascii: "\\") {
                 flush(&out, runStart, i)
                 i += 1
@@ -207,7 +236,9 @@ public struct JSONParser {
                         throw fail("Invalid \\uXXXX escape: lone surrogate")
                     }
                     out.unicodeScalars.append(Unicode.Scalar(u)!)
-                default: i -= 1; throw fail("Invalid \\escape")
+                default:
+                    i -= 1
+                    throw fail("Invalid \\escape")
                 }
                 runStart = i
                 continue
@@ -215,10 +246,18 @@ public struct JSONParser {
             // A multi-byte UTF-8 sequence: check it strictly (no overlongs, no surrogates).
             let n: Int
             var cp: UInt32
-            if c & 0xE0 == 0xC0 { n = 2; cp = UInt32(c & 0x1F) }
-            else if c & 0xF0 == 0xE0 { n = 3; cp = UInt32(c & 0x0F) }
-            else if c & 0xF8 == 0xF0 { n = 4; cp = UInt32(c & 0x07) }
-            else { throw fail("Invalid UTF-8 byte") }
+            if c & 0xE0 == 0xC0 {
+                n = 2
+                cp = UInt32(c & 0x1F)
+            } else if c & 0xF0 == 0xE0 {
+                n = 3
+                cp = UInt32(c & 0x0F)
+            } else if c & 0xF8 == 0xF0 {
+                n = 4
+                cp = UInt32(c & 0x07)
+            } else {
+                throw fail("Invalid UTF-8 byte")
+            }
             guard i + n <= b.count else { throw fail("Invalid UTF-8 byte") }
             for k in 1..<n {
                 let cc = b[i + k]
@@ -226,7 +265,9 @@ public struct JSONParser {
                 cp = (cp << 6) | UInt32(cc & 0x3F)
             }
             let minimum: UInt32 = n == 2 ? 0x80 : (n == 3 ? 0x800 : 0x10000)
-            guard cp >= minimum, cp <= 0x10FFFF, !(cp >= 0xD800 && cp < 0xE000) else { throw fail("Invalid UTF-8 byte") }
+            guard cp >= minimum, cp <= 0x10FFFF, !(cp >= 0xD800 && cp < 0xE000) else {
+                throw fail("Invalid UTF-8 byte")
+            }
             i += n
         }
     }
@@ -275,17 +316,17 @@ public enum JSONSerializer {
     public static func append(_ v: JSONValue, to out: inout [UInt8]) {
         switch v {
         case .null: out.append(contentsOf: Array("null".utf8))
-        case let .bool(x): out.append(contentsOf: Array((x ? "true" : "false").utf8))
-        case let .number(n): out.append(contentsOf: Array(n.text.utf8))
-        case let .string(s): appendString(s, to: &out)
-        case let .array(items):
+        case .bool(let x): out.append(contentsOf: Array((x ? "true" : "false").utf8))
+        case .number(let n): out.append(contentsOf: Array(n.text.utf8))
+        case .string(let s): appendString(s, to: &out)
+        case .array(let items):
             out.append(UInt8(ascii: "["))
             for (k, item) in items.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }
                 append(item, to: &out)
             }
             out.append(UInt8(ascii: "]"))
-        case let .object(members):
+        case .object(let members):
             out.append(UInt8(ascii: "{"))
             for (k, (key, item)) in members.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }

@@ -9,7 +9,10 @@ public struct StreamFields: Sendable, Equatable {
     public var threshold: Double?
     public var isActive: Bool?
 
-    public init(name: String? = nil, rtspURL: String? = nil, gridSize: Int? = nil, threshold: Double? = nil, isActive: Bool? = nil) {
+    public init(
+        name: String? = nil, rtspURL: String? = nil, gridSize: Int? = nil, threshold: Double? = nil,
+        isActive: Bool? = nil
+    ) {
         self.name = name
         self.rtspURL = rtspURL
         self.gridSize = gridSize
@@ -47,7 +50,8 @@ public enum StreamRules {
     /// ECMA-262 (and Python) regular expression for `rtsp_url`, mirrored by `isValidURL`.
     public static func urlPattern(allowFile: Bool) -> String {
         let visible = "[^\\x00-\\x20\\x7f"
-        let net = "(rtsp|rtsps|http|https)://(\(visible)/?#@\\[\\]]*@)?"
+        let net =
+            "(rtsp|rtsps|http|https)://(\(visible)/?#@\\[\\]]*@)?"
             + "(\(visible)/?#@:\\[\\]]+|\\[(\(ipv6Pattern))\\])(:[0-9]{1,5})?([/?#]\(visible)]*)?"
         if allowFile { return "^(\(net)|file://[^\\x00-\\x1f\\x7f]+)$" }
         return "^\(net)$"
@@ -104,14 +108,18 @@ public enum StreamRules {
             if part.isEmpty { return 0 }
             var n = 0
             for g in part.split(separator: ":", omittingEmptySubsequences: false) {
-                guard (1...4).contains(g.unicodeScalars.count), g.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit }) else { return nil }
+                guard (1...4).contains(g.unicodeScalars.count),
+                    g.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit })
+                else { return nil }
                 n += 1
             }
             return n
         }
         let halves = text.components(separatedBy: "::")
         if halves.count == 1 { return groups(Substring(text)) == 8 }
-        guard halves.count == 2, let l = groups(Substring(halves[0])), let r = groups(Substring(halves[1])) else { return false }
+        guard halves.count == 2, let l = groups(Substring(halves[0])), let r = groups(Substring(halves[1])) else {
+            return false
+        }
         return l + r <= 7
     }
 
@@ -141,28 +149,35 @@ public struct StreamValidator: Sendable {
             guard media == "application/json" else { return .failure(.unsupportedMediaType) }
         }
         if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            return .failure(APIError(issues: [ValidationIssue(type: "missing", loc: [.key("body")], msg: "Field required")]))
+            return .failure(
+                APIError(issues: [ValidationIssue(type: "missing", loc: [.key("body")], msg: "Field required")]))
         }
         let value: JSONValue
         do {
             value = try JSONParser.parse(body)
         } catch {
-            return .failure(APIError(issues: [ValidationIssue(
-                type: "json_invalid", loc: [.key("body"), .index(error.offset)], msg: "JSON decode error",
-                ctx: .object([("error", .string(error.reason))]))]))
+            return .failure(
+                APIError(issues: [
+                    ValidationIssue(
+                        type: "json_invalid", loc: [.key("body"), .index(error.offset)], msg: "JSON decode error",
+                        ctx: .object([("error", .string(error.reason))]))
+                ]))
         }
-        guard case let .object(members) = value else {
-            return .failure(APIError(issues: [ValidationIssue(
-                type: "model_attributes_type", loc: [.key("body")],
-                msg: "Input should be a valid dictionary or object to extract fields from")]))
+        guard case .object(let members) = value else {
+            return .failure(
+                APIError(issues: [
+                    ValidationIssue(
+                        type: "model_attributes_type", loc: [.key("body")],
+                        msg: "Input should be a valid dictionary or object to extract fields from")
+                ]))
         }
         return .success(members)
     }
 
     public func validate(_ body: [UInt8], contentType: String?, mode: Mode) -> Result<StreamFields, APIError> {
         switch Self.decodeObject(body, contentType: contentType) {
-        case let .failure(e): return .failure(e)
-        case let .success(members): return validate(members: members, mode: mode)
+        case .failure(let e): return .failure(e)
+        case .success(let members): return validate(members: members, mode: mode)
         }
     }
 
@@ -177,16 +192,20 @@ public struct StreamValidator: Sendable {
         }
 
         if let v = seen["name"] {
-            if case let .string(s) = v {
+            if case .string(let s) = v {
                 let n = s.unicodeScalars.count
                 if n < 1 {
-                    issue("name", "string_too_short", "String should have at least 1 character", .object([("min_length", .int(1))]))
+                    issue(
+                        "name", "string_too_short", "String should have at least 1 character",
+                        .object([("min_length", .int(1))]))
                 } else if n > StreamRules.nameMaxLength {
-                    issue("name", "string_too_long", "String should have at most \(StreamRules.nameMaxLength) characters",
-                          .object([("max_length", .int(StreamRules.nameMaxLength))]))
+                    issue(
+                        "name", "string_too_long", "String should have at most \(StreamRules.nameMaxLength) characters",
+                        .object([("max_length", .int(StreamRules.nameMaxLength))]))
                 } else if s.unicodeScalars.contains("\u{0}") {
-                    issue("name", "string_pattern_mismatch", "String should match pattern '\(StreamRules.namePattern)'",
-                          .object([("pattern", .string(StreamRules.namePattern))]))
+                    issue(
+                        "name", "string_pattern_mismatch", "String should match pattern '\(StreamRules.namePattern)'",
+                        .object([("pattern", .string(StreamRules.namePattern))]))
                 } else {
                     f.name = s
                 }
@@ -198,15 +217,20 @@ public struct StreamValidator: Sendable {
         }
 
         if let v = seen["rtsp_url"] {
-            if case let .string(s) = v {
+            if case .string(let s) = v {
                 if s.unicodeScalars.count > StreamRules.urlMaxLength {
-                    issue("rtsp_url", "string_too_long", "String should have at most \(StreamRules.urlMaxLength) characters",
-                          .object([("max_length", .int(StreamRules.urlMaxLength))]))
+                    issue(
+                        "rtsp_url", "string_too_long",
+                        "String should have at most \(StreamRules.urlMaxLength) characters",
+                        .object([("max_length", .int(StreamRules.urlMaxLength))]))
                 } else if !StreamRules.isValidURL(s, allowFile: allowFileSources) {
-                    let schemes = StreamRules.networkSchemes.map { "\($0)://" }.joined(separator: ", ")
+                    let schemes =
+                        StreamRules.networkSchemes.map { "\($0)://" }.joined(separator: ", ")
                         + (allowFileSources ? ", file://" : "")
-                    issue("rtsp_url", "value_error", "Value error, must be a URL with scheme \(schemes), a host for network schemes, and no spaces or control characters",
-                          .object([("error", .string("invalid stream URL"))]))
+                    issue(
+                        "rtsp_url", "value_error",
+                        "Value error, must be a URL with scheme \(schemes), a host for network schemes, and no spaces or control characters",
+                        .object([("error", .string("invalid stream URL"))]))
                 } else {
                     f.rtspURL = s
                 }
@@ -218,18 +242,26 @@ public struct StreamValidator: Sendable {
         }
 
         if let v = seen["grid_size"] {
-            if case let .number(n) = v, !n.value.isNaN {
+            if case .number(let n) = v, !n.value.isNaN {
                 let r = StreamRules.gridSizeRange
                 if n.value.rounded(.towardZero) != n.value || !n.value.isFinite {
                     if n.value.isFinite {
-                        issue("grid_size", "int_from_float", "Input should be a valid integer, got a number with a fractional part")
+                        issue(
+                            "grid_size", "int_from_float",
+                            "Input should be a valid integer, got a number with a fractional part")
                     } else {
-                        issue("grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)", .object([("le", .int(r.upperBound))]))
+                        issue(
+                            "grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
+                            .object([("le", .int(r.upperBound))]))
                     }
                 } else if n.value < Double(r.lowerBound) {
-                    issue("grid_size", "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)", .object([("ge", .int(r.lowerBound))]))
+                    issue(
+                        "grid_size", "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)",
+                        .object([("ge", .int(r.lowerBound))]))
                 } else if n.value > Double(r.upperBound) {
-                    issue("grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)", .object([("le", .int(r.upperBound))]))
+                    issue(
+                        "grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
+                        .object([("le", .int(r.upperBound))]))
                 } else {
                     f.gridSize = Int(n.value)
                 }
@@ -241,14 +273,18 @@ public struct StreamValidator: Sendable {
         }
 
         if let v = seen["threshold"] {
-            if case let .number(n) = v {
+            if case .number(let n) = v {
                 let r = StreamRules.thresholdRange
                 if !n.value.isFinite {
                     issue("threshold", "finite_number", "Input should be a finite number")
                 } else if n.value < r.lowerBound {
-                    issue("threshold", "greater_than_equal", "Input should be greater than or equal to 0", .object([("ge", .int(0))]))
+                    issue(
+                        "threshold", "greater_than_equal", "Input should be greater than or equal to 0",
+                        .object([("ge", .int(0))]))
                 } else if n.value > r.upperBound {
-                    issue("threshold", "less_than_equal", "Input should be less than or equal to 1000", .object([("le", .int(1000))]))
+                    issue(
+                        "threshold", "less_than_equal", "Input should be less than or equal to 1000",
+                        .object([("le", .int(1000))]))
                 } else {
                     f.threshold = n.value == 0 ? 0 : n.value  // no "-0" in the database
                 }
@@ -260,7 +296,11 @@ public struct StreamValidator: Sendable {
         }
 
         if let v = seen["is_active"] {
-            if case let .bool(b) = v { f.isActive = b } else { issue("is_active", "bool_type", "Input should be a valid boolean") }
+            if case .bool(let b) = v {
+                f.isActive = b
+            } else {
+                issue("is_active", "bool_type", "Input should be a valid boolean")
+            }
         } else if mode == .create {
             f.isActive = false
         }
@@ -307,9 +347,13 @@ public enum UUIDText {
     }
 
     public static func issue(_ value: String, field: String = "id") -> APIError {
-        APIError(issues: [ValidationIssue(
-            type: "uuid_parsing", loc: [.key("path"), .key(field)],
-            msg: "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-]")])
+        APIError(issues: [
+            ValidationIssue(
+                type: "uuid_parsing", loc: [.key("path"), .key(field)],
+                msg:
+                    "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-]"
+            )
+        ])
     }
 }
 

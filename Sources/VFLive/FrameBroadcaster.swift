@@ -30,7 +30,9 @@ public struct StreamStatus: Sendable, Equatable, Codable {
 /// to the clients of its stream and to the "all streams" clients, with "latest frame wins" per
 /// client so a slow viewer costs one pending frame and never slows the others. It also tells
 /// workers which streams are watched (`vectorflow:viewers:<id>`, TTL ~10 s, refreshed every ~3 s),
-/// so they annotate and encode only when someone looks.
+/// so they annotate and encode only when someone looks. "Latest wins" is per client (VFNet keeps
+/// one pending message per socket): an all-streams client gets frames of streams that arrive
+/// within microseconds of each other as the last of them only.
 public final class FrameBroadcaster: Sendable {
     public static let channelPrefix = "vectorflow:frames:"
     public static let viewersPrefix = "vectorflow:viewers:"

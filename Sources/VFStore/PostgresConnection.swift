@@ -10,8 +10,8 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .unavailable(m): return "database unavailable: \(m)"
-        case let .query(s, m): return "database error \(s): \(m)"
+        case .unavailable(let m): return "database unavailable: \(m)"
+        case .query(let s, let m): return "database error \(s): \(m)"
         }
     }
 }

@@ -8,29 +8,41 @@ public enum StreamRepository {
         to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         """
 
-    static let list = Statement(name: "streams_list", sql: "SELECT \(columns) FROM camera_streams ORDER BY created_at, id")
+    static let list = Statement(
+        name: "streams_list", sql: "SELECT \(columns) FROM camera_streams ORDER BY created_at, id")
     static let get = Statement(name: "streams_get", sql: "SELECT \(columns) FROM camera_streams WHERE id = $1::uuid")
-    static let insert = Statement(name: "streams_insert", sql: """
-        INSERT INTO camera_streams (name, rtsp_url, grid_size, threshold, is_active) \
-        VALUES ($1, $2, $3::integer, $4::double precision, $5::boolean) RETURNING \(columns)
-        """)
+    static let insert = Statement(
+        name: "streams_insert",
+        sql: """
+            INSERT INTO camera_streams (name, rtsp_url, grid_size, threshold, is_active) \
+            VALUES ($1, $2, $3::integer, $4::double precision, $5::boolean) RETURNING \(columns)
+            """)
     /// A partial update in one statement: a NULL parameter keeps the stored value.
-    static let update = Statement(name: "streams_update", sql: """
-        UPDATE camera_streams SET name = COALESCE($2, name), rtsp_url = COALESCE($3, rtsp_url), \
-        grid_size = COALESCE($4::integer, grid_size), threshold = COALESCE($5::double precision, threshold), \
-        is_active = COALESCE($6::boolean, is_active) WHERE id = $1::uuid RETURNING \(columns)
-        """)
-    static let delete = Statement(name: "streams_delete", sql: "DELETE FROM camera_streams WHERE id = $1::uuid RETURNING \(columns)")
-    static let setActive = Statement(name: "streams_set_active", sql: """
-        UPDATE camera_streams SET is_active = $2::boolean WHERE id = $1::uuid RETURNING \(columns)
-        """)
-    static let recordWorker = Statement(name: "streams_record_worker", sql: """
-        UPDATE camera_streams SET worker_container_name = $2::text, \
-        worker_started_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END WHERE id = $1::uuid RETURNING \(columns)
-        """)
-    static let counts = Statement(name: "streams_counts", sql: """
-        SELECT count(*), count(*) FILTER (WHERE is_active) FROM camera_streams
-        """)
+    static let update = Statement(
+        name: "streams_update",
+        sql: """
+            UPDATE camera_streams SET name = COALESCE($2, name), rtsp_url = COALESCE($3, rtsp_url), \
+            grid_size = COALESCE($4::integer, grid_size), threshold = COALESCE($5::double precision, threshold), \
+            is_active = COALESCE($6::boolean, is_active) WHERE id = $1::uuid RETURNING \(columns)
+            """)
+    static let delete = Statement(
+        name: "streams_delete", sql: "DELETE FROM camera_streams WHERE id = $1::uuid RETURNING \(columns)")
+    static let setActive = Statement(
+        name: "streams_set_active",
+        sql: """
+            UPDATE camera_streams SET is_active = $2::boolean WHERE id = $1::uuid RETURNING \(columns)
+            """)
+    static let recordWorker = Statement(
+        name: "streams_record_worker",
+        sql: """
+            UPDATE camera_streams SET worker_container_name = $2::text, \
+            worker_started_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END WHERE id = $1::uuid RETURNING \(columns)
+            """)
+    static let counts = Statement(
+        name: "streams_counts",
+        sql: """
+            SELECT count(*), count(*) FILTER (WHERE is_active) FROM camera_streams
+            """)
 
     public static func list(_ db: Database) throws(DatabaseError) -> [CameraStream] {
         try db.execute(list, []).rows.map(stream)
@@ -42,17 +54,25 @@ public enum StreamRepository {
 
     /// `fields` must be complete (a validated create body).
     public static func insert(_ db: Database, _ f: StreamFields) throws(DatabaseError) -> CameraStream {
-        let rows = try db.execute(insert, [
-            f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" }, f.isActive.map { $0 ? "true" : "false" },
-        ]).rows
+        let rows = try db.execute(
+            insert,
+            [
+                f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
+                f.isActive.map { $0 ? "true" : "false" },
+            ]
+        ).rows
         guard let row = rows.first else { throw .query(sqlState: "XX000", message: "INSERT returned no row") }
         return stream(row)
     }
 
     public static func update(_ db: Database, id: String, _ f: StreamFields) throws(DatabaseError) -> CameraStream? {
-        try db.execute(update, [
-            id, f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" }, f.isActive.map { $0 ? "true" : "false" },
-        ]).rows.first.map(stream)
+        try db.execute(
+            update,
+            [
+                id, f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
+                f.isActive.map { $0 ? "true" : "false" },
+            ]
+        ).rows.first.map(stream)
     }
 
     public static func delete(_ db: Database, id: String) throws(DatabaseError) -> CameraStream? {

@@ -53,8 +53,8 @@ public struct StreamService: Sendable {
     public func create(body: [UInt8], contentType: String?, _ db: Database) -> ServiceResponse {
         let fields: StreamFields
         switch validator.validate(body, contentType: contentType, mode: .create) {
-        case let .failure(e): return ServiceResponse(e)
-        case let .success(f): fields = f
+        case .failure(let e): return ServiceResponse(e)
+        case .success(let f): fields = f
         }
         return run {
             let s = try StreamRepository.insert(db, fields)
@@ -69,13 +69,15 @@ public struct StreamService: Sendable {
         guard let id = UUIDText.canonical(rawID) else { return ServiceResponse(UUIDText.issue(rawID)) }
         let fields: StreamFields
         switch validator.validate(body, contentType: contentType, mode: .update) {
-        case let .failure(e): return ServiceResponse(e)
-        case let .success(f): fields = f
+        case .failure(let e): return ServiceResponse(e)
+        case .success(let f): fields = f
         }
         return run {
             guard let before = try StreamRepository.get(db, id: id) else { return ServiceResponse(.streamNotFound) }
             if fields.isEmpty { return ServiceResponse(status: 200, body: before.json) }
-            guard let after = try StreamRepository.update(db, id: id, fields) else { return ServiceResponse(.streamNotFound) }
+            guard let after = try StreamRepository.update(db, id: id, fields) else {
+                return ServiceResponse(.streamNotFound)
+            }
             notifyChange(from: before, to: after)
             return ServiceResponse(status: 200, body: after.json)
         }
@@ -94,7 +96,9 @@ public struct StreamService: Sendable {
     public func setActive(id rawID: String, _ active: Bool, _ db: Database) -> ServiceResponse {
         guard let id = UUIDText.canonical(rawID) else { return ServiceResponse(UUIDText.issue(rawID)) }
         return run {
-            guard let s = try StreamRepository.setActive(db, id: id, active) else { return ServiceResponse(.streamNotFound) }
+            guard let s = try StreamRepository.setActive(db, id: id, active) else {
+                return ServiceResponse(.streamNotFound)
+            }
             if active { lifecycle.streamActivated(s) } else { lifecycle.streamDeactivated(s) }
             return ServiceResponse(status: 200, body: s.json)
         }

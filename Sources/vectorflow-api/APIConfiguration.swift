@@ -34,7 +34,8 @@ struct APIConfiguration: Sendable {
         let origins = c.string("VF_CORS_ORIGINS", default: "*")
             .split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for o in origins where o != "*" && !(o.hasPrefix("http://") || o.hasPrefix("https://")) {
-            throw ConfigurationError("VF_CORS_ORIGINS must be * or a comma-separated list of http(s) origins, got \"\(o)\"")
+            throw ConfigurationError(
+                "VF_CORS_ORIGINS must be * or a comma-separated list of http(s) origins, got \"\(o)\"")
         }
         corsOrigins = origins.isEmpty ? ["*"] : origins
         databasePoolSize = try c.int("VF_DB_POOL_SIZE", default: 4, range: 1...64)

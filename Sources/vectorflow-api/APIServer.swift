@@ -20,11 +20,18 @@ final class APIServer: Sendable {
     init(config: APIConfiguration, redis: RedisClient?, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle()) {
         self.config = config
         pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
-        service = StreamService(validator: StreamValidator(allowFileSources: config.allowFileSources), lifecycle: lifecycle)
+        service = StreamService(
+            validator: StreamValidator(allowFileSources: config.allowFileSources), lifecycle: lifecycle)
         self.redis = RedisHealth(client: redis)
-        openAPI = JSONSerializer.encode(OpenAPIDocument.build(
-            allowFileSources: config.allowFileSources, authRequired: config.apiToken != nil, version: "1.0.0"))
+        openAPI = JSONSerializer.encode(
+            OpenAPIDocument.build(
+                allowFileSources: config.allowFileSources, authRequired: config.apiToken != nil, version: "1.0.0"))
         staticFiles = StaticFiles(directory: config.staticDir)
+        // Connect (and apply init.sql) right away rather than on the first request; a database that
+        // is not there yet is retried by later requests, the API starts regardless.
+        pool.submit { db in
+            if !db.ping() { logError("database not reachable yet; serving 503 until it is") }
+        }
     }
 
     // MARK: Routes
@@ -34,38 +41,42 @@ final class APIServer: Sendable {
         let service = self.service
         r.get("/health") { [self] _, res in database(res) { db in self.health(db) } }
         r.get("/streams") { [self] _, res in database(res) { db in service.list(db).http } }
-        r.post("/streams") { [self] req, res in
-            let body = req.body, ct = req.headers["Content-Type"]
+        r.post("/streams", authorized { [self] req, res in
+            let body = req.body
+            let ct = req.headers["Content-Type"]
             database(res) { db in service.create(body: body, contentType: ct, db).http }
-        }
+        })
         r.get("/streams/{id}") { [self] req, res in
             let id = req.pathParameters["id"] ?? ""
             database(res) { db in service.get(id: id, db).http }
         }
-        r.put("/streams/{id}") { [self] req, res in
-            let id = req.pathParameters["id"] ?? "", body = req.body, ct = req.headers["Content-Type"]
+        r.put("/streams/{id}", authorized { [self] req, res in
+            let id = req.pathParameters["id"] ?? ""
+            let body = req.body
+            let ct = req.headers["Content-Type"]
             database(res) { db in service.update(id: id, body: body, contentType: ct, db).http }
-        }
-        r.delete("/streams/{id}") { [self] req, res in
+        })
+        r.delete("/streams/{id}", authorized { [self] req, res in
             let id = req.pathParameters["id"] ?? ""
             database(res) { db in service.delete(id: id, db).http }
-        }
-        r.post("/streams/{id}/activate") { [self] req, res in
+        })
+        r.post("/streams/{id}/activate", authorized { [self] req, res in
             let id = req.pathParameters["id"] ?? ""
             database(res) { db in service.setActive(id: id, true, db).http }
-        }
-        r.post("/streams/{id}/deactivate") { [self] req, res in
+        })
+        r.post("/streams/{id}/deactivate", authorized { [self] req, res in
             let id = req.pathParameters["id"] ?? ""
             database(res) { db in service.setActive(id: id, false, db).http }
-        }
+        })
         r.get("/metrics") { [self] _, res in
             database(res) { db in
                 if let c = try? StreamRepository.counts(db) {
                     self.metrics.managedStreams.set(to: Double(c.managed))
                     self.metrics.activeStreams.set(to: Double(c.active))
                 }
-                return HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
-                                    body: self.metrics.render())
+                return HTTPResponse(
+                    status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                    body: self.metrics.render())
             }
         }
         let spec = openAPI
@@ -78,13 +89,31 @@ final class APIServer: Sendable {
             let path = req.path
             fileQueue.async {
                 if let f = files.load(path: path) {
-                    res.respond(HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", f.contentType)]), body: f.body))
+                    res.respond(
+                        HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", f.contentType)]), body: f.body)
+                    )
                 } else {
                     res.respond(.json(raw: APIError.notFound.body, status: 404))
                 }
             }
         }
         return r
+    }
+
+    /// Requires `Authorization: Bearer <VF_API_TOKEN>` when a token is configured. Checked in the
+    /// mutating handlers themselves (not before routing), so unknown paths and methods still get
+    /// their 404/405 as in FastAPI, where auth is a dependency of the operation.
+    private func authorized(_ handler: @escaping HTTPHandler) -> HTTPHandler {
+        guard let token = config.apiToken.map({ Array("Bearer \($0)".utf8) }) else { return handler }
+        return { req, res in
+            let sent = Array((req.headers["Authorization"] ?? "").utf8)
+            guard constantTimeEqual(sent, token) else {
+                var r = HTTPResponse.json(raw: APIError.notAuthenticated.body, status: 401)
+                r.headers.add("WWW-Authenticate", "Bearer")
+                return res.respond(r)
+            }
+            handler(req, res)
+        }
     }
 
     /// Runs `work` on a database pool thread and answers with its result; 503 when the queue is full.
@@ -108,7 +137,6 @@ final class APIServer: Sendable {
     // MARK: Hooks
 
     func makeHooks() -> HTTPServerHooks {
-        let token = config.apiToken.map { Array("Bearer \($0)".utf8) }
         let origins = config.corsOrigins
         let anyOrigin = origins.contains("*")
         let metrics = self.metrics
@@ -120,24 +148,20 @@ final class APIServer: Sendable {
         }
 
         let before: @Sendable (HTTPRequest) -> HTTPResponse? = { req in
-            if req.method == "OPTIONS", req.headers["Access-Control-Request-Method"] != nil, req.headers["Origin"] != nil {
+            if req.method == "OPTIONS", req.headers["Access-Control-Request-Method"] != nil,
+                req.headers["Origin"] != nil
+            {
                 var h = HTTPHeaders()
                 if let o = allowedOrigin(req) {
                     h.add("Access-Control-Allow-Origin", o)
                     h.add("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-                    h.add("Access-Control-Allow-Headers", req.headers["Access-Control-Request-Headers"] ?? "Authorization, Content-Type")
+                    h.add(
+                        "Access-Control-Allow-Headers",
+                        req.headers["Access-Control-Request-Headers"] ?? "Authorization, Content-Type")
                     h.add("Access-Control-Max-Age", "600")
                 }
                 if !anyOrigin { h.add("Vary", "Origin") }
                 return HTTPResponse(status: 204, headers: h)
-            }
-            if let token, req.method != "GET", req.method != "HEAD", req.method != "OPTIONS" {
-                let sent = Array((req.headers["Authorization"] ?? "").utf8)
-                if !constantTimeEqual(sent, token) {
-                    var r = HTTPResponse.json(raw: APIError.notAuthenticated.body, status: 401)
-                    r.headers.add("WWW-Authenticate", "Bearer")
-                    return r
-                }
             }
             return nil
         }
@@ -146,7 +170,8 @@ final class APIServer: Sendable {
                 res.headers.add("Access-Control-Allow-Origin", o)
                 if !anyOrigin { res.headers.add("Vary", "Origin") }
             }
-            metrics.observe(method: req.method, route: req.routePattern ?? "unmatched", status: res.status, seconds: seconds)
+            metrics.observe(
+                method: req.method, route: req.routePattern ?? "unmatched", status: res.status, seconds: seconds)
         }
         return HTTPServerHooks(before: before, after: after)
     }

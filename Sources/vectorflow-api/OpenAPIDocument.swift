@@ -31,11 +31,14 @@ enum OpenAPIDocument {
         let notFound = response("Stream not found", error)
         let unsupported = response("Content-Type is not application/json", error)
         let unauthorized = response("Missing or wrong bearer token", error)
-        let idParam = o(("name", s("id")), ("in", s("path")), ("required", .bool(true)),
-                        ("schema", o(("type", s("string")), ("format", s("uuid")))))
+        let idParam = o(
+            ("name", s("id")), ("in", s("path")), ("required", .bool(true)),
+            ("schema", o(("type", s("string")), ("format", s("uuid")))))
 
-        func op(_ id: String, _ summary: String, mutating: Bool = false, params: [J] = [], body: J? = nil,
-                _ responses: [(String, J)]) -> J {
+        func op(
+            _ id: String, _ summary: String, mutating: Bool = false, params: [J] = [], body: J? = nil,
+            _ responses: [(String, J)]
+        ) -> J {
             var all = responses
             if mutating && authRequired { all.append(("401", unauthorized)) }
             for t in transport where !all.contains(where: { $0.0 == t.0 }) { all.append(t) }
@@ -50,67 +53,173 @@ enum OpenAPIDocument {
 
         let stream = response("The stream", ref("Stream"))
         let paths: J = o(
-            ("/health", o(("get", op("health", "Health of the API and its database and Redis", [
-                ("200", response("Healthy", ref("Health"))),
-                ("503", response("Database unavailable", ref("Health"))),
-            ])))),
-            ("/streams", o(
-                ("get", op("list_streams", "List streams (oldest first)", [
-                    ("200", response("All streams", o(("type", s("array")), ("items", ref("Stream"))))),
-                    ("500", serverError), ("503", unavailable),
-                ])),
-                ("post", op("create_stream", "Create a stream", mutating: true, body: ref("StreamCreate"), [
-                    ("201", response("Created", ref("Stream"))),
-                    ("415", unsupported), ("422", validation), ("500", serverError), ("503", unavailable),
-                ])))),
-            ("/streams/{id}", o(
-                ("get", op("get_stream", "Fetch a stream", params: [idParam], [
-                    ("200", stream), ("404", notFound), ("422", validation), ("500", serverError), ("503", unavailable),
-                ])),
-                ("put", op("update_stream", "Update a stream (partial: only the fields sent change)", mutating: true,
-                           params: [idParam], body: ref("StreamUpdate"), [
-                    ("200", stream), ("404", notFound), ("415", unsupported), ("422", validation),
-                    ("500", serverError), ("503", unavailable),
-                ])),
-                ("delete", op("delete_stream", "Delete a stream", mutating: true, params: [idParam], [
-                    ("204", response("Deleted")), ("404", notFound), ("422", validation),
-                    ("500", serverError), ("503", unavailable),
-                ])))),
-            ("/streams/{id}/activate", o(("post", op("activate_stream", "Mark a stream active (starts its worker)",
-                mutating: true, params: [idParam], [
-                    ("200", stream), ("404", notFound), ("422", validation), ("500", serverError), ("503", unavailable),
-                ])))),
-            ("/streams/{id}/deactivate", o(("post", op("deactivate_stream", "Mark a stream inactive (stops its worker)",
-                mutating: true, params: [idParam], [
-                    ("200", stream), ("404", notFound), ("422", validation), ("500", serverError), ("503", unavailable),
-                ])))),
-            ("/metrics", o(("get", op("metrics", "Prometheus metrics of the API", [
-                ("200", o(("description", s("Prometheus text exposition")),
-                          ("content", o(("text/plain", o(("schema", o(("type", s("string")))))))))),
-                ("503", unavailable),
-            ])))),
-            ("/openapi.json", o(("get", op("openapi", "This document", [
-                ("200", response("OpenAPI 3.1 document", o(("type", s("object"))))),
-            ])))),
-            ("/docs", o(("get", op("docs", "Interactive documentation page", [
-                ("200", o(("description", s("HTML page")),
-                          ("content", o(("text/html", o(("schema", o(("type", s("string")))))))))),
-            ]))))
+            (
+                "/health",
+                o(
+                    (
+                        "get",
+                        op(
+                            "health", "Health of the API and its database and Redis",
+                            [
+                                ("200", response("Healthy", ref("Health"))),
+                                // 503 is the health report, or the plain error when the pool queue is full.
+                                (
+                                    "503",
+                                    response(
+                                        "Database unavailable (or server busy)",
+                                        o(("anyOf", .array([ref("Health"), ref("ErrorMessage")]))))
+                                ),
+                            ])
+                    ))
+            ),
+            (
+                "/streams",
+                o(
+                    (
+                        "get",
+                        op(
+                            "list_streams", "List streams (oldest first)",
+                            [
+                                ("200", response("All streams", o(("type", s("array")), ("items", ref("Stream"))))),
+                                ("500", serverError), ("503", unavailable),
+                            ])
+                    ),
+                    (
+                        "post",
+                        op(
+                            "create_stream", "Create a stream", mutating: true, body: ref("StreamCreate"),
+                            [
+                                ("201", response("Created", ref("Stream"))),
+                                ("415", unsupported), ("422", validation), ("500", serverError), ("503", unavailable),
+                            ])
+                    ))
+            ),
+            (
+                "/streams/{id}",
+                o(
+                    (
+                        "get",
+                        op(
+                            "get_stream", "Fetch a stream", params: [idParam],
+                            [
+                                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
+                                ("503", unavailable),
+                            ])
+                    ),
+                    (
+                        "put",
+                        op(
+                            "update_stream", "Update a stream (partial: only the fields sent change)", mutating: true,
+                            params: [idParam], body: ref("StreamUpdate"),
+                            [
+                                ("200", stream), ("404", notFound), ("415", unsupported), ("422", validation),
+                                ("500", serverError), ("503", unavailable),
+                            ])
+                    ),
+                    (
+                        "delete",
+                        op(
+                            "delete_stream", "Delete a stream", mutating: true, params: [idParam],
+                            [
+                                ("204", response("Deleted")), ("404", notFound), ("422", validation),
+                                ("500", serverError), ("503", unavailable),
+                            ])
+                    ))
+            ),
+            (
+                "/streams/{id}/activate",
+                o(
+                    (
+                        "post",
+                        op(
+                            "activate_stream", "Mark a stream active (starts its worker)",
+                            mutating: true, params: [idParam],
+                            [
+                                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
+                                ("503", unavailable),
+                            ])
+                    ))
+            ),
+            (
+                "/streams/{id}/deactivate",
+                o(
+                    (
+                        "post",
+                        op(
+                            "deactivate_stream", "Mark a stream inactive (stops its worker)",
+                            mutating: true, params: [idParam],
+                            [
+                                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
+                                ("503", unavailable),
+                            ])
+                    ))
+            ),
+            (
+                "/metrics",
+                o(
+                    (
+                        "get",
+                        op(
+                            "metrics", "Prometheus metrics of the API",
+                            [
+                                (
+                                    "200",
+                                    o(
+                                        ("description", s("Prometheus text exposition")),
+                                        ("content", o(("text/plain", o(("schema", o(("type", s("string")))))))))
+                                ),
+                                ("503", unavailable),
+                            ])
+                    ))
+            ),
+            (
+                "/openapi.json",
+                o(
+                    (
+                        "get",
+                        op(
+                            "openapi", "This document",
+                            [
+                                ("200", response("OpenAPI 3.1 document", o(("type", s("object")))))
+                            ])
+                    ))
+            ),
+            (
+                "/docs",
+                o(
+                    (
+                        "get",
+                        op(
+                            "docs", "Interactive documentation page",
+                            [
+                                (
+                                    "200",
+                                    o(
+                                        ("description", s("HTML page")),
+                                        ("content", o(("text/html", o(("schema", o(("type", s("string")))))))))
+                                )
+                            ])
+                    ))
+            )
         )
 
-        let name = o(("type", s("string")), ("minLength", .int(1)), ("maxLength", .int(StreamRules.nameMaxLength)),
-                     ("pattern", s(StreamRules.namePattern)), ("description", s("Display name")))
+        let name = o(
+            ("type", s("string")), ("minLength", .int(1)), ("maxLength", .int(StreamRules.nameMaxLength)),
+            ("pattern", s(StreamRules.namePattern)), ("description", s("Display name")))
         let schemes = StreamRules.networkSchemes.joined(separator: ", ") + (allowFileSources ? ", file" : "")
-        let url = o(("type", s("string")), ("maxLength", .int(StreamRules.urlMaxLength)),
-                    ("pattern", s(StreamRules.urlPattern(allowFile: allowFileSources))),
-                    ("description", s("Source URL; schemes: \(schemes); network schemes need a host")))
-        let grid = o(("type", s("integer")), ("minimum", .int(StreamRules.gridSizeRange.lowerBound)),
-                     ("maximum", .int(StreamRules.gridSizeRange.upperBound)), ("description", s("Pixels between sample points")))
-        let threshold = o(("type", s("number")), ("minimum", .int(0)), ("maximum", .int(1000)),
-                          ("description", s("Flow magnitude threshold, in pixels")))
+        let url = o(
+            ("type", s("string")), ("maxLength", .int(StreamRules.urlMaxLength)),
+            ("pattern", s(StreamRules.urlPattern(allowFile: allowFileSources))),
+            ("description", s("Source URL; schemes: \(schemes); network schemes need a host")))
+        let grid = o(
+            ("type", s("integer")), ("minimum", .int(StreamRules.gridSizeRange.lowerBound)),
+            ("maximum", .int(StreamRules.gridSizeRange.upperBound)), ("description", s("Pixels between sample points")))
+        let threshold = o(
+            ("type", s("number")), ("minimum", .int(0)), ("maximum", .int(1000)),
+            ("description", s("Flow magnitude threshold, in pixels")))
         let active = o(("type", s("boolean")), ("description", s("Desired active state")))
         func withDefault(_ j: J, _ d: J) -> J {
-            guard case var .object(m) = j else { return j }
+            guard case .object(var m) = j else { return j }
             m.append(("default", d))
             return .object(m)
         }
@@ -118,70 +227,131 @@ enum OpenAPIDocument {
         let nullableTime = o(("type", .array([s("string"), s("null")])), ("format", s("date-time")))
 
         let schemas: J = o(
-            ("Stream", o(
-                ("type", s("object")),
-                ("required", .array(["id", "name", "rtsp_url", "grid_size", "threshold", "is_active",
-                                     "worker_container_name", "worker_started_at", "created_at", "status"].map(s))),
-                ("additionalProperties", .bool(false)),
-                ("properties", o(
-                    ("id", o(("type", s("string")), ("format", s("uuid")))),
-                    ("name", o(("type", s("string")))),
-                    ("rtsp_url", o(("type", s("string")))),
-                    ("grid_size", o(("type", s("integer")))),
-                    ("threshold", o(("type", s("number")))),
-                    ("is_active", o(("type", s("boolean")))),
-                    ("worker_container_name", nullableString),
-                    ("worker_started_at", nullableTime),
-                    ("created_at", o(("type", s("string")), ("format", s("date-time")))),
-                    ("status", o(("anyOf", .array([ref("StreamStatus"), o(("type", s("null")))])),
-                                 ("description", s("Live worker status from Redis; null when unknown"))))
-                )))),
-            ("StreamStatus", o(
-                ("type", s("object")),
-                ("properties", o(
-                    ("state", o(("type", s("string")))),
-                    ("fps", o(("type", .array([s("number"), s("null")])))),
-                    ("last_error", nullableString),
-                    ("updated_at", nullableTime))))),
-            ("StreamCreate", o(
-                ("type", s("object")),
-                ("required", .array([s("name"), s("rtsp_url")])),
-                ("additionalProperties", .bool(false)),
-                ("properties", o(
-                    ("name", name), ("rtsp_url", url),
-                    ("grid_size", withDefault(grid, .int(StreamRules.gridSizeDefault))),
-                    ("threshold", withDefault(threshold, .double(StreamRules.thresholdDefault))),
-                    ("is_active", withDefault(active, .bool(false))))))),
-            ("StreamUpdate", o(
-                ("type", s("object")),
-                ("additionalProperties", .bool(false)),
-                ("description", s("Fields to change; absent fields keep their value")),
-                ("properties", o(("name", name), ("rtsp_url", url), ("grid_size", grid), ("threshold", threshold),
-                                 ("is_active", active))))),
-            ("Health", o(
-                ("type", s("object")),
-                ("required", .array([s("status"), s("database"), s("redis")])),
-                ("properties", o(
-                    ("status", o(("type", s("string")), ("enum", .array([s("ok"), s("unavailable")])))),
-                    ("database", o(("type", s("string")), ("enum", .array([s("ok"), s("down")])))),
-                    ("redis", o(("type", s("string")), ("enum", .array([s("ok"), s("down"), s("unknown")])))),
-                    ("detail", o(("type", s("string")))))))),
-            ("ErrorMessage", o(
-                ("type", s("object")),
-                ("required", .array([s("detail")])),
-                ("properties", o(("detail", o(("type", s("string")))))))),
-            ("ValidationError", o(
-                ("type", s("object")),
-                ("required", .array([s("loc"), s("msg"), s("type")])),
-                ("properties", o(
-                    ("loc", o(("type", s("array")), ("items", o(("anyOf", .array([o(("type", s("string"))), o(("type", s("integer")))])))))),
-                    ("msg", o(("type", s("string")))),
-                    ("type", o(("type", s("string")))),
-                    ("ctx", o(("type", s("object")))))))),
-            ("HTTPValidationError", o(
-                ("type", s("object")),
-                ("required", .array([s("detail")])),
-                ("properties", o(("detail", o(("type", s("array")), ("items", ref("ValidationError"))))))))
+            (
+                "Stream",
+                o(
+                    ("type", s("object")),
+                    (
+                        "required",
+                        .array(
+                            [
+                                "id", "name", "rtsp_url", "grid_size", "threshold", "is_active",
+                                "worker_container_name", "worker_started_at", "created_at", "status",
+                            ].map(s))
+                    ),
+                    ("additionalProperties", .bool(false)),
+                    (
+                        "properties",
+                        o(
+                            ("id", o(("type", s("string")), ("format", s("uuid")))),
+                            ("name", o(("type", s("string")))),
+                            ("rtsp_url", o(("type", s("string")))),
+                            ("grid_size", o(("type", s("integer")))),
+                            ("threshold", o(("type", s("number")))),
+                            ("is_active", o(("type", s("boolean")))),
+                            ("worker_container_name", nullableString),
+                            ("worker_started_at", nullableTime),
+                            ("created_at", o(("type", s("string")), ("format", s("date-time")))),
+                            (
+                                "status",
+                                o(
+                                    ("anyOf", .array([ref("StreamStatus"), o(("type", s("null")))])),
+                                    ("description", s("Live worker status from Redis; null when unknown")))
+                            )
+                        )
+                    ))
+            ),
+            (
+                "StreamStatus",
+                o(
+                    ("type", s("object")),
+                    (
+                        "properties",
+                        o(
+                            ("state", o(("type", s("string")))),
+                            ("fps", o(("type", .array([s("number"), s("null")])))),
+                            ("last_error", nullableString),
+                            ("updated_at", nullableTime))
+                    ))
+            ),
+            (
+                "StreamCreate",
+                o(
+                    ("type", s("object")),
+                    ("required", .array([s("name"), s("rtsp_url")])),
+                    ("additionalProperties", .bool(false)),
+                    (
+                        "properties",
+                        o(
+                            ("name", name), ("rtsp_url", url),
+                            ("grid_size", withDefault(grid, .int(StreamRules.gridSizeDefault))),
+                            ("threshold", withDefault(threshold, .double(StreamRules.thresholdDefault))),
+                            ("is_active", withDefault(active, .bool(false))))
+                    ))
+            ),
+            (
+                "StreamUpdate",
+                o(
+                    ("type", s("object")),
+                    ("additionalProperties", .bool(false)),
+                    ("description", s("Fields to change; absent fields keep their value")),
+                    (
+                        "properties",
+                        o(
+                            ("name", name), ("rtsp_url", url), ("grid_size", grid), ("threshold", threshold),
+                            ("is_active", active))
+                    ))
+            ),
+            (
+                "Health",
+                o(
+                    ("type", s("object")),
+                    ("required", .array([s("status"), s("database"), s("redis")])),
+                    (
+                        "properties",
+                        o(
+                            ("status", o(("type", s("string")), ("enum", .array([s("ok"), s("unavailable")])))),
+                            ("database", o(("type", s("string")), ("enum", .array([s("ok"), s("down")])))),
+                            ("redis", o(("type", s("string")), ("enum", .array([s("ok"), s("down"), s("unknown")])))),
+                            ("detail", o(("type", s("string")))))
+                    ))
+            ),
+            (
+                "ErrorMessage",
+                o(
+                    ("type", s("object")),
+                    ("required", .array([s("detail")])),
+                    ("properties", o(("detail", o(("type", s("string")))))))
+            ),
+            (
+                "ValidationError",
+                o(
+                    ("type", s("object")),
+                    ("required", .array([s("loc"), s("msg"), s("type")])),
+                    (
+                        "properties",
+                        o(
+                            (
+                                "loc",
+                                o(
+                                    ("type", s("array")),
+                                    (
+                                        "items",
+                                        o(("anyOf", .array([o(("type", s("string"))), o(("type", s("integer")))])))
+                                    ))
+                            ),
+                            ("msg", o(("type", s("string")))),
+                            ("type", o(("type", s("string")))),
+                            ("ctx", o(("type", s("object")))))
+                    ))
+            ),
+            (
+                "HTTPValidationError",
+                o(
+                    ("type", s("object")),
+                    ("required", .array([s("detail")])),
+                    ("properties", o(("detail", o(("type", s("array")), ("items", ref("ValidationError")))))))
+            )
         )
 
         var components: [(String, J)] = [("schemas", schemas)]
@@ -190,8 +360,15 @@ enum OpenAPIDocument {
         }
         return o(
             ("openapi", s("3.1.0")),
-            ("info", o(("title", s("Vector Flow API")), ("version", s(version)),
-                       ("description", s("Camera streams for multi-stream optical-flow analytics. Errors follow FastAPI's shape.")))),
+            (
+                "info",
+                o(
+                    ("title", s("Vector Flow API")), ("version", s(version)),
+                    (
+                        "description",
+                        s("Camera streams for multi-stream optical-flow analytics. Errors follow FastAPI's shape.")
+                    ))
+            ),
             ("paths", paths),
             ("components", .object(components))
         )

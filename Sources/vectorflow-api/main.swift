@@ -20,7 +20,8 @@ func fail(_ message: String) -> Never {
 let config: APIConfiguration
 let redis: RedisClient
 do {
-    let source = try ConfigurationSource(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+    let source = try ConfigurationSource(
+        arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
     config = try APIConfiguration(source)
 } catch {
     fail(error.description)
@@ -44,7 +45,8 @@ do {
     fail("cannot listen on \(config.host):\(config.port): \(error)")
 }
 if api.staticFiles == nil {
-    FileHandle.standardError.write(Data("vectorflow-api: static folder \(config.staticDir) not found; serving the API only\n".utf8))
+    FileHandle.standardError.write(
+        Data("vectorflow-api: static folder \(config.staticDir) not found; serving the API only\n".utf8))
 }
 // Unbuffered write: scripts and tests wait for this line.
 FileHandle.standardOutput.write(Data("vectorflow-api listening on http://\(config.host):\(port)\n".utf8))

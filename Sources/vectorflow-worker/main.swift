@@ -18,4 +18,7 @@ do {
     printError("vectorflow-worker: \(error)")
     code = 2
 }
-exit(code)
+// _exit, not exit: after SIGTERM the capture thread may still be inside a blocking FFmpeg read, and
+// running OpenCV's static destructors under it could crash the exit that should report 0.
+fflush(nil)
+_exit(code)

@@ -1,29 +1,39 @@
-import XCTest
 import Foundation
+import XCTest
+
 @testable import VFCore
 
 final class StreamValidatorTests: XCTestCase {
     let v = StreamValidator(allowFileSources: false)
 
-    private func check(_ body: String, _ mode: StreamValidator.Mode = .create, contentType: String? = "application/json")
-        -> Result<StreamFields, APIError> {
+    private func check(
+        _ body: String, _ mode: StreamValidator.Mode = .create, contentType: String? = "application/json"
+    )
+        -> Result<StreamFields, APIError>
+    {
         v.validate(Array(body.utf8), contentType: contentType, mode: mode)
     }
 
     private func types(_ r: Result<StreamFields, APIError>) -> [String] {
-        if case let .failure(e) = r { return e.issues.map(\.type) }
+        if case .failure(let e) = r { return e.issues.map(\.type) }
         return []
     }
 
     func testDefaults() throws {
         let f = try check(#"{"name":"a","rtsp_url":"rtsp://cam/x"}"#).get()
-        XCTAssertEqual(f, StreamFields(name: "a", rtspURL: "rtsp://cam/x", gridSize: 16, threshold: 1.2, isActive: false))
+        XCTAssertEqual(
+            f, StreamFields(name: "a", rtspURL: "rtsp://cam/x", gridSize: 16, threshold: 1.2, isActive: false))
     }
 
     func testEveryProblemReported() {
         let r = check(#"{"name":"","rtsp_url":"ftp://x","grid_size":3,"threshold":-1,"is_active":"yes","extra":1}"#)
-        XCTAssertEqual(types(r), ["string_too_short", "value_error", "greater_than_equal", "greater_than_equal", "bool_type", "extra_forbidden"])
-        guard case let .failure(e) = r else { return XCTFail() }
+        XCTAssertEqual(
+            types(r),
+            [
+                "string_too_short", "value_error", "greater_than_equal", "greater_than_equal", "bool_type",
+                "extra_forbidden",
+            ])
+        guard case .failure(let e) = r else { return XCTFail() }
         XCTAssertEqual(e.status, 422)
         XCTAssertEqual(e.issues.last?.loc, [.key("body"), .key("extra")])
     }
@@ -69,12 +79,17 @@ final class StreamValidatorTests: XCTestCase {
     }
 
     func testURLs() {
-        let good = ["rtsp://cam", "rtsps://user:pw@cam.local:8554/live?x=1#f", "http://[::1]:8080/a", "https://h/ä", "rtsp://[fe80::1]:554/x", "http://[1:2:3:4:5:6:7:8]",
-                    "rtsp://192.168.1.2:554/s", "http://h:1", "https://h?q", "http://h#"]
-        let bad = ["http://[C15d0]", "http://[1::2::3]", "http://u[@h", "http://[1:2:3:4::5:6:7:8]", "",
-                   "rtsp://", "rtsp:///path", "ftp://h", "RTSP://h", "http://h x", "http://h:", "http://h:123456",
-                   "http://a@b@c", "http://[zz]", "http://h\n", "file:///tmp/v.mp4", "http://:80", "http:/h", "h",
-                   "http://[::1", "http://h]"]
+        let good = [
+            "rtsp://cam", "rtsps://user:pw@cam.local:8554/live?x=1#f", "http://[::1]:8080/a", "https://h/ä",
+            "rtsp://[fe80::1]:554/x", "http://[1:2:3:4:5:6:7:8]",
+            "rtsp://192.168.1.2:554/s", "http://h:1", "https://h?q", "http://h#",
+        ]
+        let bad = [
+            "http://[C15d0]", "http://[1::2::3]", "http://u[@h", "http://[1:2:3:4::5:6:7:8]", "",
+            "rtsp://", "rtsp:///path", "ftp://h", "RTSP://h", "http://h x", "http://h:", "http://h:123456",
+            "http://a@b@c", "http://[zz]", "http://h\n", "file:///tmp/v.mp4", "http://:80", "http:/h", "h",
+            "http://[::1", "http://h]",
+        ]
         for u in good { XCTAssertTrue(StreamRules.isValidURL(u, allowFile: false), u) }
         for u in bad { XCTAssertFalse(StreamRules.isValidURL(u, allowFile: false), u.debugDescription) }
         XCTAssertTrue(StreamRules.isValidURL("file:///tmp/my video.mp4", allowFile: true))
@@ -86,38 +101,49 @@ final class StreamValidatorTests: XCTestCase {
     func testMatcherAgreesWithPattern() throws {
         for allowFile in [false, true] {
             let re = try NSRegularExpression(pattern: StreamRules.urlPattern(allowFile: allowFile))
-            let corpus = ["rtsp://cam", "rtsps://u@h:1/p", "http://[::1]", "http://[::1]x", "http://a@b@c", "http://h:",
-                          "http://h:99999", "http://h:999999", "https://h/ a", "file:///x y", "file://", "rtsp://h\u{7f}",
-                          "http://h/\u{85}", "http://é.com/ü", "http://h?@", "http://u@/p", "http://[]", "http://h]/",
-                          "rtsp://a:b@c:d", "rtsp://a:b@c:12", "http://[C15d0]", "http://[1:2:3:4:5:6:7:8]",
-                          "http://[1:2:3:4:5:6:7:8:9]", "http://[1:2:3:4:5:6:7::]", "http://[::1:2:3:4:5:6:7]",
-                          "http://[1::2::3]", "http://[::]", "http://[:::]", "http://[12345::]", "http://[fe80::1%eth0]",
-                          "http://u[@h", "http://a]b@h", "http://[1:2:3:4:5:6:7]", "http://[1:2:3:4::5:6:7]"]
+            let corpus = [
+                "rtsp://cam", "rtsps://u@h:1/p", "http://[::1]", "http://[::1]x", "http://a@b@c", "http://h:",
+                "http://h:99999", "http://h:999999", "https://h/ a", "file:///x y", "file://", "rtsp://h\u{7f}",
+                "http://h/\u{85}", "http://é.com/ü", "http://h?@", "http://u@/p", "http://[]", "http://h]/",
+                "rtsp://a:b@c:d", "rtsp://a:b@c:12", "http://[C15d0]", "http://[1:2:3:4:5:6:7:8]",
+                "http://[1:2:3:4:5:6:7:8:9]", "http://[1:2:3:4:5:6:7::]", "http://[::1:2:3:4:5:6:7]",
+                "http://[1::2::3]", "http://[::]", "http://[:::]", "http://[12345::]", "http://[fe80::1%eth0]",
+                "http://u[@h", "http://a]b@h", "http://[1:2:3:4:5:6:7]", "http://[1:2:3:4::5:6:7]",
+            ]
             for s in corpus {
                 let regex = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
-                XCTAssertEqual(regex, StreamRules.isValidURL(s, allowFile: allowFile), "\(s.debugDescription) allowFile=\(allowFile)")
+                XCTAssertEqual(
+                    regex, StreamRules.isValidURL(s, allowFile: allowFile),
+                    "\(s.debugDescription) allowFile=\(allowFile)")
             }
         }
     }
 
     func testUUIDs() {
-        XCTAssertEqual(UUIDText.canonical("6F9619FF-8B86-D011-B42D-00CF4FC964FF"), "6f9619ff-8b86-d011-b42d-00cf4fc964ff")
+        XCTAssertEqual(
+            UUIDText.canonical("6F9619FF-8B86-D011-B42D-00CF4FC964FF"), "6f9619ff-8b86-d011-b42d-00cf4fc964ff")
         XCTAssertEqual(UUIDText.canonical("6f9619ff8b86d011b42d00cf4fc964ff"), "6f9619ff-8b86-d011-b42d-00cf4fc964ff")
-        for bad in ["", "1", "6f9619ff-8b86-d011-b42d-00cf4fc964fg", "6f9619ff-8b86-d011-b42d_00cf4fc964ff", "' OR 1=1 --"] {
+        for bad in [
+            "", "1", "6f9619ff-8b86-d011-b42d-00cf4fc964fg", "6f9619ff-8b86-d011-b42d_00cf4fc964ff", "' OR 1=1 --",
+        ] {
             XCTAssertNil(UUIDText.canonical(bad), bad)
         }
     }
 
     func testErrorBodyShape() throws {
-        let body = APIError(issues: [ValidationIssue(type: "missing", loc: [.key("body"), .index(3)], msg: "Field required")]).body
-        XCTAssertEqual(String(decoding: body, as: UTF8.self), #"{"detail":[{"type":"missing","loc":["body",3],"msg":"Field required"}]}"#)
+        let body = APIError(issues: [
+            ValidationIssue(type: "missing", loc: [.key("body"), .index(3)], msg: "Field required")
+        ]).body
+        XCTAssertEqual(
+            String(decoding: body, as: UTF8.self),
+            #"{"detail":[{"type":"missing","loc":["body",3],"msg":"Field required"}]}"#)
         XCTAssertEqual(String(decoding: APIError.streamNotFound.body, as: UTF8.self), #"{"detail":"Stream not found"}"#)
     }
 }
 
 extension Result where Failure == APIError {
     var failureStatus: Int? {
-        if case let .failure(e) = self { return e.status }
+        if case .failure(let e) = self { return e.status }
         return nil
     }
 }

@@ -69,8 +69,11 @@ final class FrameBroadcasterTests: XCTestCase {
                 let payload = envelope(streamID: id, seq: seq, jpegBytes: 3000 + seq)
                 sent[id, default: []].append(payload)
                 _ = publisher.publish(channel: "vectorflow:frames:\(id)", payload: payload)
+                // Cameras are paced and out of phase. ("Latest wins" is per client: frames of
+                // several streams arriving within microseconds would leave an all-streams
+                // client only the last of them.)
+                usleep(2000)
             }
-            usleep(5000)  // a paced camera, so "latest wins" keeps (nearly) every frame here
         }
         func drain(_ c: TestWebSocketClient) -> [[UInt8]] {
             c.setTimeout(0.5)

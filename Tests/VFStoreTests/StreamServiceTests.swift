@@ -1,6 +1,7 @@
 import Foundation
 import VFCore
 import XCTest
+
 @testable import VFStore
 
 /// Records lifecycle calls (a real implementation of the hook protocol, used to see which fire).
@@ -22,10 +23,16 @@ final class StreamServiceTests: XCTestCase {
         var value: ServiceResponse?
     }
 
-    private func call(_ pool: DatabasePool, _ work: @escaping @Sendable (Database) -> ServiceResponse) -> ServiceResponse {
+    private func call(_ pool: DatabasePool, _ work: @escaping @Sendable (Database) -> ServiceResponse)
+        -> ServiceResponse
+    {
         let slot = Slot()
         let done = DispatchSemaphore(value: 0)
-        XCTAssertTrue(pool.submit { db in slot.value = work(db); done.signal() })
+        XCTAssertTrue(
+            pool.submit { db in
+                slot.value = work(db)
+                done.signal()
+            })
         XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
         return slot.value ?? ServiceResponse(status: 0, body: [])
     }
@@ -33,9 +40,12 @@ final class StreamServiceTests: XCTestCase {
     private func json(_ r: ServiceResponse) throws -> JSONValue { try JSONParser.parse(r.body) }
 
     func testSchemaMatchesInitSQL() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("init.sql"), encoding: .utf8)
-        XCTAssertEqual(text.trimmingCharacters(in: .whitespacesAndNewlines), Schema.sql.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertEqual(
+            text.trimmingCharacters(in: .whitespacesAndNewlines),
+            Schema.sql.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     func testCRUDAndReconnect() throws {
@@ -49,11 +59,13 @@ final class StreamServiceTests: XCTestCase {
         let body = Array(#"{"name":"Gate","rtsp_url":"rtsp://gate/live","is_active":true}"#.utf8)
         let created = call(pool) { service.create(body: body, contentType: "application/json", $0) }
         XCTAssertEqual(created.status, 201)
-        guard case let .string(id)? = try json(created)["id"] else { return XCTFail("no id") }
+        guard case .string(let id)? = try json(created)["id"] else { return XCTFail("no id") }
         XCTAssertEqual(try json(created)["grid_size"], .int(16))
 
         XCTAssertEqual(call(pool) { service.get(id: id, $0) }.body, created.body)
-        let updated = call(pool) { service.update(id: id, body: Array(#"{"grid_size":32}"#.utf8), contentType: nil, $0) }
+        let updated = call(pool) {
+            service.update(id: id, body: Array(#"{"grid_size":32}"#.utf8), contentType: nil, $0)
+        }
         XCTAssertEqual(try json(updated)["grid_size"], .int(32))
         XCTAssertEqual(call(pool) { service.setActive(id: id, false, $0) }.status, 200)
         let withWorker = call(pool) { db in
@@ -61,21 +73,26 @@ final class StreamServiceTests: XCTestCase {
             return ServiceResponse(status: 200, body: s?.json ?? [])
         }
         XCTAssertEqual(try json(withWorker)["worker_container_name"], .string("vectorflow-worker-1"))
-        guard case let .string(started)? = try json(withWorker)["worker_started_at"] else { return XCTFail("no start time") }
+        guard case .string(let started)? = try json(withWorker)["worker_started_at"] else {
+            return XCTFail("no start time")
+        }
         XCTAssertTrue(started.hasSuffix("Z"))
         let cleared = call(pool) { db in
             ServiceResponse(status: 200, body: (try? StreamRepository.recordWorker(db, id: id, name: nil))??.json ?? [])
         }
         XCTAssertEqual(try json(cleared)["worker_started_at"], .null)
         let list = try json(call(pool) { service.list($0) })
-        guard case let .array(items) = list else { return XCTFail("not a list") }
+        guard case .array(let items) = list else { return XCTFail("not a list") }
         XCTAssertEqual(items.count, 1)
 
         // Bad input never reaches the table.
-        XCTAssertEqual(call(pool) { service.create(body: Array(#"{"name":"x"}"#.utf8), contentType: nil, $0) }.status, 422)
+        XCTAssertEqual(
+            call(pool) { service.create(body: Array(#"{"name":"x"}"#.utf8), contentType: nil, $0) }.status, 422)
         XCTAssertEqual(call(pool) { service.get(id: "nope", $0) }.status, 422)
         XCTAssertEqual(call(pool) { service.get(id: UUID().uuidString, $0) }.status, 404)
-        XCTAssertEqual(try pg.psql("SELECT count(*) FROM camera_streams", db: "vectorflow").trimmingCharacters(in: .whitespacesAndNewlines), "1")
+        XCTAssertEqual(
+            try pg.psql("SELECT count(*) FROM camera_streams", db: "vectorflow").trimmingCharacters(
+                in: .whitespacesAndNewlines), "1")
 
         // The server goes away: fast 503s; it comes back: the same pool recovers, nothing lost.
         try pg.stop()

@@ -17,15 +17,19 @@ final class TestPostgres {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         port = Self.freePort()
         if getuid() == 0 { try Self.run(["/bin/chown", "postgres:postgres", dir.path]) }
-        try asPostgres([bin + "/initdb", "-D", dir.path + "/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        try asPostgres([
+            bin + "/initdb", "-D", dir.path + "/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync",
+        ])
         try start()
         try psql("CREATE ROLE vectorflow LOGIN PASSWORD 'vectorflow'")
         try psql("CREATE DATABASE vectorflow OWNER vectorflow")
     }
 
     func start() throws {
-        try asPostgres([bin + "/pg_ctl", "-D", dir.path + "/data", "-l", dir.path + "/log", "-w", "-o",
-                        "-c listen_addresses=127.0.0.1 -p \(port) -k \(dir.path) -c fsync=off", "start"])
+        try asPostgres([
+            bin + "/pg_ctl", "-D", dir.path + "/data", "-l", dir.path + "/log", "-w", "-o",
+            "-c listen_addresses=127.0.0.1 -p \(port) -k \(dir.path) -c fsync=off", "start",
+        ])
     }
 
     func stop() throws {
@@ -34,8 +38,10 @@ final class TestPostgres {
 
     @discardableResult
     func psql(_ sql: String, db: String = "postgres") throws -> String {
-        try Self.run(["/usr/bin/psql", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db,
-                      "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        try Self.run([
+            "/usr/bin/psql", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db,
+            "-v", "ON_ERROR_STOP=1", "-At", "-c", sql,
+        ])
     }
 
     func close() {
@@ -70,8 +76,9 @@ final class TestPostgres {
         let exited = (status & 0x7f) == 0
         let code = (status >> 8) & 0xff
         guard exited && code == 0 else {
-            throw NSError(domain: "TestPostgres", code: Int(code),
-                          userInfo: [NSLocalizedDescriptionKey: "\(argv.joined(separator: " ")): \(text)"])
+            throw NSError(
+                domain: "TestPostgres", code: Int(code),
+                userInfo: [NSLocalizedDescriptionKey: "\(argv.joined(separator: " ")): \(text)"])
         }
         return text
     }

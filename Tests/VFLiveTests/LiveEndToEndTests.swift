@@ -1,0 +1,68 @@
+import Foundation
+import Glibc
+import VFBus
+import VFNet
+import VFRuntime
+import XCTest
+
+@testable import VFLive
+
+/// The whole live path with real parts: the process runtime starts the real `vectorflow-worker`
+/// on a sample video, the worker publishes to a real redis-server once the broadcaster marks the
+/// stream as watched, and a WebSocket viewer receives the worker's frame envelopes.
+final class LiveEndToEndTests: XCTestCase {
+    func testViewerReceivesFramesOfARealWorker() throws {
+        let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+        let worker = ProcessInfo.processInfo.environment["VF_WORKER_BIN"] ?? "\(binDir)/vectorflow-worker"
+        guard FileManager.default.isExecutableFile(atPath: worker) else {
+            throw XCTSkip("no vectorflow-worker at \(worker) (build the package's products first)")
+        }
+        guard let samples = ProcessInfo.processInfo.environment["VF_SAMPLES_DIR"],
+            FileManager.default.fileExists(atPath: "\(samples)/vtest.avi")
+        else { throw XCTSkip("VF_SAMPLES_DIR with vtest.avi is not set (scripts/fetch-samples.sh)") }
+        guard let redis = RedisProcess() else { throw XCTSkip("redis-server is not installed") }
+        defer { redis.stop() }
+
+        let broadcaster = try FrameBroadcaster(redisURL: redis.url, log: { _ in })
+        broadcaster.start()
+        defer { broadcaster.stop() }
+        var router = Router()
+        broadcaster.install(on: &router)
+        var config = HTTPServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = 0
+        config.loopCount = 1
+        let server = HTTPServer(configuration: config, router: router)
+        let port = try server.start()
+        defer { server.stop() }
+
+        let state = NSTemporaryDirectory() + "vf-live-e2e-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let runtime = ProcessRuntime(
+            configuration: ProcessRuntimeConfiguration(
+                workerBinary: worker, stateDirectory: state, redisURL: redis.url),
+            log: { _ in })
+        defer { runtime.shutdown(stopWorkers: true) }
+        let id = "eeeeeeee-0000-4000-8000-00000000000e"
+        _ = try runtime.start(
+            WorkerSpec(
+                streamID: id, streamName: "e2e", sourceURL: "file://\(samples)/vtest.avi", gridSize: 16, threshold: 1.2)
+        )
+
+        let viewer = try TestWebSocketClient(port: port, target: "/ws/frames?stream_id=\(id)")
+        XCTAssertEqual(viewer.handshakeStatus, 101)
+        viewer.setTimeout(15)
+        let logPath = runtime.logPath(streamID: id)
+        let message = try XCTUnwrap(
+            try? viewer.receive(),
+            "no frame; worker log: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
+        XCTAssertEqual(message.opcode, 2)
+        let frame = message.payload
+        let n = Int(frame[0]) << 24 | Int(frame[1]) << 16 | Int(frame[2]) << 8 | Int(frame[3])
+        let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(frame[4..<(4 + n)])) as? [String: Any])
+        XCTAssertEqual(header["stream_id"] as? String, id)
+        XCTAssertEqual(Array(frame[(4 + n)..<(6 + n)]), [0xFF, 0xD8], "JPEG bytes follow the header")
+        // A second frame keeps coming while the viewer watches.
+        XCTAssertNoThrow(try viewer.receive())
+    }
+}
