@@ -371,3 +371,16 @@ def test_schema_applied_at_start(bin_dir, postgres, redis_server):
     init_sql = (OUT.parent / "init.sql").read_text()
     postgres.psql(init_sql, db=db)  # idempotent: applying it again changes nothing and does not fail
     assert p.stop() == 0
+
+
+def test_port_in_use_exits_2(bin_dir):
+    import os
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = subprocess.run([str(bin_dir / "vectorflow-api")], capture_output=True, text=True, timeout=10,
+                           env={**os.environ, "VF_HOST": "127.0.0.1", "VF_PORT": str(port)})
+    assert r.returncode == 2, r
+    assert len(r.stderr.strip().splitlines()) == 1 and "cannot listen" in r.stderr

@@ -9,7 +9,7 @@ import requests
 from conftest import OUT
 from test_api_crud import make_database, postgres, start_api  # noqa: F401 (postgres: fixture)
 
-webdriver = pytest.importorskip("selenium.webdriver")
+from selenium import webdriver  # noqa: E402 - installed by scripts/install-deps.sh --test
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402

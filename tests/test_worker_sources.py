@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -389,3 +388,20 @@ def test_metrics_health_and_real_prometheus_scrape(spawn, worker_bin, redis_serv
     wait_until(lambda: float(prom.query("vector_flow_frames_processed_total")[0]["value"][1]) >= first + 10, 10,
                interval=0.5, what="the counter to grow between scrapes")
     assert w.stop() == 0
+
+
+def test_sigterm_during_a_hanging_open_exits_0_within_2s(spawn, worker_bin, redis_server):
+    # A server that accepts connections and never answers: FFmpeg's open blocks (up to its 5 s timeout).
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(8)
+    try:
+        port = hang.getsockname()[1]
+        w = start_worker(spawn, worker_bin, redis_server, "hang", f"http://127.0.0.1:{port}/live.mp4")
+        wait_until(lambda: status(redis_server, w.stream_id).get("state") == "connecting", 10, what="connecting")
+        time.sleep(1)
+        t = time.monotonic()
+        assert w.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - t < 2
+    finally:
+        hang.close()

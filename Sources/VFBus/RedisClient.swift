@@ -72,7 +72,9 @@ public final class RedisClient: Sendable {
     /// PUBLISH; false when Redis is down or answered with an error. Never throws.
     @discardableResult
     public func publish(channel: String, payload: [UInt8]) -> Bool {
-        guard let reply = try? command(bytes: [Array("PUBLISH".utf8), Array(channel.utf8), payload]) else { return false }
+        guard let reply = try? command(bytes: [Array("PUBLISH".utf8), Array(channel.utf8), payload]) else {
+            return false
+        }
         if case .integer = reply { return true }
         return false
     }

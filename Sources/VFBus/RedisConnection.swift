@@ -23,7 +23,9 @@ final class RedisConnection {
             var args = ["AUTH"]
             if let user = url.username { args.append(user) }
             args.append(password)
-            if case .error(let e) = try command(args.map { Array($0.utf8) }) { throw RedisError("Redis AUTH failed: \(e)") }
+            if case .error(let e) = try command(args.map { Array($0.utf8) }) {
+                throw RedisError("Redis AUTH failed: \(e)")
+            }
         }
         if url.db != 0, case .error(let e) = try command([Array("SELECT".utf8), Array(String(url.db).utf8)]) {
             throw RedisError("Redis SELECT \(url.db) failed: \(e)")
@@ -83,7 +85,9 @@ final class RedisConnection {
         let reply = r.pointee
         func bytes() -> [UInt8] {
             guard let s = reply.str, reply.len > 0 else { return [] }
-            return s.withMemoryRebound(to: UInt8.self, capacity: reply.len) { Array(UnsafeBufferPointer(start: $0, count: reply.len)) }
+            return s.withMemoryRebound(to: UInt8.self, capacity: reply.len) {
+                Array(UnsafeBufferPointer(start: $0, count: reply.len))
+            }
         }
         switch reply.type {
         case REDIS_REPLY_STRING: return .string(bytes())

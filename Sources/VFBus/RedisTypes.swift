@@ -43,7 +43,9 @@ public struct RedisURL: Sendable, Equatable {
         if portText.isEmpty {
             port = 6379
         } else {
-            guard let p = Int(portText), (1...65535).contains(p) else { throw RedisError("bad port in REDIS_URL \"\(url)\"") }
+            guard let p = Int(portText), (1...65535).contains(p) else {
+                throw RedisError("bad port in REDIS_URL \"\(url)\"")
+            }
             port = p
         }
         if dbText.isEmpty {

@@ -15,10 +15,12 @@ public final class APIMetrics: Sendable {
     public init() {
         managedStreams = registry.makeGauge(
             descriptor: MetricNameDescriptor(
-                metricName: "vector_flow_managed_streams_total", unitName: "", helpText: "Streams stored in the database"))
+                metricName: "vector_flow_managed_streams_total", unitName: "",
+                helpText: "Streams stored in the database"))
         activeStreams = registry.makeGauge(
             descriptor: MetricNameDescriptor(
-                metricName: "vector_flow_active_streams_total", unitName: "", helpText: "Streams whose desired state is active"))
+                metricName: "vector_flow_active_streams_total", unitName: "",
+                helpText: "Streams whose desired state is active"))
     }
 
     /// Records one answered request. `route` is the route pattern, or "unmatched".
@@ -32,7 +34,8 @@ public final class APIMetrics: Sendable {
         .increment()
         registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(
-                metricName: durationName, unitName: "", helpText: "Time from request parsed to response written, in seconds"),
+                metricName: durationName, unitName: "",
+                helpText: "Time from request parsed to response written, in seconds"),
             labels: labels, buckets: buckets
         ).record(seconds)
     }

@@ -21,7 +21,9 @@ public struct FlowStats: Sendable, Equatable {
 
     /// Computes the statistics of `vectors` (x, y, dx, dy quadruples) and appends the vectors
     /// above `threshold` to `kept` (which is emptied first, its storage reused).
-    public static func analyse(_ vectors: UnsafeBufferPointer<Float>, threshold: Double, kept: inout [Float]) -> FlowStats {
+    public static func analyse(_ vectors: UnsafeBufferPointer<Float>, threshold: Double, kept: inout [Float])
+        -> FlowStats
+    {
         kept.removeAll(keepingCapacity: true)
         let t2 = threshold * threshold
         var sum = 0.0
@@ -43,7 +45,8 @@ public struct FlowStats: Sendable, Equatable {
             }
             i += 4
         }
-        return FlowStats(vectorCount: count, magnitudeAvg: count > 0 ? sum / Double(count) : 0, magnitudeMax: max2.squareRoot())
+        return FlowStats(
+            vectorCount: count, magnitudeAvg: count > 0 ? sum / Double(count) : 0, magnitudeMax: max2.squareRoot())
     }
 
     public static func analyse(_ vectors: [Float], threshold: Double) -> (stats: FlowStats, kept: [Float]) {

@@ -15,8 +15,10 @@ public struct FrameHeader: Sendable, Equatable {
     public var previewWidth: Int
     public var previewHeight: Int
 
-    public init(streamID: String, streamName: String, seq: UInt64, capturedAt: Double, width: Int, height: Int,
-                fps: Double, stats: FlowStats, vectors: [Float], jpeg: Bool, previewWidth: Int, previewHeight: Int) {
+    public init(
+        streamID: String, streamName: String, seq: UInt64, capturedAt: Double, width: Int, height: Int,
+        fps: Double, stats: FlowStats, vectors: [Float], jpeg: Bool, previewWidth: Int, previewHeight: Int
+    ) {
         self.streamID = streamID
         self.streamName = streamName
         self.seq = seq

@@ -1,5 +1,5 @@
 /// A tiny append-only JSON writer for the per-frame messages: fixed-precision numbers without
-/// Foundation's formatter, into a caller-owned buffer whose storage is reused frame after frame.
+/// Foundation's formatter or JSONEncoder, into one byte buffer reserved up front.
 public struct JSONWriter {
     public var bytes: [UInt8]
 
@@ -16,11 +16,21 @@ public struct JSONWriter {
         bytes.append(0x22)
         for b in s.utf8 {
             switch b {
-            case 0x22: bytes.append(0x5C); bytes.append(0x22)
-            case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
-            case 0x0A: bytes.append(0x5C); bytes.append(0x6E)
-            case 0x0D: bytes.append(0x5C); bytes.append(0x72)
-            case 0x09: bytes.append(0x5C); bytes.append(0x74)
+            case 0x22:
+                bytes.append(0x5C)
+                bytes.append(0x22)
+            case 0x5C:
+                bytes.append(0x5C)
+                bytes.append(0x5C)
+            case 0x0A:
+                bytes.append(0x5C)
+                bytes.append(0x6E)
+            case 0x0D:
+                bytes.append(0x5C)
+                bytes.append(0x72)
+            case 0x09:
+                bytes.append(0x5C)
+                bytes.append(0x74)
             case 0..<0x20:
                 let hex: [UInt8] = Array("0123456789abcdef".utf8)
                 bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
@@ -33,10 +43,16 @@ public struct JSONWriter {
     public mutating func int(_ v: Int) {
         if v < 0 { bytes.append(0x2D) }
         var m = v.magnitude
-        if m == 0 { bytes.append(0x30); return }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        if m == 0 {
+            bytes.append(0x30)
+            return
+        }
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var n = 0
         withUnsafeMutableBytes(of: &digits) { d in
             while m > 0 {
@@ -58,7 +74,10 @@ public struct JSONWriter {
     /// `v` rounded to `decimals` places (0...6), trailing zeros dropped: 1.5 → `1.5`, 2.0 → `2`.
     /// Non-finite values, which JSON cannot carry, are written as 0.
     public mutating func number(_ v: Double, decimals: Int) {
-        guard v.isFinite else { bytes.append(0x30); return }
+        guard v.isFinite else {
+            bytes.append(0x30)
+            return
+        }
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
         let scaled = (v * scale).rounded()

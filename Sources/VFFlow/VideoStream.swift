@@ -81,10 +81,14 @@ public final class VideoStream: @unchecked Sendable {
 
     /// Draws `vectors` on the current frame scaled to at most `maxWidth` px (0 = full size);
     /// returns the preview size. Call after `flow`: at full size it draws on the frame itself.
-    public func annotate(vectors: [Float], maxWidth: Int, arrowScale: Float = 3, colourMax: Float = 8) throws(FlowError) -> (width: Int, height: Int) {
+    public func annotate(vectors: [Float], maxWidth: Int, arrowScale: Float = 3, colourMax: Float = 8) throws(FlowError)
+        -> (width: Int, height: Int)
+    {
         var w: Int32 = 0
         var h: Int32 = 0
-        let rc = vectors.withUnsafeBufferPointer { cvf_annotate(handle, $0.baseAddress, Int32($0.count / 4), Int32(maxWidth), arrowScale, colourMax, &w, &h) }
+        let rc = vectors.withUnsafeBufferPointer {
+            cvf_annotate(handle, $0.baseAddress, Int32($0.count / 4), Int32(maxWidth), arrowScale, colourMax, &w, &h)
+        }
         if rc != 0 { throw FlowError(lastError) }
         return (Int(w), Int(h))
     }

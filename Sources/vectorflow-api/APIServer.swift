@@ -27,10 +27,13 @@ final class APIServer: Sendable {
             OpenAPIDocument.build(
                 allowFileSources: config.allowFileSources, authRequired: config.apiToken != nil, version: "1.0.0"))
         staticFiles = StaticFiles(directory: config.staticDir)
-        // Connect (and apply init.sql) right away rather than on the first request; a database that
-        // is not there yet is retried by later requests, the API starts regardless.
+    }
+
+    /// Connects (and applies init.sql) right away rather than on the first request. Called once the
+    /// port is bound; a database that is not there yet is retried by later requests.
+    func connectDatabase() {
         pool.submit { db in
-            if !db.ping() { logError("database not reachable yet; serving 503 until it is") }
+            if !db.ping() { logError("database not reachable yet; answering 503 until it is") }
         }
     }
 
@@ -41,33 +44,43 @@ final class APIServer: Sendable {
         let service = self.service
         r.get("/health") { [self] _, res in database(res) { db in self.health(db) } }
         r.get("/streams") { [self] _, res in database(res) { db in service.list(db).http } }
-        r.post("/streams", authorized { [self] req, res in
-            let body = req.body
-            let ct = req.headers["Content-Type"]
-            database(res) { db in service.create(body: body, contentType: ct, db).http }
-        })
+        r.post(
+            "/streams",
+            authorized { [self] req, res in
+                let body = req.body
+                let ct = req.headers["Content-Type"]
+                database(res) { db in service.create(body: body, contentType: ct, db).http }
+            })
         r.get("/streams/{id}") { [self] req, res in
             let id = req.pathParameters["id"] ?? ""
             database(res) { db in service.get(id: id, db).http }
         }
-        r.put("/streams/{id}", authorized { [self] req, res in
-            let id = req.pathParameters["id"] ?? ""
-            let body = req.body
-            let ct = req.headers["Content-Type"]
-            database(res) { db in service.update(id: id, body: body, contentType: ct, db).http }
-        })
-        r.delete("/streams/{id}", authorized { [self] req, res in
-            let id = req.pathParameters["id"] ?? ""
-            database(res) { db in service.delete(id: id, db).http }
-        })
-        r.post("/streams/{id}/activate", authorized { [self] req, res in
-            let id = req.pathParameters["id"] ?? ""
-            database(res) { db in service.setActive(id: id, true, db).http }
-        })
-        r.post("/streams/{id}/deactivate", authorized { [self] req, res in
-            let id = req.pathParameters["id"] ?? ""
-            database(res) { db in service.setActive(id: id, false, db).http }
-        })
+        r.put(
+            "/streams/{id}",
+            authorized { [self] req, res in
+                let id = req.pathParameters["id"] ?? ""
+                let body = req.body
+                let ct = req.headers["Content-Type"]
+                database(res) { db in service.update(id: id, body: body, contentType: ct, db).http }
+            })
+        r.delete(
+            "/streams/{id}",
+            authorized { [self] req, res in
+                let id = req.pathParameters["id"] ?? ""
+                database(res) { db in service.delete(id: id, db).http }
+            })
+        r.post(
+            "/streams/{id}/activate",
+            authorized { [self] req, res in
+                let id = req.pathParameters["id"] ?? ""
+                database(res) { db in service.setActive(id: id, true, db).http }
+            })
+        r.post(
+            "/streams/{id}/deactivate",
+            authorized { [self] req, res in
+                let id = req.pathParameters["id"] ?? ""
+                database(res) { db in service.setActive(id: id, false, db).http }
+            })
         r.get("/metrics") { [self] _, res in
             database(res) { db in
                 if let c = try? StreamRepository.counts(db) {

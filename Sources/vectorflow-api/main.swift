@@ -44,6 +44,7 @@ do {
 } catch {
     fail("cannot listen on \(config.host):\(config.port): \(error)")
 }
+api.connectDatabase()
 if api.staticFiles == nil {
     FileHandle.standardError.write(
         Data("vectorflow-api: static folder \(config.staticDir) not found; serving the API only\n".utf8))

@@ -64,8 +64,9 @@ final class CaptureLoop: Sendable {
                 // A local file that cannot be opened will rarely fix itself: `failed` says so
                 // (retries continue, slowly); a network source is `reconnecting`.
                 let isFile = settings.sourceKind == .file
-                housekeeper.update(state: isFile ? .failed : (firstAttempt ? .connecting : .reconnecting),
-                                   fps: 0, lastError: error.description)
+                housekeeper.update(
+                    state: isFile ? .failed : (firstAttempt ? .connecting : .reconnecting),
+                    fps: 0, lastError: error.description)
                 metrics.fps.set(0.0)
                 firstAttempt = false
                 sleep(until: monotonicNow() + backoff.nextDelay()) { isStopping }
@@ -157,8 +158,9 @@ struct Session {
                 continue
             case .end:
                 if finite && framesThisSession > 0 { return .finished }
-                return .lost(framesThisSession > 0 ? "the source stopped sending frames" : "the source sent no frame",
-                             hadFrames: framesThisSession > 0)
+                return .lost(
+                    framesThisSession > 0 ? "the source stopped sending frames" : "the source sent no frame",
+                    hadFrames: framesThisSession > 0)
             case .failed(let reason):
                 return .lost(reason, hadFrames: framesThisSession > 0)
             case .frame:
@@ -200,9 +202,12 @@ struct Session {
         return .stopped
     }
 
-    private mutating func publishPreview(_ stream: VideoStream, stats: FlowStats, capturedAt: Double, loop: CaptureLoop) {
-        let width = stream.width, height = stream.height
-        var pw = width, ph = height
+    private mutating func publishPreview(_ stream: VideoStream, stats: FlowStats, capturedAt: Double, loop: CaptureLoop)
+    {
+        let width = stream.width
+        let height = stream.height
+        var pw = width
+        var ph = height
         if width > settings.previewMaxWidth {
             pw = settings.previewMaxWidth
             ph = max(1, Int((Double(height) * Double(pw) / Double(width)).rounded()))

@@ -24,16 +24,20 @@ final class WorkerMetrics: Sendable {
         func counter(_ name: String, _ help: String) -> Counter {
             registry.makeCounter(descriptor: Self.describe(name, help), labels: labels)
         }
-        magnitudeAvg = gauge("vector_flow_magnitude_avg",
-                             "Mean magnitude (px/frame) of the flow vectors above the threshold in the last frame; 0 when none")
-        magnitudeMax = gauge("vector_flow_magnitude_max",
-                             "Largest flow magnitude (px/frame) among all tracked grid points in the last frame")
-        vectorCount = gauge("vector_flow_vector_count",
-                            "Number of grid points whose flow magnitude exceeded the threshold in the last frame")
+        magnitudeAvg = gauge(
+            "vector_flow_magnitude_avg",
+            "Mean magnitude (px/frame) of the flow vectors above the threshold in the last frame; 0 when none")
+        magnitudeMax = gauge(
+            "vector_flow_magnitude_max",
+            "Largest flow magnitude (px/frame) among all tracked grid points in the last frame")
+        vectorCount = gauge(
+            "vector_flow_vector_count",
+            "Number of grid points whose flow magnitude exceeded the threshold in the last frame")
         fps = gauge("vector_flow_fps", "Frames analysed per second, measured over about one second")
         framesProcessed = counter("vector_flow_frames_processed_total", "Frames analysed since the worker started")
-        framesDropped = counter("vector_flow_frames_dropped_total",
-                                "Frames skipped because the decoder returned an unusable frame")
+        framesDropped = counter(
+            "vector_flow_frames_dropped_total",
+            "Frames skipped because the decoder returned an unusable frame")
         reconnects = counter("vector_flow_source_reconnects_total", "Times the source was lost and reopened")
         previewsPublished = counter("vector_flow_previews_published_total", "Live-frame messages sent to Redis")
     }

@@ -48,7 +48,8 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
 /// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     guard c.positional.count == 2 else {
-        throw ConfigurationError("usage: vectorflow-worker bench SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview]")
+        throw ConfigurationError(
+            "usage: vectorflow-worker bench SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview]")
     }
     let source = c.positional[1]
     _ = try SourceKind.of(source)
@@ -65,7 +66,10 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
         printError("vectorflow-worker: \(error)")
         return 1
     }
-    var decode = 0.0, flow = 0.0, annotate = 0.0, encode = 0.0
+    var decode = 0.0
+    var flow = 0.0
+    var annotate = 0.0
+    var encode = 0.0
     var frames = 0
     var kept: [Float] = []
     var jpeg: [UInt8] = []

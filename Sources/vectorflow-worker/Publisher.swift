@@ -29,11 +29,13 @@ final class FramePublisher: Sendable {
             while true {
                 self.signal.wait()
                 if self.stopped.load(ordering: .acquiring) { break }
-                guard let message = self.slot.withLock({ s -> [UInt8]? in
-                    let m = s
-                    s = nil
-                    return m
-                }) else { continue }
+                guard
+                    let message = self.slot.withLock({ s -> [UInt8]? in
+                        let m = s
+                        s = nil
+                        return m
+                    })
+                else { continue }
                 if self.client.publish(channel: self.channel, payload: message) {
                     self.published.add(1, ordering: .relaxed)
                     self.metrics.previewsPublished.increment()

@@ -12,7 +12,8 @@ enum SourceKind: Equatable {
         case "file": return .file
         case "http", "https": return .http
         case "rtsp", "rtsps": return .rtsp
-        case let s: throw ConfigurationError("unsupported source URL scheme \"\(s)\" (use rtsp, rtsps, http, https or file)")
+        case let s:
+            throw ConfigurationError("unsupported source URL scheme \"\(s)\" (use rtsp, rtsps, http, https or file)")
         }
     }
 }

@@ -83,8 +83,10 @@ final class Housekeeper: Sendable {
     @discardableResult
     func writeStatus() -> Bool {
         let s = current
-        let fields = ["HSET", statusKey, "state", s.state.rawValue, "fps", String(format: "%.2f", s.fps),
-                      "last_error", s.lastError, "updated_at", String(format: "%.3f", unixNow())]
+        let fields = [
+            "HSET", statusKey, "state", s.state.rawValue, "fps", String(format: "%.2f", s.fps),
+            "last_error", s.lastError, "updated_at", String(format: "%.3f", unixNow()),
+        ]
         guard let r = try? client.command(fields) else { return false }
         if case .error = r { return false }
         return (try? client.command(["EXPIRE", statusKey, String(Self.statusTTL)])) != nil

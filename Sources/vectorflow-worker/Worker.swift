@@ -30,16 +30,20 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     let publisher = FramePublisher(client: client, channel: "vectorflow:frames:\(settings.streamID)", metrics: metrics)
     let server: MetricsServer
     do {
-        server = try MetricsServer(host: settings.metricsHost, port: settings.metricsPort, metrics: metrics, housekeeper: housekeeper)
+        server = try MetricsServer(
+            host: settings.metricsHost, port: settings.metricsPort, metrics: metrics, housekeeper: housekeeper)
     } catch {
-        printError("vectorflow-worker: cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
+        printError(
+            "vectorflow-worker: cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
         return 1
     }
     let capture = CaptureLoop(settings: settings, metrics: metrics, housekeeper: housekeeper, publisher: publisher)
     housekeeper.start()
     publisher.start()
     capture.start()
-    printError("vectorflow-worker: stream \(settings.streamID) from \(settings.source), metrics on port \(server.port), OpenCV \(VideoStream.openCVVersion)")
+    printError(
+        "vectorflow-worker: stream \(settings.streamID) from \(settings.source), metrics on port \(server.port), OpenCV \(VideoStream.openCVVersion)"
+    )
 
     var stoppedBySignal = false
     var timeout = timespec(tv_sec: 0, tv_nsec: 100_000_000)

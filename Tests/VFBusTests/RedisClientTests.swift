@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import XCTest
+
 @testable import VFBus
 
 /// Against a real redis-server started on a free loopback port (Debian's redis-server package).
@@ -34,8 +35,11 @@ final class RedisClientTests: XCTestCase {
         XCTAssertEqual(try client.command(["GET", "missing"]), .null)
         XCTAssertEqual(try client.command(["INCRBY", "n", "41"]), .integer(41))
         XCTAssertEqual(try client.command(["RPUSH", "l", "a", ""]), .integer(2))
-        XCTAssertEqual(try client.command(["LRANGE", "l", "0", "-1"]), .array([.string(Array("a".utf8)), .string([])]))
-        guard case .error(let message) = try client.command(["NOSUCHCOMMAND"]) else { return XCTFail("expected an error reply") }
+        XCTAssertEqual(
+            try client.command(["LRANGE", "l", "0", "-1"]), .array([.string(Array("a".utf8)), .string([])]))
+        guard case .error(let message) = try client.command(["NOSUCHCOMMAND"]) else {
+            return XCTFail("expected an error reply")
+        }
         XCTAssertTrue(message.contains("unknown command"), message)
         // A database other than 0 is selected on connect.
         let db2 = try RedisClient(url: "redis://127.0.0.1:\(port)/2")
@@ -111,9 +115,11 @@ final class RedisClientTests: XCTestCase {
     private func startRedis() throws {
         // posix_spawn + waitpid rather than Foundation's Process, whose waitUntilExit can miss the
         // exit of a child that daemonizes.
-        let args = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", String(port), "--save", "",
-                    "--appendonly", "no", "--daemonize", "yes", "--pidfile", dir + "/r.pid", "--dir", dir,
-                    "--logfile", dir + "/log"]
+        let args = [
+            "/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", String(port), "--save", "",
+            "--appendonly", "no", "--daemonize", "yes", "--pidfile", dir + "/r.pid", "--dir", dir,
+            "--logfile", dir + "/log",
+        ]
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
@@ -132,7 +138,8 @@ final class RedisClientTests: XCTestCase {
         // SHUTDOWN by port first: it works even when the pid file is not (yet) there.
         if let admin = try? RedisClient(url: url, timeout: 1) { _ = try? admin.command(["SHUTDOWN", "NOSAVE"]) }
         guard let text = try? String(contentsOfFile: dir + "/r.pid", encoding: .utf8),
-              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return }
         kill(pid, SIGKILL)
         let deadline = Date().addingTimeInterval(5)
         // The daemon is not our child: wait for its port to close rather than for the process.
@@ -165,7 +172,9 @@ final class RedisClientTests: XCTestCase {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         return withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         } == 0
     }
 }

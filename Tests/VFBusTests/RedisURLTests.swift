@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import VFBus
 
 final class RedisURLTests: XCTestCase {
@@ -26,8 +27,10 @@ final class RedisURLTests: XCTestCase {
     }
 
     func testBadURLsAreErrors() {
-        for bad in ["http://localhost", "redis://host:0", "redis://host:99999", "redis://host:abc", "redis://host/x",
-                    "redis://host/-1", ""] {
+        for bad in [
+            "http://localhost", "redis://host:0", "redis://host:99999", "redis://host:abc", "redis://host/x",
+            "redis://host/-1", "",
+        ] {
             XCTAssertThrowsError(try RedisURL(bad), bad)
         }
     }

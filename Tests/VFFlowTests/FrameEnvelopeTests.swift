@@ -1,12 +1,14 @@
 import Foundation
 import XCTest
+
 @testable import VFFlow
 
 final class FrameEnvelopeTests: XCTestCase {
     private func header(vectors: [Float] = [8, 8, 1.234, -2.005], jpeg: Bool = true) -> FrameHeader {
-        FrameHeader(streamID: "cam-1", streamName: "Gate \"A\"\n", seq: 123, capturedAt: 1764331234.1234, width: 768,
-                    height: 576, fps: 9.984, stats: FlowStats(vectorCount: 1, magnitudeAvg: 2.3456, magnitudeMax: 7.1),
-                    vectors: vectors, jpeg: jpeg, previewWidth: 640, previewHeight: 480)
+        FrameHeader(
+            streamID: "cam-1", streamName: "Gate \"A\"\n", seq: 123, capturedAt: 1764331234.1234, width: 768,
+            height: 576, fps: 9.984, stats: FlowStats(vectorCount: 1, magnitudeAvg: 2.3456, magnitudeMax: 7.1),
+            vectors: vectors, jpeg: jpeg, previewWidth: 640, previewHeight: 480)
     }
 
     func testLayoutIsBigEndianLengthThenJSONThenJPEG() throws {
@@ -46,7 +48,8 @@ final class FrameEnvelopeTests: XCTestCase {
         XCTAssertEqual(json["preview_height"] as? Int, 480)
         // The dashboard relies on this exact key order only loosely, but the text must be compact.
         let text = String(decoding: parts.header, as: UTF8.self)
-        XCTAssertTrue(text.hasPrefix("{\"stream_id\":\"cam-1\",\"stream_name\":\"Gate \\\"A\\\"\\n\",\"seq\":123,"), text)
+        XCTAssertTrue(
+            text.hasPrefix("{\"stream_id\":\"cam-1\",\"stream_name\":\"Gate \\\"A\\\"\\n\",\"seq\":123,"), text)
     }
 
     func testVectorsAreCappedAtTwoThousandByEvenStride() throws {

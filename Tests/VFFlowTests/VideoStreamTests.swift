@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import VFFlow
 
 /// Exercises the OpenCV shim on real files: an image pair with a known shift made on the fly, and
@@ -42,11 +43,12 @@ final class VideoStreamTests: XCTestCase {
 
     /// A 128x96 random texture, written as a binary PPM (OpenCV reads it without extra codecs).
     static func writeTexture() throws -> String {
-        let w = 128, h = 96
+        let w = 128
+        let h = 96
         var bytes = Array("P6\n\(w) \(h)\n255\n".utf8)
         var seed: UInt32 = 12345
         for _ in 0..<(w * h) {
-            seed = seed &* 1664525 &+ 1013904223
+            seed = seed &* 1_664_525 &+ 1_013_904_223
             let v = UInt8(truncatingIfNeeded: seed >> 24)
             bytes += [v, v, v]
         }
