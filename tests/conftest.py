@@ -80,7 +80,9 @@ class Postgres:
         subprocess.run(self.as_pg + [str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres",
                                      "--auth=trust", "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
         self.start()
-        self.psql("CREATE ROLE vectorflow LOGIN PASSWORD 'vectorflow'; CREATE DATABASE vectorflow OWNER vectorflow;")
+        # Two separate commands: CREATE DATABASE cannot run inside the implicit transaction of one -c.
+        self.psql("CREATE ROLE vectorflow LOGIN PASSWORD 'vectorflow'")
+        self.psql("CREATE DATABASE vectorflow OWNER vectorflow")
         self.url = f"postgresql://vectorflow:vectorflow@127.0.0.1:{self.port}/vectorflow"
 
     def start(self):

@@ -46,11 +46,12 @@ def make_database(postgres) -> str:
     return f"postgresql://vectorflow:vectorflow@127.0.0.1:{postgres.port}/{name}", name
 
 
-def start_api(bin_dir, name, env):
+def start_api(request, bin_dir, name, env):
     """Starts vectorflow-api on a free port; returns (proc, base_url)."""
     full = {"VF_HOST": "127.0.0.1", "VF_PORT": "0", "VF_STATIC_DIR": str(OUT / "no-static")}
     full.update(env)
     p = Proc(name, [str(bin_dir / "vectorflow-api")], env=full)
+    request.addfinalizer(p.stop)
     m = wait_until(lambda: re.search(r"vectorflow-api listening on http://([\d.]+):(\d+)", p.output()) or
                    (not p.alive() and pytest.fail(f"api exited: {p.output()}")), 20, what="api to listen")
     return p, f"http://127.0.0.1:{m.group(2)}"
@@ -62,9 +63,9 @@ def rows(postgres, db):
 
 
 @pytest.fixture(scope="module")
-def api(bin_dir, postgres, redis_server):
+def api(request, bin_dir, postgres, redis_server):
     url, db = make_database(postgres)
-    p, base = start_api(bin_dir, "api-crud", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
+    p, base = start_api(request, bin_dir, "api-crud", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
     yield base, db
     assert p.stop() == 0, p.output()
 
@@ -276,7 +277,7 @@ def test_head_and_keepalive(api):
 
 
 @pytest.fixture
-def static_api(bin_dir, postgres, redis_server, tmp_path):
+def static_api(request, bin_dir, postgres, redis_server, tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text("<h1>dash</h1>")
     (tmp_path / "site" / "app.js").write_text("console.log(1)")
@@ -285,7 +286,7 @@ def static_api(bin_dir, postgres, redis_server, tmp_path):
     (tmp_path / "secret.txt").write_text("secret")
     (tmp_path / "site" / "link").symlink_to(tmp_path / "secret.txt")
     url, db = make_database(postgres)
-    p, base = start_api(bin_dir, "api-static", {"DATABASE_URL": url, "REDIS_URL": redis_server.url,
+    p, base = start_api(request, bin_dir, "api-static", {"DATABASE_URL": url, "REDIS_URL": redis_server.url,
                                                 "VF_STATIC_DIR": str(tmp_path / "site"), "VF_API_TOKEN": "s3cret",
                                                 "VF_CORS_ORIGINS": "http://dash.example"})
     yield base
@@ -355,17 +356,17 @@ def test_bad_configuration_exits_2(bin_dir, env, flag):
     assert len(lines) == 1 and lines[0].startswith("vectorflow-api: "), r.stderr
 
 
-def test_sigint_stops_cleanly(bin_dir, postgres, redis_server):
+def test_sigint_stops_cleanly(request, bin_dir, postgres, redis_server):
     url, _ = make_database(postgres)
-    p, base = start_api(bin_dir, "api-sigint", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
+    p, base = start_api(request, bin_dir, "api-sigint", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
     assert requests.get(base + "/health", timeout=5).status_code == 200
     assert p.stop(signal.SIGINT) == 0
 
 
-def test_schema_applied_at_start(bin_dir, postgres, redis_server):
+def test_schema_applied_at_start(request, bin_dir, postgres, redis_server):
     """A fresh database gets init.sql when the API starts, before any request."""
     url, db = make_database(postgres)
-    p, _ = start_api(bin_dir, "api-schema-at-start", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
+    p, _ = start_api(request, bin_dir, "api-schema-at-start", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
     wait_until(lambda: postgres.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'camera_streams'",
                                      db=db).strip() == "1", 10, what="camera_streams to exist")
     init_sql = (OUT.parent / "init.sql").read_text()

@@ -17,9 +17,9 @@ def own_postgres():
     pg.close()
 
 
-def test_database_restart(bin_dir, own_postgres, redis_server):
+def test_database_restart(request, bin_dir, own_postgres, redis_server):
     pg = own_postgres
-    p, base = start_api(bin_dir, "api-db-restart", {"DATABASE_URL": pg.url, "REDIS_URL": redis_server.url})
+    p, base = start_api(request, bin_dir, "api-db-restart", {"DATABASE_URL": pg.url, "REDIS_URL": redis_server.url})
     created = []
     for i in range(5):
         r = requests.post(base + "/streams", json={"name": f"s{i}", "rtsp_url": f"rtsp://cam{i}/live"}, timeout=5)
@@ -56,12 +56,12 @@ def test_database_restart(bin_dir, own_postgres, redis_server):
     assert p.stop() == 0
 
 
-def test_starts_with_database_down_and_creates_schema(bin_dir, redis_server):
+def test_starts_with_database_down_and_creates_schema(request, bin_dir, redis_server):
     """A fresh, empty database that appears after the API started: the API applies init.sql itself."""
     pg = Postgres()
     try:
         pg.stop()
-        p, base = start_api(bin_dir, "api-db-late", {"DATABASE_URL": pg.url, "REDIS_URL": redis_server.url})
+        p, base = start_api(request, bin_dir, "api-db-late", {"DATABASE_URL": pg.url, "REDIS_URL": redis_server.url})
         assert requests.get(base + "/health", timeout=10).status_code == 503
         pg.start()
         wait_until(lambda: requests.get(base + "/health", timeout=5).status_code == 200, 20, what="health")

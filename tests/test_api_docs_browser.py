@@ -31,9 +31,9 @@ def browser():
     d.quit()
 
 
-def test_docs_page_lists_and_tries_every_operation(bin_dir, postgres, redis_server, browser):
+def test_docs_page_lists_and_tries_every_operation(request, bin_dir, postgres, redis_server, browser):
     url, _ = make_database(postgres)
-    p, base = start_api(bin_dir, "api-docs-browser", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
+    p, base = start_api(request, bin_dir, "api-docs-browser", {"DATABASE_URL": url, "REDIS_URL": redis_server.url})
     spec = requests.get(base + "/openapi.json", timeout=5).json()
     op_ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
 

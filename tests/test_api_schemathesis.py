@@ -26,13 +26,13 @@ def _schemathesis():
     ("false", "s3cret", True),   # with VF_API_TOKEN and the right header
     ("false", "s3cret", False),  # with VF_API_TOKEN and no header: 401s must be documented and exact
 ], ids=["plain", "file-sources", "auth", "auth-missing"])
-def test_schemathesis_all_checks(bin_dir, postgres, redis_server, allow_file, token, send_token):
+def test_schemathesis_all_checks(request, bin_dir, postgres, redis_server, allow_file, token, send_token):
     url, _ = make_database(postgres)
     env = {"DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_ALLOW_FILE_SOURCES": allow_file}
     if token:
         env["VF_API_TOKEN"] = token
     name = f"schemathesis-{allow_file}-{token is not None}-{send_token}"
-    p, base = start_api(bin_dir, "api-" + name, env)
+    p, base = start_api(request, bin_dir, "api-" + name, env)
     report = OUT / f"{name}.txt"
     extra = ["-H", f"Authorization: Bearer {token}"] if send_token else []
     r = subprocess.run([*_schemathesis(), "run", base + "/openapi.json", *extra, "--checks", "all", "--max-examples", "30",
