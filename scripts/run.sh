@@ -26,7 +26,19 @@ step "fetching the demo video (Debian's opencv-doc)"
 SAMPLES=$(VF_SAMPLES_DIR=${VF_SAMPLES_DIR:-$VF_HOME/samples} bash scripts/fetch-samples.sh | tail -n 1)
 
 mkdir -p "$VF_HOME"/{pg,redis,prometheus/file_sd,workers,logs}
-AS_PG=(); [ "$(id -u)" = 0 ] && AS_PG=(runuser -u postgres --) && chown postgres: "$VF_HOME/pg"
+PG_DIR=$VF_HOME/pg
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then
+  # PostgreSQL refuses to run as root: its files belong to the postgres user, who must be able
+  # to reach them (a checkout under /root is not reachable: then keep them under /var/lib).
+  AS_PG=(runuser -u postgres --)
+  chown postgres: "$PG_DIR"
+  if ! "${AS_PG[@]}" test -w "$PG_DIR"; then
+    PG_DIR=/var/lib/vectorflow/pg-$(printf '%s' "$VF_HOME" | md5sum | cut -c1-12)
+    mkdir -p "$PG_DIR" && chown postgres: "$PG_DIR" /var/lib/vectorflow
+    echo "    (PostgreSQL data in $PG_DIR: the postgres user cannot reach $VF_HOME)"
+  fi
+fi
 PGBIN=/usr/lib/postgresql/15/bin
 PIDS=()
 cleanup() {
@@ -42,17 +54,17 @@ cleanup() {
   pkill -TERM -f "^$VF_BIN_DIR/vectorflow-worker" 2>/dev/null || true
   sleep 0.5; pkill -KILL -f "^$VF_BIN_DIR/vectorflow-worker" 2>/dev/null || true
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$VF_HOME/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
   echo "stopped."
 }
 trap cleanup INT TERM EXIT
 
 step "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-if [ ! -f "$VF_HOME/pg/data/PG_VERSION" ]; then
-  "${AS_PG[@]}" "$PGBIN/initdb" -D "$VF_HOME/pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
+if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+  "${AS_PG[@]}" "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
 fi
-"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$VF_HOME/pg/data" -l "$VF_HOME/logs/postgres.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $VF_HOME/pg" start >/dev/null
+"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" start >/dev/null
 psql_pg() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -At "$@"; }
 psql_pg -c "SELECT 1 FROM pg_roles WHERE rolname='vectorflow'" | grep -q 1 \
   || psql_pg -c "CREATE ROLE vectorflow LOGIN PASSWORD 'vectorflow'" >/dev/null
@@ -75,6 +87,7 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$API_PORT"]
   - job_name: vectorflow-workers
+    honor_labels: true
     file_sd_configs:
       - files: ["$FILE_SD"]
         refresh_interval: 5s

@@ -22,15 +22,34 @@ public struct ServiceResponse: Sendable, Equatable {
 public struct StreamService: Sendable {
     public let validator: StreamValidator
     public let lifecycle: any StreamLifecycle
+    /// The live status of workers by stream id (from Redis), shown as each stream's `status`.
+    /// Called on the pool thread that answers; absent ids get `null`.
+    public let statuses: (@Sendable ([String]) -> [String: JSONValue])?
 
-    public init(validator: StreamValidator, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle()) {
+    public init(
+        validator: StreamValidator, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle(),
+        statuses: (@Sendable ([String]) -> [String: JSONValue])? = nil
+    ) {
         self.validator = validator
         self.lifecycle = lifecycle
+        self.statuses = statuses
     }
+
+    private func withStatus(_ streams: [CameraStream]) -> [CameraStream] {
+        guard let statuses, !streams.isEmpty else { return streams }
+        let found = statuses(streams.map(\.id))
+        return streams.map { s in
+            var s = s
+            s.status = found[s.id]
+            return s
+        }
+    }
+
+    private func withStatus(_ stream: CameraStream) -> CameraStream { withStatus([stream])[0] }
 
     public func list(_ db: Database) -> ServiceResponse {
         run {
-            let streams = try StreamRepository.list(db)
+            let streams = withStatus(try StreamRepository.list(db))
             var out: [UInt8] = [UInt8(ascii: "[")]
             out.reserveCapacity(streams.count * 320 + 2)
             for (k, s) in streams.enumerated() {
@@ -46,7 +65,7 @@ public struct StreamService: Sendable {
         guard let id = UUIDText.canonical(id) else { return ServiceResponse(UUIDText.issue(id)) }
         return run {
             guard let s = try StreamRepository.get(db, id: id) else { return ServiceResponse(.streamNotFound) }
-            return ServiceResponse(status: 200, body: s.json)
+            return ServiceResponse(status: 200, body: withStatus(s).json)
         }
     }
 

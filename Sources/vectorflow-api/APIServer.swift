@@ -17,11 +17,20 @@ final class APIServer: Sendable {
     let staticFiles: StaticFiles?
     private let fileQueue = DispatchQueue(label: "vectorflow-api.static", attributes: .concurrent)
 
-    init(config: APIConfiguration, redis: RedisClient?, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle()) {
+    /// Waits (without holding a thread) for the worker runtime's next pass after an activation and
+    /// reports its error for that stream, if any; nil when no runtime is wired.
+    let workerStarted: WorkerStartObserver?
+
+    init(
+        config: APIConfiguration, redis: RedisClient?, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle(),
+        statuses: (@Sendable ([String]) -> [String: JSONValue])? = nil, workerStarted: WorkerStartObserver? = nil
+    ) {
         self.config = config
+        self.workerStarted = workerStarted
         pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
         service = StreamService(
-            validator: StreamValidator(allowFileSources: config.allowFileSources), lifecycle: lifecycle)
+            validator: StreamValidator(allowFileSources: config.allowFileSources), lifecycle: lifecycle,
+            statuses: statuses)
         self.redis = RedisHealth(client: redis)
         openAPI = JSONSerializer.encode(
             OpenAPIDocument.build(
@@ -36,6 +45,9 @@ final class APIServer: Sendable {
             if !db.ping() { logError("database not reachable yet; answering 503 until it is") }
         }
     }
+
+    /// How long `POST /streams/{id}/activate` waits for the worker runtime before answering.
+    static let activationWait: Double = 15
 
     // MARK: Routes
 
@@ -73,7 +85,24 @@ final class APIServer: Sendable {
             "/streams/{id}/activate",
             authorized { [self] req, res in
                 let id = req.pathParameters["id"] ?? ""
-                database(res) { db in service.setActive(id: id, true, db).http }
+                let waitForWorker = workerStarted
+                let queued = pool.submit { db in
+                    let answer = service.setActive(id: id, true, db)
+                    guard answer.status == 200, let waitForWorker else { return res.respond(answer.http) }
+                    // Answer once the runtime has acted on it: the engine's error (502/503) if it
+                    // refused, else the stream. A slow engine (an image build) gets the stream after
+                    // `activationWait` seconds; the worker's status then tells the rest.
+                    res.eventLoop.schedule(after: Self.activationWait) { res.respond(answer.http) }
+                    waitForWorker(id.lowercased()) { failure in
+                        if let failure {
+                            res.respond(.json(raw: APIError(status: failure.status, detail: failure.message).body,
+                                              status: failure.status))
+                        } else {
+                            res.respond(answer.http)
+                        }
+                    }
+                }
+                if !queued { res.respond(.json(raw: APIError.busy.body, status: 503)) }
             })
         r.post(
             "/streams/{id}/deactivate",

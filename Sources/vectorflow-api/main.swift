@@ -1,7 +1,10 @@
 import Foundation
 import VFBus
 import VFCore
+import VFLive
 import VFNet
+import VFRuntime
+import VFStore
 
 // Block the stop signals before any thread starts, so every thread inherits the mask and the
 // main thread alone takes them with sigwait: a clean stop, no async-signal-safety concerns.
@@ -18,26 +21,39 @@ func fail(_ message: String) -> Never {
 }
 
 let config: APIConfiguration
+let runtimeSettings: RuntimeSettings
 let redis: RedisClient
+let live: FrameBroadcaster
 do {
     let source = try ConfigurationSource(
         arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
     config = try APIConfiguration(source)
+    let apiDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        .deletingLastPathComponent().path
+    runtimeSettings = try RuntimeSettings(source, redisURL: config.redisURL, apiBinaryDirectory: apiDir)
 } catch {
     fail(error.description)
 }
 do {
     redis = try RedisClient(url: config.redisURL)
+    live = try FrameBroadcaster(redisURL: config.redisURL)
 } catch {
     fail("REDIS_URL is not valid: \(error)")
 }
 
-let api = APIServer(config: config, redis: redis)
+// The reconciler reads the desired state through a one-connection pool of its own.
+let reconcilerPool = DatabasePool(url: config.databaseURL, size: 1)
+let reconciler = runtimeSettings.makeReconciler(store: PostgresDesiredState(pool: reconcilerPool))
+let api = APIServer(
+    config: config, redis: redis, lifecycle: ReconcilingLifecycle(reconciler: reconciler),
+    statuses: live.statusProvider, workerStarted: reconciler.workerStartObserver)
 var serverConfig = HTTPServerConfiguration()
 serverConfig.host = config.host
 serverConfig.port = config.port
 serverConfig.hooks = api.makeHooks()
-let server = HTTPServer(configuration: serverConfig, router: api.makeRouter())
+var router = api.makeRouter()
+live.install(on: &router)  // WS /ws/frames
+let server = HTTPServer(configuration: serverConfig, router: router)
 let port: Int
 do {
     port = try server.start()
@@ -45,6 +61,8 @@ do {
     fail("cannot listen on \(config.host):\(config.port): \(error)")
 }
 api.connectDatabase()
+live.start()
+reconciler.start()  // a first pass at once, then every VF_RECONCILE_INTERVAL seconds
 if api.staticFiles == nil {
     FileHandle.standardError.write(
         Data("vectorflow-api: static folder \(config.staticDir) not found; serving the API only\n".utf8))
@@ -54,6 +72,10 @@ FileHandle.standardOutput.write(Data("vectorflow-api listening on http://\(confi
 
 var received: Int32 = 0
 sigwait(&stopSignals, &received)
+// Workers keep running: the next API instance adopts them (the run script stops them with the platform).
+reconciler.stop()
+live.stop()
 server.stop()
 api.pool.shutdown()
+reconcilerPool.shutdown()
 exit(0)

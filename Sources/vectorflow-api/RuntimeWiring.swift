@@ -1,0 +1,119 @@
+import Foundation
+import VFCore
+import VFLive
+import VFRuntime
+import VFStore
+
+/// `waitForWorker(streamID) { failure in ... }`: calls back (on the reconciler's thread) after the
+/// runtime's next pass with that stream's error, or nil when its worker runs.
+typealias WorkerStartObserver = @Sendable (String, @escaping @Sendable ((status: Int, message: String)?) -> Void) -> Void
+
+/// The reconciler's desired state, read through a database pool of its own: the reconciler thread
+/// queues a job and waits for it, so no event loop ever waits on PostgreSQL and requests never
+/// compete with the reconciler for connections.
+final class PostgresDesiredState: DesiredStateStore {
+    let pool: DatabasePool
+    init(pool: DatabasePool) { self.pool = pool }
+
+    static let active = Statement(
+        name: "vf_desired_workers",
+        sql: """
+            SELECT id::text, name, rtsp_url, grid_size, threshold, worker_container_name,
+                   EXTRACT(EPOCH FROM worker_started_at)::float8
+            FROM camera_streams WHERE is_active ORDER BY id
+            """)
+    static let record = Statement(
+        name: "vf_record_worker",
+        sql: """
+            UPDATE camera_streams SET worker_container_name = $2,
+                   worker_started_at = to_timestamp($3::double precision)
+            WHERE id = $1::uuid
+            """)
+
+    func desiredWorkers() throws -> [WorkerSpec] {
+        try run { db in
+            try db.execute(Self.active, []).rows.map { r in
+                WorkerSpec(
+                    streamID: r[0] ?? "", streamName: r[1] ?? "", sourceURL: r[2] ?? "",
+                    gridSize: Int(r[3] ?? "") ?? 16, threshold: Double(r[4] ?? "") ?? 1.2,
+                    recordedContainerName: r[5], recordedStartedAt: r[6].flatMap(Double.init))
+            }
+        }
+    }
+
+    func recordWorker(streamID: String, containerName: String?, startedAt: Double?) throws {
+        _ = try run { db in
+            try db.execute(Self.record, [streamID, containerName, startedAt.map { String($0) }]).affected
+        }
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        guard
+            pool.submit({ db in
+                box.value = Result { try body(db) }
+                done.signal()
+            })
+        else { throw RuntimeError(.local, "database pool is full or stopping") }
+        guard done.wait(timeout: .now() + 30) == .success, let result = box.value else {
+            throw RuntimeError(.local, "database did not answer within 30 s")
+        }
+        return try result.get()
+    }
+}
+
+/// Hands one result from a pool thread to the waiting reconciler thread.
+/// `@unchecked Sendable`: written once before the semaphore is signalled, read after the wait.
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: Result<T, any Error>?
+}
+
+/// Every stored change asks the reconciler for a pass; the reconciler does the work on its own thread.
+struct ReconcilingLifecycle: StreamLifecycle {
+    let reconciler: StreamReconciler
+    func streamCreated(_ stream: CameraStream) { reconciler.kick() }
+    func streamUpdated(_ stream: CameraStream, previous: CameraStream) { reconciler.kick() }
+    func streamActivated(_ stream: CameraStream) { reconciler.kick() }
+    func streamDeactivated(_ stream: CameraStream) { reconciler.kick() }
+    func streamDeleted(_ stream: CameraStream) { reconciler.kick() }
+}
+
+extension StreamReconciler {
+    /// The activation answer: the error of the next pass for `streamID` (502 engine refused,
+    /// 503 engine unreachable), or nil.
+    var workerStartObserver: WorkerStartObserver {
+        { [self] streamID, done in
+            kick { report in
+                if let e = report.errors[streamID] ?? report.failure {
+                    done((e.httpStatus, e.message))
+                } else {
+                    done(nil)
+                }
+            }
+        }
+    }
+}
+
+extension FrameBroadcaster {
+    /// RFC 3339 UTC with milliseconds, like the stream's other timestamps.
+    static func isoTime(_ seconds: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    /// Worker statuses as the `status` member of each stream's JSON.
+    var statusProvider: @Sendable ([String]) -> [String: JSONValue] {
+        { [self] ids in
+            statuses(for: ids).mapValues { s in
+                .object([
+                    ("state", .string(s.state)),
+                    ("fps", s.fps.flatMap { $0.isFinite ? JSONValue.double($0) : nil } ?? .null),
+                    ("last_error", s.lastError.flatMap { $0.isEmpty ? nil : JSONValue.string($0) } ?? .null),
+                    ("updated_at", s.updatedAt.map { .string(Self.isoTime($0)) } ?? .null),
+                ])
+            }
+        }
+    }
+}
