@@ -40,6 +40,8 @@ if [ "$(id -u)" = 0 ]; then
   fi
 fi
 PGBIN=/usr/lib/postgresql/15/bin
+# From /, so the postgres user never trips over a current folder it cannot enter.
+as_pg() { (cd / && "${AS_PG[@]}" "$@"); }
 PIDS=()
 cleanup() {
   trap - INT TERM EXIT
@@ -51,19 +53,28 @@ cleanup() {
   done
   # Process-runtime workers outlive an API restart on purpose (it adopts them); the platform's
   # stop ends them too.
-  pkill -TERM -f "^$VF_BIN_DIR/vectorflow-worker" 2>/dev/null || true
-  sleep 0.5; pkill -KILL -f "^$VF_BIN_DIR/vectorflow-worker" 2>/dev/null || true
+  local workers=()
+  for f in "$VF_HOME"/workers/*.json; do
+    [ -f "$f" ] || continue
+    pid=$(grep -o '"pid":[0-9]*' "$f" | cut -d: -f2)
+    [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q vectorflow-worker && workers+=("$pid")
+  done
+  for pid in "${workers[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for pid in "${workers[@]}"; do
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
   echo "stopped."
 }
 trap cleanup INT TERM EXIT
 
 step "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
-  "${AS_PG[@]}" "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
+  as_pg "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
 fi
-"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
+as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
   -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" start >/dev/null
 psql_pg() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -At "$@"; }
 psql_pg -c "SELECT 1 FROM pg_roles WHERE rolname='vectorflow'" | grep -q 1 \

@@ -34,12 +34,64 @@ bool hasPrefix(const std::string &s, const char *prefix) {
     return s.compare(0, std::strlen(prefix), prefix) == 0;
 }
 
+// The motion gate of the fast path (see cvf_set_exact_flow). A grid point goes to Lucas-Kanade
+// when its cell, or a cell within kGateReachPx of it, changed by more than kChangeLevel grey levels
+// between two frames (compression noise stays below it), or when its own cell changed by at least
+// 1/kFlatRatio of the cell's contrast: in flat texture LK turns even noise-sized changes into
+// vectors, and the exact path reports those, so the fast one must compute them too. Every other
+// point gets a zero vector. Tuned on vtest.avi and its 720p H.264 copy against the exact path (see
+// docs/notes/speed.md): ~20% of the points run LK and ~99% of the exact vectors are reproduced.
+const int kChangeLevel = 25;
+const int kFlatRatio = 6;
+const int kGateReachPx = 16;
+
+// Per-cell statistics of one frame pair, computed in a single pass over both grey images.
+// Cell (cx, cy) holds the pixels nearest to grid point (cx, cy); the last row/column take the
+// remainder of the frame.
+void cellStatistics(const cv::Mat &prev, const cv::Mat &cur, int g, int gw, int gh, std::vector<unsigned char> &diff,
+                    std::vector<unsigned char> &lo, std::vector<unsigned char> &hi) {
+    const size_t n = size_t(gw) * size_t(gh);
+    diff.assign(n, 0);
+    lo.assign(n, 255);
+    hi.assign(n, 0);
+    const int w = cur.cols;
+    for (int y = 0; y < cur.rows; y++) {
+        const unsigned char *a = prev.ptr<unsigned char>(y);
+        const unsigned char *b = cur.ptr<unsigned char>(y);
+        const size_t row = size_t(std::min(y / g, gh - 1)) * size_t(gw);
+        for (int cx = 0; cx < gw; cx++) {
+            const int x0 = cx * g;
+            const int x1 = cx == gw - 1 ? w : std::min(w, x0 + g);
+            unsigned char d = diff[row + cx], mn = lo[row + cx], mx = hi[row + cx];
+            for (int x = x0; x < x1; x++) {
+                const unsigned char va = a[x], vb = b[x];
+                const unsigned char ad = va > vb ? va - vb : vb - va;
+                d = std::max(d, ad);
+                mn = std::min(mn, vb);
+                mx = std::max(mx, vb);
+            }
+            diff[row + cx] = d;
+            lo[row + cx] = mn;
+            hi[row + cx] = mx;
+        }
+    }
+}
+
 }  // namespace
 
 struct cvf_stream {
     cv::VideoCapture capture;
     cv::Mat frame;      // BGR, as decoded
-    cv::Mat grey;
+    cv::Mat grey, prevGrey;
+    bool exact = false;
+    // Fast path: whether prevPyramid/pyramid hold the pyramids of prevGrey/grey (a frame with no
+    // moving cell needs none, so building it waits until a later frame needs it as "previous").
+    bool prevPyramidValid = false, pyramidValid = false;
+    int gridCols = 0, gridRows = 0;
+    int activePoints = 0;
+    std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active;
+    std::vector<cv::Point2f> subset, subsetTracked;
+    std::vector<int> subsetIndex;
     // The previous frame's pyramid (with Scharr derivatives) and the current one. Reusing the
     // current pyramid as the next call's previous one halves the pyramid work per frame; the
     // result is the same as calcOpticalFlowPyrLK on two plain images, which builds both.
@@ -76,6 +128,103 @@ int guard(cvf_stream *s, Body body) {
         return s->fail("unknown C++ exception");
     }
 }
+
+namespace {
+
+void buildPyramid(const cv::Mat &grey, std::vector<cv::Mat> &pyramid) {
+    cv::buildOpticalFlowPyramid(grey, pyramid, kWindow, kMaxLevel, true);
+}
+
+// Rebuilds the grid points when the grid size or the frame size changed.
+void ensureGrid(cvf_stream *s, int grid_size, cv::Size size) {
+    if (s->gridSize == grid_size && s->gridFor == size) return;
+    s->grid.clear();
+    s->gridRows = 0;
+    s->gridCols = 0;
+    for (int y = grid_size / 2; y < size.height; y += grid_size) {
+        s->gridRows++;
+        s->gridCols = 0;
+        for (int x = grid_size / 2; x < size.width; x += grid_size) {
+            s->grid.emplace_back(float(x), float(y));
+            s->gridCols++;
+        }
+    }
+    s->gridSize = grid_size;
+    s->gridFor = size;
+}
+
+// Appends (x, y, dx, dy) of every tracked point in grid order; `moved` points come from LK.
+void appendVector(cvf_stream *s, cv::Point2f p, cv::Point2f q) {
+    s->vectors.push_back(p.x);
+    s->vectors.push_back(p.y);
+    s->vectors.push_back(q.x - p.x);
+    s->vectors.push_back(q.y - p.y);
+}
+
+// The gated path: only points whose neighbourhood changed go to LK (see kChangeLevel).
+int fastFlow(cvf_stream *s, int grid_size) {
+    const cv::Size size = s->grey.size();
+    const bool comparable = s->havePrevious && s->previousSize == size;
+    s->havePrevious = true;
+    s->previousSize = size;
+    s->vectors.clear();
+    s->activePoints = 0;
+    if (!comparable) {
+        s->prevPyramidValid = false;
+        s->pyramidValid = false;
+        return 0;
+    }
+    ensureGrid(s, grid_size, size);
+    if (s->grid.empty()) return 0;
+    const int gw = s->gridCols, gh = s->gridRows;
+    cellStatistics(s->prevGrey, s->grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi);
+    const size_t n = size_t(gw) * size_t(gh);
+    s->changed.assign(n, 0);
+    s->active.assign(n, 0);
+    for (size_t i = 0; i < n; i++) s->changed[i] = s->cellDiff[i] > kChangeLevel;
+    const int reach = std::max(1, (kGateReachPx + grid_size - 1) / grid_size);
+    for (int cy = 0; cy < gh; cy++) {
+        for (int cx = 0; cx < gw; cx++) {
+            const size_t i = size_t(cy) * gw + cx;
+            bool on = int(s->cellDiff[i]) * kFlatRatio >= int(s->cellHi[i]) - int(s->cellLo[i]);
+            for (int y = std::max(0, cy - reach); !on && y <= std::min(gh - 1, cy + reach); y++)
+                for (int x = std::max(0, cx - reach); !on && x <= std::min(gw - 1, cx + reach); x++)
+                    on = s->changed[size_t(y) * gw + x];
+            s->active[i] = on;
+        }
+    }
+    s->subset.clear();
+    s->subsetIndex.clear();
+    for (size_t i = 0; i < n; i++) {
+        if (!s->active[i]) continue;
+        s->subset.push_back(s->grid[i]);
+        s->subsetIndex.push_back(int(i));
+    }
+    s->activePoints = int(s->subset.size());
+    if (!s->subset.empty()) {
+        if (!s->prevPyramidValid) buildPyramid(s->prevGrey, s->prevPyramid);
+        buildPyramid(s->grey, s->pyramid);
+        s->prevPyramidValid = true;
+        s->pyramidValid = true;
+        static const cv::TermCriteria tune(cv::TermCriteria::COUNT | cv::TermCriteria::EPS, getenv("TUNE_IT") ? atoi(getenv("TUNE_IT")) : 30, getenv("TUNE_EPS") ? atof(getenv("TUNE_EPS")) : 0.01);
+        cv::calcOpticalFlowPyrLK(s->prevPyramid, s->pyramid, s->subset, s->subsetTracked, s->status, s->error,
+                                 kWindow, kMaxLevel, tune);
+    }
+    s->vectors.reserve(n * 4);
+    size_t next = 0;  // index into subset, which is in grid order
+    for (size_t i = 0; i < n; i++) {
+        const cv::Point2f p = s->grid[i];
+        if (next < s->subsetIndex.size() && size_t(s->subsetIndex[next]) == i) {
+            if (s->status[next]) appendVector(s, p, s->subsetTracked[next]);
+            next++;
+        } else {
+            appendVector(s, p, p);
+        }
+    }
+    return int(s->vectors.size() / 4);
+}
+
+}  // namespace
 
 extern "C" const char *cvf_opencv_version(void) { return CV_VERSION; }
 
@@ -174,34 +323,34 @@ extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
     return guard(s, [&]() -> int {
         if (s->frame.empty()) return s->fail("no frame");
         if (grid_size < 1) return s->fail("grid size must be positive");
+        // Two grey buffers and two pyramids swap roles each frame: no per-frame allocation.
+        std::swap(s->prevGrey, s->grey);
         cv::cvtColor(s->frame, s->grey, cv::COLOR_BGR2GRAY);
         std::swap(s->prevPyramid, s->pyramid);
+        if (!s->exact) {
+            s->prevPyramidValid = s->pyramidValid;
+            s->pyramidValid = false;
+            return fastFlow(s, grid_size);
+        }
+        s->activePoints = 0;
         cv::buildOpticalFlowPyramid(s->grey, s->pyramid, kWindow, kMaxLevel, true);
         const cv::Size size = s->grey.size();
         const bool comparable = s->havePrevious && s->previousSize == size;
         s->havePrevious = true;
         s->previousSize = size;
         s->vectors.clear();
+        // Every frame's pyramid is built here, so a switch to the fast path finds both valid.
+        s->pyramidValid = true;
+        s->prevPyramidValid = true;
         if (!comparable) return 0;
-        if (s->gridSize != grid_size || s->gridFor != size) {
-            s->grid.clear();
-            for (int y = grid_size / 2; y < size.height; y += grid_size)
-                for (int x = grid_size / 2; x < size.width; x += grid_size)
-                    s->grid.emplace_back(float(x), float(y));
-            s->gridSize = grid_size;
-            s->gridFor = size;
-        }
+        ensureGrid(s, grid_size, size);
+        s->activePoints = int(s->grid.size());
         if (s->grid.empty()) return 0;
         cv::calcOpticalFlowPyrLK(s->prevPyramid, s->pyramid, s->grid, s->tracked, s->status, s->error, kWindow,
                                  kMaxLevel, kCriteria);
         s->vectors.reserve(s->grid.size() * 4);
         for (size_t i = 0; i < s->grid.size(); i++) {
-            if (!s->status[i]) continue;
-            const cv::Point2f p = s->grid[i], q = s->tracked[i];
-            s->vectors.push_back(p.x);
-            s->vectors.push_back(p.y);
-            s->vectors.push_back(q.x - p.x);
-            s->vectors.push_back(q.y - p.y);
+            if (s->status[i]) appendVector(s, s->grid[i], s->tracked[i]);
         }
         return int(s->vectors.size() / 4);
     });
@@ -210,6 +359,10 @@ extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
 extern "C" const float *cvf_vectors(const cvf_stream *s) { return s->vectors.data(); }
 
 extern "C" void cvf_reset_flow(cvf_stream *s) { s->havePrevious = false; }
+
+extern "C" void cvf_set_exact_flow(cvf_stream *s, int exact) { s->exact = exact != 0; }
+
+extern "C" int cvf_flow_active_points(const cvf_stream *s) { return s->activePoints; }
 
 extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int max_width, float arrow_scale,
                             float colour_max, int *width, int *height) {

@@ -79,6 +79,16 @@ public final class VideoStream: @unchecked Sendable {
 
     public func resetFlow() { cvf_reset_flow(handle) }
 
+    /// `true`: every grid point goes through Lucas-Kanade (the reference path). `false` (the
+    /// default): only points whose neighbourhood changed since the previous frame, or whose flat
+    /// texture makes even a small change count, do; the others get a zero vector.
+    public var exactFlow = false {
+        didSet { cvf_set_exact_flow(handle, exactFlow ? 1 : 0) }
+    }
+
+    /// How many grid points the last `flow` call ran Lucas-Kanade on.
+    public var lastActivePoints: Int { Int(cvf_flow_active_points(handle)) }
+
     /// Draws `vectors` on the current frame scaled to at most `maxWidth` px (0 = full size);
     /// returns the preview size. Call after `flow`: at full size it draws on the frame itself.
     public func annotate(vectors: [Float], maxWidth: Int, arrowScale: Float = 3, colourMax: Float = 8) throws(FlowError)

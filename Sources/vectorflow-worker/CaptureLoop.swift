@@ -53,6 +53,7 @@ final class CaptureLoop: Sendable {
     }
 
     private func run(_ stream: VideoStream) {
+        stream.exactFlow = settings.flow.exact
         var backoff = Backoff()
         var firstAttempt = true
         var session = Session(settings: settings)

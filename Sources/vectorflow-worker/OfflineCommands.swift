@@ -1,13 +1,16 @@
+import Glibc
 import VFCore
 import VFFlow
 
 /// `vectorflow-worker flow IMAGE1 IMAGE2`: every tracked grid point between two stills, as JSON.
 func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     guard c.positional.count == 3 else {
-        throw ConfigurationError("usage: vectorflow-worker flow IMAGE1 IMAGE2 [--grid-size N] [--threshold X]")
+        throw ConfigurationError(
+            "usage: vectorflow-worker flow IMAGE1 IMAGE2 [--grid-size N] [--threshold X] [--exact]")
     }
     let settings = try FlowSettings(c)
     let stream = VideoStream()
+    stream.exactFlow = settings.exact
     do {
         try stream.loadImage(c.positional[1])
         _ = try stream.flow(gridSize: settings.gridSize) { _ in 0 }
@@ -46,20 +49,39 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
 }
 
 /// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
+/// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's vectors above
+/// the threshold as one JSON line (`{"frame":N,"vectors":[[x,y,dx,dy],…]}`) for comparing paths.
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     guard c.positional.count == 2 else {
         throw ConfigurationError(
-            "usage: vectorflow-worker bench SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview]")
+            "usage: vectorflow-worker bench SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview] "
+                + "[--exact] [--decode-only] [--dump-vectors FILE] [--jpeg-quality Q] [--vf-threads N]")
     }
     let source = c.positional[1]
     _ = try SourceKind.of(source)
     let settings = try FlowSettings(c)
     let maxFrames = try c.int("FRAMES", default: Int.max, range: 1...Int.max)
     let preview = try c.bool("PREVIEW", default: false)
+    let decodeOnly = try c.bool("DECODE_ONLY", default: false)
     let quality = try c.int("JPEG_QUALITY", default: 80, range: 1...100)
-    VideoStream.setThreads(try c.int("VF_THREADS", default: 1, range: 1...64))
+    let threads = try c.int("VF_THREADS", default: 1, range: 1...64)
+    let dumpPath = c.raw("DUMP_VECTORS")
+    if let dumpPath, dumpPath.isEmpty || dumpPath == "true" {
+        throw ConfigurationError("--dump-vectors needs a file name")
+    }
+    VideoStream.setThreads(threads)
 
+    var dump: UnsafeMutablePointer<FILE>?
+    if let dumpPath {
+        guard let f = fopen(dumpPath, "w") else {
+            printError("vectorflow-worker: cannot write \(dumpPath)")
+            return 1
+        }
+        dump = f
+    }
+    defer { if let dump { fclose(dump) } }
     let stream = VideoStream()
+    stream.exactFlow = settings.exact
     do {
         try stream.open(source)
     } catch {
@@ -71,8 +93,10 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     var annotate = 0.0
     var encode = 0.0
     var frames = 0
+    var activePoints = 0
     var kept: [Float] = []
     var jpeg: [UInt8] = []
+    var line = JSONWriter()
     var checksum = 0
     let start = monotonicNow()
     while frames < maxFrames {
@@ -83,11 +107,13 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
         if r == .corrupt { continue }
         guard r == .frame else { break }
         frames += 1
+        if decodeOnly { continue }
         do {
             let stats = try stream.flow(gridSize: settings.gridSize) { v in
                 FlowStats.analyse(v, threshold: settings.threshold, kept: &kept)
             }
             checksum &+= stats.vectorCount
+            activePoints += stream.lastActivePoints
             let t2 = monotonicNow()
             flow += t2 - t1
             if preview {
@@ -102,6 +128,9 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
             printError("vectorflow-worker: \(error)")
             return 1
         }
+        if let dump {
+            writeVectorLine(&line, frame: frames, kept: kept, to: dump)
+        }
     }
     let seconds = monotonicNow() - start
     let n = Double(max(frames, 1))
@@ -112,6 +141,10 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     w.number(seconds, decimals: 4)
     w.raw(",\"fps\":")
     w.number(seconds > 0 ? Double(frames) / seconds : 0, decimals: 2)
+    w.raw(",\"mode\":\"")
+    w.raw(decodeOnly ? "decode-only" : (settings.exact ? "exact" : "fast"))
+    w.raw("\",\"threads\":")
+    w.int(threads)
     w.raw(",\"stages\":{\"decode_ms\":")
     w.number(decode / n * 1000, decimals: 4)
     w.raw(",\"flow_ms\":")
@@ -120,9 +153,32 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     w.number(annotate / n * 1000, decimals: 4)
     w.raw(",\"encode_ms\":")
     w.number(encode / n * 1000, decimals: 4)
-    w.raw("},\"vectors_above_threshold\":")
+    w.raw("},\"lk_points_per_frame\":")
+    w.number(Double(activePoints) / n, decimals: 1)
+    w.raw(",\"vectors_above_threshold\":")
     w.int(checksum)
     w.raw("}")
     printLine(w.bytes)
     return 0
+}
+
+/// One `--dump-vectors` line: the frame number (1-based) and its vectors above the threshold.
+private func writeVectorLine(_ w: inout JSONWriter, frame: Int, kept: [Float], to file: UnsafeMutablePointer<FILE>) {
+    w.bytes.removeAll(keepingCapacity: true)
+    w.raw("{\"frame\":")
+    w.int(frame)
+    w.raw(",\"vectors\":[")
+    var i = 0
+    while i + 3 < kept.count {
+        if i > 0 { w.bytes.append(0x2C) }
+        w.bytes.append(0x5B)
+        for j in 0..<4 {
+            if j > 0 { w.bytes.append(0x2C) }
+            w.number(Double(kept[i + j]), decimals: 4)
+        }
+        w.bytes.append(0x5D)
+        i += 4
+    }
+    w.raw("]}\n")
+    _ = w.bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }
 }

@@ -22,10 +22,16 @@ enum SourceKind: Equatable {
 struct FlowSettings {
     var gridSize: Int
     var threshold: Double
+    /// Lucas-Kanade on every grid point (`--exact` or EXACT_FLOW=true) instead of only on the
+    /// points whose neighbourhood changed; kept to check the fast path against it.
+    var exact: Bool
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
         gridSize = try c.int("GRID_SIZE", default: 16, range: 4...256)
         threshold = try c.double("THRESHOLD", default: 1.2, range: 0...1000)
+        let exactFlag = try c.bool("EXACT", default: false)
+        let exactEnv = try c.bool("EXACT_FLOW", default: false)
+        exact = exactFlag || exactEnv
     }
 }
 

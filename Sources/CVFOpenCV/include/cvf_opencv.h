@@ -49,13 +49,21 @@ int cvf_frame_height(const cvf_stream *s);
 
 /* Converts the current frame to grey, builds its pyramid and tracks the points of a regular grid
  * (spacing grid_size px, first point at grid_size/2) from the previous frame into this one with
- * pyramidal Lucas-Kanade (window 15x15, maxLevel 2, criteria COUNT|EPS 30/0.01).
+ * pyramidal Lucas-Kanade (window 15x15, maxLevel 2, criteria COUNT|EPS 30/0.01); which points
+ * go through it depends on cvf_set_exact_flow.
  * Returns the number of tracked points (status ok), 0 when there is no previous frame of the same
  * size, or CVF_ERROR. The vectors, 4 floats each (x, y, dx, dy), stay valid until the next call. */
 int cvf_flow(cvf_stream *s, int grid_size);
 const float *cvf_vectors(const cvf_stream *s);
 /* Forgets the previous frame, e.g. after a reconnect. */
 void cvf_reset_flow(cvf_stream *s);
+/* exact != 0: every grid point goes through Lucas-Kanade (the reference path). 0 (the default):
+ * only points whose neighbourhood changed between the two frames, or whose flat texture makes
+ * even a small change count, go through it; the others get a zero vector. The vectors of the
+ * points that are computed are identical in both paths. */
+void cvf_set_exact_flow(cvf_stream *s, int exact);
+/* How many grid points the last cvf_flow call ran Lucas-Kanade on. */
+int cvf_flow_active_points(const cvf_stream *s);
 
 /* Draws `count` arrows (x, y, dx, dy quadruples in frame pixels, dx/dy multiplied by arrow_scale)
  * on a copy of the current frame scaled down to at most max_width px wide (0 = full size),
