@@ -7,15 +7,15 @@ deactivates and deletes it. Screenshots go to test-output/dashboard-*.png.
 """
 import os
 import shutil
-import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import OUT, ROOT, Postgres, free_port, wait_until
+from conftest import OUT, ROOT, free_port, wait_until
 
 os.environ.setdefault("SE_AVOID_STATS", "true")
 from selenium import webdriver  # noqa: E402 - installed by scripts/install-deps.sh --test
@@ -29,23 +29,12 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
-class _Postgres(Postgres):
-    """conftest's Postgres, running each statement of a multi-statement string on its own: `psql -c`
-    runs such a string as one transaction, which CREATE DATABASE refuses."""
-
-    def psql(self, sql, db="postgres"):
-        args = [a for stmt in sql.split(";") if stmt.strip() for a in ("-c", stmt.strip())]
-        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
-                               "-v", "ON_ERROR_STOP=1", "-At", *args], check=True, capture_output=True, text=True).stdout
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A private PostgreSQL for this module (overrides conftest's)."""
-    pg = _Postgres()
-    yield pg
-    pg.close()
-
+def fresh_database(postgres, prefix):
+    """A new database owned by vectorflow in the session's PostgreSQL: this module's API starts on
+    an empty fleet whatever other modules left behind."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    postgres.psql(f"CREATE DATABASE {name} OWNER vectorflow")
+    return f"postgresql://vectorflow:vectorflow@127.0.0.1:{postgres.port}/{name}"
 
 
 @pytest.fixture
@@ -53,7 +42,7 @@ def api_server(postgres, redis_server, bin_dir, spawn):
     state = Path(tempfile.mkdtemp(prefix="vf-dash-"))
     port = free_port()
     env = {
-        "DATABASE_URL": postgres.url,
+        "DATABASE_URL": fresh_database(postgres, "dashboard"),
         "REDIS_URL": redis_server.url,
         "VF_HOST": "127.0.0.1",
         "VF_PORT": str(port),
@@ -68,7 +57,7 @@ def api_server(postgres, redis_server, bin_dir, spawn):
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: proc.alive() and requests.get(url + "/health", timeout=1).ok, 30, what="vectorflow-api /health")
     yield url
-    # Streams left behind by a failed run would start workers in the next test: remove them.
+    # A failed run may leave an active stream: delete it so that its worker stops with the API.
     try:
         for s in requests.get(url + "/streams", timeout=5).json():
             requests.delete(f"{url}/streams/{s['id']}", timeout=10)
@@ -109,6 +98,11 @@ const mean = sum / n;
 return {width: c.width, height: c.height, mean: mean, std: Math.sqrt(Math.max(0, sum2 / n - mean * mean))};
 """
 
+
+SET_HIDDEN_JS = """
+Object.defineProperty(document, 'hidden', {configurable: true, get: () => arguments[0]});
+document.dispatchEvent(new Event('visibilitychange'));
+"""
 
 HELPERS_JS = """
 const done = arguments[arguments.length - 1];
@@ -245,6 +239,15 @@ def run_dashboard_scenario(driver, base_url, video_url):
     driver.execute_script("document.getElementById('grafana-title').scrollIntoView()")
     shot(driver, "3-grafana-panel")
     driver.execute_script("window.scrollTo(0, 0)")
+
+    # Hidden page (a visibilitychange with document.hidden true, as a background tab gets): the live
+    # socket closes, so no frame arrives; shown again, it reconnects and frames flow.
+    driver.execute_script(SET_HIDDEN_JS, True)
+    wait.until(lambda d: "paused" in text(d, "preview-state"))
+    time.sleep(1.5)  # at 10 fps, frames would have turned the state back to "Live"
+    assert "paused" in text(driver, "preview-state")
+    driver.execute_script(SET_HIDDEN_JS, False)
+    wait.until(lambda d: text(d, "preview-state").startswith("Live"))
 
     # A phone-sized window: one column, nothing wider than the screen.
     driver.set_window_size(390, 844)

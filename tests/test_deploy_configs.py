@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import OUT, ROOT, Postgres, free_port, wait_until
+from conftest import OUT, ROOT, free_port, wait_until
 
 WORKER_METRICS = ["vector_flow_magnitude_avg", "vector_flow_magnitude_max", "vector_flow_vector_count",
                   "vector_flow_fps", "vector_flow_frames_processed_total"]
@@ -34,23 +34,12 @@ API_ENV = ["DATABASE_URL", "REDIS_URL", "VF_RUNTIME", "DOCKER_HOST", "VF_WORKER_
            "VF_FILE_SD_PATH", "VF_STATIC_DIR"]
 
 
-class _Postgres(Postgres):
-    """conftest's Postgres, running each statement of a multi-statement string on its own: `psql -c`
-    runs such a string as one transaction, which CREATE DATABASE refuses."""
-
-    def psql(self, sql, db="postgres"):
-        args = [a for stmt in sql.split(";") if stmt.strip() for a in ("-c", stmt.strip())]
-        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
-                               "-v", "ON_ERROR_STOP=1", "-At", *args], check=True, capture_output=True, text=True).stdout
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A private PostgreSQL for this module (overrides conftest's)."""
-    pg = _Postgres()
-    yield pg
-    pg.close()
-
+def fresh_database(postgres, prefix):
+    """A new database owned by vectorflow in the session's PostgreSQL: this module's API starts on
+    an empty fleet whatever other modules left behind."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    postgres.psql(f"CREATE DATABASE {name} OWNER vectorflow")
+    return f"postgresql://vectorflow:vectorflow@127.0.0.1:{postgres.port}/{name}"
 
 
 def run(argv, **kw):
@@ -244,7 +233,7 @@ def running_api(postgres, redis_server, bin_dir, spawn):
     state = Path(tempfile.mkdtemp(prefix="vf-deploy-api-"))
     port = free_port()
     proc = spawn("deploy-api", [str(bin_dir / "vectorflow-api")], env={
-        "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "VF_HOST": "127.0.0.1", "VF_PORT": str(port),
+        "DATABASE_URL": fresh_database(postgres, "deploy"), "REDIS_URL": redis_server.url, "VF_HOST": "127.0.0.1", "VF_PORT": str(port),
         "VF_RUNTIME": "process", "VF_WORKER_BIN": str(bin_dir / "vectorflow-worker"),
         "VF_STATIC_DIR": str(ROOT / "frontend-static"), "VF_FILE_SD_PATH": str(state / "workers.json"),
         "VF_STATE_DIR": str(state)})

@@ -139,7 +139,7 @@ def test_flow_output_shape_and_grid(bin_dir, samples):
 def test_vectors_agree_with_python_opencv_on_vtest(bin_dir, samples, tmp_path, have_ref, first):
     ref(EXTRACT, samples / "vtest.avi", tmp_path / "f", first)
     a, b = tmp_path / "f0.png", tmp_path / "f1.png"
-    ours = worker_flow(bin_dir, a, b, "--grid-size", "16")["vectors"]
+    ours = worker_flow(bin_dir, a, b, "--grid-size", "16", "--exact")["vectors"]
     theirs = json.loads(ref(REFERENCE_FLOW, a, b, 16))
     ours_by_point = {(v[0], v[1]): v for v in ours}
     theirs_by_point = {(v[0], v[1]): v for v in theirs}

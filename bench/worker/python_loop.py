@@ -3,7 +3,7 @@
 
 Run with Debian's /usr/bin/python3 and python3-opencv (OpenCV 4.6, like the Swift worker links).
 Prints the same JSON object as `vectorflow-worker bench`.
-  python_loop.py SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview] [--jpeg-quality Q]
+  python_loop.py SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview] [--jpeg-quality Q] [--threads N]
 """
 import argparse
 import json
@@ -32,9 +32,10 @@ def main():
     ap.add_argument("--grid-size", type=int, default=16)
     ap.add_argument("--threshold", type=float, default=1.2)
     ap.add_argument("--preview", action="store_true")
-    ap.add_argument("--jpeg-quality", type=int, default=80)
+    ap.add_argument("--jpeg-quality", type=int, default=95)  # OpenCV's default
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(a.threads)
     cap = cv2.VideoCapture(a.source, cv2.CAP_FFMPEG)
     prev = None
     points = None

@@ -1,54 +1,72 @@
 #!/usr/bin/env bash
 # The worker's analysis loop against a straightforward Python/OpenCV loop (Debian's python3-opencv,
-# the same OpenCV 4.6), both pinned to one core, on vtest.avi (768x576 MS-MPEG4) and vtest720.mp4
-# (1280x720 H.264), without and with the preview (annotate + JPEG of every frame at full size).
-# Prints frames/s and per-stage milliseconds of each, and the ratio Swift/Python (> 1 = Swift faster).
-#   bench/worker/run.sh            (BENCH_FRAMES=400 ROUNDS=2 VF_SCRATCH=.build by default)
+# the same OpenCV 4.6), all pinned to one core (taskset -c 0, one OpenCV thread), side by side in one
+# run, on vtest.avi (768x576 MS-MPEG4) and vtest720.mp4 (1280x720 H.264):
+#   decode      `vectorflow-worker bench --decode-only` (decode + BGR conversion, nothing else)
+#   python      python_loop.py (flow only), python+pv (flow + annotate + JPEG of every frame, full size)
+#   exact       `bench --exact` (Lucas-Kanade on every grid point; the reference answer)
+#   fast        `bench` (Lucas-Kanade only where the picture changed), fast+pv (`bench --preview`)
+# JPEG quality is the same on both sides (JPEG_QUALITY, default 95 = OpenCV's own default).
+# Prints frames/s, per-stage ms, the ratios fast/python and fast/decode, and how many real-time
+# streams one core sustains (vtest.avi at 10 fps, vtest720.mp4 at 25 fps).
+#   bench/worker/run.sh     (BENCH_FRAMES=400 ROUNDS=2 VF_SCRATCH=.build JPEG_QUALITY=95 by default)
+#   VF_THREADS=2 bench/worker/run.sh    compares with OpenCV's parallel loops (then pinned to 0,1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FRAMES=${BENCH_FRAMES:-400}
 ROUNDS=${ROUNDS:-2}
 SCRATCH=${VF_SCRATCH:-.build}
+QUALITY=${JPEG_QUALITY:-95}
+THREADS=${VF_THREADS:-1}
+CPUS=0
+[ "$THREADS" -gt 1 ] && CPUS=0-$((THREADS - 1))
 SAMPLES=${VF_SAMPLES_DIR:-$(bash scripts/fetch-samples.sh | tail -n 1)}
 echo "==> building release (scratch path $SCRATCH)" >&2
 swift build -c release --scratch-path "$SCRATCH" --product vectorflow-worker >&2
 BIN="$SCRATCH/release/vectorflow-worker"
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
-for src in vtest.avi vtest720.mp4; do
-  for mode in "" "--preview"; do
-    for round in $(seq "$ROUNDS"); do
-      # Alternate the two so that a neighbour's load on the shared machine hits both alike.
-      s=$(taskset -c 0 "$BIN" bench "$SAMPLES/$src" --frames "$FRAMES" $mode)
-      p=$(taskset -c 0 /usr/bin/python3 bench/worker/python_loop.py "$SAMPLES/$src" --frames "$FRAMES" $mode)
-      echo "$src|${mode:-none}|swift|$s" >> "$OUT"
-      echo "$src|${mode:-none}|python|$p" >> "$OUT"
-    done
+for round in $(seq "$ROUNDS"); do
+  for src in vtest.avi vtest720.mp4; do
+    # Interleaved, so that a neighbour's load on the shared machine hits every variant alike.
+    while read -r name cmd; do
+      r=$(taskset -c "$CPUS" $cmd)
+      echo "$src|$name|$r" >> "$OUT"
+    done <<EOF
+decode $BIN bench $SAMPLES/$src --frames $FRAMES --decode-only
+python /usr/bin/python3 bench/worker/python_loop.py $SAMPLES/$src --frames $FRAMES --threads $THREADS
+python+pv /usr/bin/python3 bench/worker/python_loop.py $SAMPLES/$src --frames $FRAMES --threads $THREADS --preview --jpeg-quality $QUALITY
+exact $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --exact
+fast $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS
+fast+pv $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --preview --jpeg-quality $QUALITY
+EOF
   done
 done
-/usr/bin/python3 - "$OUT" <<'PY'
+/usr/bin/python3 - "$OUT" "$FRAMES" "$THREADS" "$QUALITY" <<'PY'
 import json, sys
 best = {}
 for line in open(sys.argv[1]):
-    src, mode, impl, js = line.rstrip("\n").split("|", 3)
+    src, name, js = line.rstrip("\n").split("|", 2)
     r = json.loads(js)
-    key = (src, mode, impl)
-    if key not in best or r["fps"] > best[key]["fps"]:  # best of the rounds: least disturbed by neighbours
-        best[key] = r
-print(f"{'source':<14}{'preview':<9}{'impl':<8}{'fps':>8}{'decode':>9}{'flow':>9}{'annot.':>9}{'encode':>9}   (ms/frame)")
+    if (src, name) not in best or r["fps"] > best[(src, name)]["fps"]:  # best round: least disturbed
+        best[(src, name)] = r
+print(f"{sys.argv[2]} frames, best of the rounds, {sys.argv[3]} thread(s), JPEG quality {sys.argv[4]} on both sides")
+print(f"{'source':<14}{'variant':<10}{'fps':>8}{'decode':>9}{'flow':>9}{'annot.':>9}{'encode':>9}{'LK pts':>8}"
+      f"{'vectors':>9}   (ms/frame)")
+realtime = {"vtest.avi": 10, "vtest720.mp4": 25}
 for src in ("vtest.avi", "vtest720.mp4"):
-    for mode in ("none", "--preview"):
-        s, p = best[(src, mode, "swift")], best[(src, mode, "python")]
-        for impl, r in (("swift", s), ("python", p)):
-            st = r["stages"]
-            print(f"{src:<14}{mode.lstrip('-'):<9}{impl:<8}{r['fps']:>8.1f}{st['decode_ms']:>9.2f}{st['flow_ms']:>9.2f}"
-                  f"{st['annotate_ms']:>9.2f}{st['encode_ms']:>9.2f}")
-        # Per stage: Python's time / Swift's time, so > 1 means Swift is faster there too.
-        def ratio(stage):
-            a, b = s["stages"][stage], p["stages"][stage]
-            return f"{b / a:>8.2f}x" if a > 0 else f"{'-':>9}"
-        print(f"{'':<14}{'':<9}{'ratio':<8}{s['fps'] / p['fps']:>8.2f}x"
-              + "".join(ratio(k) for k in ("decode_ms", "flow_ms", "annotate_ms", "encode_ms")))
-        assert s["vectors_above_threshold"] == p["vectors_above_threshold"], \
-            f"{src}: Swift and Python disagree on the vectors above threshold"
+    for name in ("decode", "python", "python+pv", "exact", "fast", "fast+pv"):
+        r = best[(src, name)]
+        st = r["stages"]
+        print(f"{src:<14}{name:<10}{r['fps']:>8.1f}{st['decode_ms']:>9.2f}{st['flow_ms']:>9.2f}{st['annotate_ms']:>9.2f}"
+              f"{st['encode_ms']:>9.2f}{r.get('lk_points_per_frame', 0):>8.0f}{r['vectors_above_threshold']:>9}")
+    b = {k: best[(src, k)]["fps"] for k in ("decode", "python", "python+pv", "exact", "fast", "fast+pv")}
+    print(f"{'':<14}ratios: fast/python {b['fast'] / b['python']:.2f}x, fast+pv/python+pv "
+          f"{b['fast+pv'] / b['python+pv']:.2f}x, fast/exact {b['fast'] / b['exact']:.2f}x, "
+          f"fast/decode {b['fast'] / b['decode']:.2f}, fast+pv/decode {b['fast+pv'] / b['decode']:.2f}")
+    print(f"{'':<14}real-time streams at {realtime[src]} fps per core: fast {b['fast'] / realtime[src]:.0f}, "
+          f"fast+pv {b['fast+pv'] / realtime[src]:.0f}, exact {b['exact'] / realtime[src]:.0f}, "
+          f"python {b['python'] / realtime[src]:.0f}")
+    assert best[(src, "exact")]["vectors_above_threshold"] == best[(src, "python")]["vectors_above_threshold"], \
+        f"{src}: the exact path and Python disagree on the vectors above threshold"
 PY

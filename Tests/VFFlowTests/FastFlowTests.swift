@@ -1,0 +1,90 @@
+import Foundation
+import XCTest
+
+@testable import VFFlow
+
+/// The fast flow path (Lucas-Kanade only where the frame changed) against the exact one, on a
+/// random texture in which only one block moves.
+final class FastFlowTests: XCTestCase {
+    private static let width = 192
+    private static let height = 128
+
+    /// Random texture; inside the block x 80..<112, y 48..<80 the texture is taken `shift` px to
+    /// the left, i.e. that block's content moved right by `shift` px.
+    private static func writeFrame(shift: Int, tag: String) throws -> String {
+        var bytes = Array("P6\n\(width) \(height)\n255\n".utf8)
+        func texel(_ x: Int, _ y: Int) -> UInt8 {
+            var v = UInt32(truncatingIfNeeded: x &* 73_856_093 ^ y &* 19_349_663)
+            v = v &* 1_664_525 &+ 1_013_904_223
+            return UInt8(truncatingIfNeeded: v >> 24)
+        }
+        for y in 0..<height {
+            for x in 0..<width {
+                let inBlock = (80..<112).contains(x) && (48..<80).contains(y)
+                let v = texel(inBlock ? x - shift : x, y)
+                bytes += [v, v, v]
+            }
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vf-fast-\(getpid())-\(tag).ppm").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    private func vectors(exact: Bool, _ a: String, _ b: String) throws -> (vectors: [Float], active: Int) {
+        let s = VideoStream()
+        s.exactFlow = exact
+        try s.loadImage(a)
+        _ = try s.flow(gridSize: 16) { _ in () }
+        try s.loadImage(b)
+        let v = try s.flow(gridSize: 16) { Array($0) }
+        return (v, s.lastActivePoints)
+    }
+
+    func testStaticFramesNeedNoLucasKanade() throws {
+        let a = try Self.writeFrame(shift: 0, tag: "s")
+        defer { try? FileManager.default.removeItem(atPath: a) }
+        let (v, active) = try vectors(exact: false, a, a)
+        XCTAssertEqual(active, 0)
+        XCTAssertEqual(v.count, 12 * 8 * 4, "every grid point is reported, with a zero vector")
+        XCTAssertTrue(stride(from: 0, to: v.count, by: 4).allSatisfy { v[$0 + 2] == 0 && v[$0 + 3] == 0 })
+        let (_, exactActive) = try vectors(exact: true, a, a)
+        XCTAssertEqual(exactActive, 12 * 8)
+    }
+
+    func testMovingBlockGetsTheExactVectorsAndTheRestStaysZero() throws {
+        let a = try Self.writeFrame(shift: 0, tag: "a")
+        let b = try Self.writeFrame(shift: 3, tag: "b")
+        defer {
+            try? FileManager.default.removeItem(atPath: a)
+            try? FileManager.default.removeItem(atPath: b)
+        }
+        let fast = try vectors(exact: false, a, b)
+        let exact = try vectors(exact: true, a, b)
+        XCTAssertGreaterThan(fast.active, 0)
+        XCTAssertLessThan(fast.active, 12 * 8 / 2, "only the block's neighbourhood goes through LK")
+        var byPoint: [[Float]: [Float]] = [:]
+        for i in stride(from: 0, to: exact.vectors.count, by: 4) {
+            byPoint[[exact.vectors[i], exact.vectors[i + 1]]] = [exact.vectors[i + 2], exact.vectors[i + 3]]
+        }
+        var moved = 0
+        for i in stride(from: 0, to: fast.vectors.count, by: 4) {
+            let (x, y, dx, dy) = (fast.vectors[i], fast.vectors[i + 1], fast.vectors[i + 2], fast.vectors[i + 3])
+            if dx == 0 && dy == 0 { continue }
+            moved += 1
+            // A computed point runs the same LK on the same pyramids: the very same vector.
+            XCTAssertEqual(byPoint[[x, y]], [dx, dy], "point \(x),\(y)")
+        }
+        // The four grid points inside the block (88/104, 56/72) moved ~3 px right.
+        for (x, y) in [(88, 56), (104, 56), (88, 72), (104, 72)] {
+            let i = stride(from: 0, to: fast.vectors.count, by: 4).first {
+                fast.vectors[$0] == Float(x) && fast.vectors[$0 + 1] == Float(y)
+            }
+            XCTAssertNotNil(i)
+            if let i { XCTAssertEqual(fast.vectors[i + 2], 3, accuracy: 0.5) }
+        }
+        XCTAssertGreaterThanOrEqual(moved, 4)
+        // Far from the block the frames are identical: zero vectors in the fast path.
+        XCTAssertEqual(fast.vectors[2], 0)
+        XCTAssertEqual(fast.vectors[3], 0)
+    }
+}

@@ -1,0 +1,79 @@
+"""The worker's fast flow path (Lucas-Kanade only where the picture changed) against its exact path
+(Lucas-Kanade on every grid point), frame by frame on real footage: the fast path must find at least
+98% of the exact path's vectors above the threshold, each within 0.5 px, and add at most 2% others.
+Both paths run through `vectorflow-worker bench --dump-vectors FILE` (one JSON line per frame).
+"""
+import json
+import math
+import os
+import subprocess
+
+import pytest
+
+from conftest import OUT
+
+FRAMES = 150
+THRESHOLD = 1.2
+
+
+def bench(bin_dir, source, *extra, env=None):
+    r = subprocess.run([str(bin_dir / "vectorflow-worker"), "bench", str(source), "--frames", str(FRAMES), *extra],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def load(path):
+    frames = {}
+    with open(path) as f:
+        for line in f:
+            d = json.loads(line)
+            frames[d["frame"]] = {(v[0], v[1]): (v[2], v[3]) for v in d["vectors"]}
+    return frames
+
+
+@pytest.mark.parametrize("video", ["vtest.avi", "vtest720.mp4"])
+def test_fast_path_finds_the_exact_paths_vectors(bin_dir, samples, video):
+    out = OUT / "worker-speed"
+    out.mkdir(parents=True, exist_ok=True)
+    exact_file, fast_file = out / f"{video}.exact.jsonl", out / f"{video}.fast.jsonl"
+    exact = bench(bin_dir, samples / video, "--exact", "--dump-vectors", exact_file)
+    fast = bench(bin_dir, samples / video, "--dump-vectors", fast_file)
+    assert exact["mode"] == "exact" and fast["mode"] == "fast"
+    assert exact["frames"] == fast["frames"] == FRAMES
+    a, b = load(exact_file), load(fast_file)
+    assert set(a) == set(b) == set(range(1, FRAMES + 1)), "one line per frame in both dumps"
+    total = found = extra = 0
+    for frame, va in a.items():
+        vb = b[frame]
+        for point, (dx, dy) in va.items():
+            assert math.hypot(dx, dy) > THRESHOLD
+            total += 1
+            if point in vb and math.hypot(dx - vb[point][0], dy - vb[point][1]) <= 0.5:
+                found += 1
+        extra += sum(1 for point in vb if point not in va)
+    assert total > 50 * FRAMES // 2, f"{video} has walking people: many vectors expected, got {total}"
+    assert found >= 0.98 * total, f"fast path found {found}/{total} of the exact vectors"
+    assert extra <= 0.02 * total, f"fast path added {extra} vectors to {total}"
+    # The gate must actually spare work, or the fast path is only a slower copy of the exact one.
+    assert fast["lk_points_per_frame"] < 0.5 * exact["lk_points_per_frame"], (fast, exact)
+    assert fast["vectors_above_threshold"] == sum(len(v) for v in b.values())
+
+
+def test_exact_flow_from_the_environment_and_decode_only(bin_dir, samples):
+    env = dict(os.environ, EXACT_FLOW="true")
+    r = bench(bin_dir, samples / "vtest.avi", env=env)
+    assert r["mode"] == "exact" and r["lk_points_per_frame"] > 1500  # 48 x 36 grid, first frame has none
+    d = bench(bin_dir, samples / "vtest.avi", "--decode-only")
+    assert d["mode"] == "decode-only" and d["frames"] == FRAMES
+    assert d["vectors_above_threshold"] == 0 and d["stages"]["flow_ms"] == 0
+
+
+def test_bench_rejects_a_missing_dump_file_name(bin_dir, samples, tmp_path):
+    w = str(bin_dir / "vectorflow-worker")
+    r = subprocess.run([w, "bench", str(samples / "vtest.avi"), "--frames", "5", "--dump-vectors"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--dump-vectors" in r.stderr
+    r = subprocess.run([w, "bench", str(samples / "vtest.avi"), "--frames", "5", "--dump-vectors",
+                        str(tmp_path / "missing-dir" / "x.jsonl")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "cannot write" in r.stderr
