@@ -26,5 +26,5 @@ if [ "${1:-}" = "--test" ]; then
   PY=python3
   $PY -m pip --version >/dev/null 2>&1 || { $SUDO apt-get install -y -qq python3-pip >/dev/null; }
   echo "==> installing Python test tools"
-  $PY -m pip install -q --disable-pip-version-check pytest requests websockets schemathesis openapi-spec-validator selenium pyyaml 2>&1 | grep -v "Running pip as the 'root'" || true
+  $PY -m pip install -q --disable-pip-version-check pytest requests websockets schemathesis openapi-spec-validator selenium pyyaml pytest-timeout 2>&1 | grep -v "Running pip as the 'root'" || true
 fi

@@ -17,4 +17,4 @@ echo "==> fuzzing (${VF_FUZZ_SECONDS}s per target)"
 bash scripts/fuzz.sh
 echo "==> integration tests"
 mkdir -p test-output
-python3 -m pytest -q -p no:cacheprovider tests "$@"
+python3 -m pytest -q -p no:cacheprovider --timeout=300 -rfE tests "$@"

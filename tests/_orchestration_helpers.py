@@ -6,7 +6,6 @@ written once (`Scenario`) and driven through a small runtime adapter (how to lis
 """
 import json
 import os
-import re
 import signal
 import socket
 import struct
@@ -197,7 +196,8 @@ class Scenario:
 
     `runtime` must provide: `env()` (extra API environment), `workers()` → {stream_id: identifier}
     of the workers that exist right now (running or not, one entry per worker: duplicates are
-    reported as a list), `kill(stream_id)`, `cleanup(stream_ids)`.
+    reported as a list), `kill(stream_id)`, `cleanup()`, and `adoption_may_replace` (False: a
+    restarted API must keep the very same worker).
     """
 
     def __init__(self, *, runtime, spawn, bin_dir, postgres, redis_server, prometheus_factory, source_url, tmp: Path,
@@ -235,7 +235,10 @@ class Scenario:
             if set(mine) == expected and all(not isinstance(v, list) for v in mine.values()):
                 return mine
             return None
-        return wait_until(ok, timeout, interval=0.2, what=f"{what}: exactly {sorted(expected)} (have {self.rt.workers()})")
+        try:
+            return wait_until(ok, timeout, interval=0.2, what=f"{what}: exactly one worker for each of {sorted(expected)}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; workers now: {self.rt.workers()}") from None
 
     def file_sd_ids(self) -> set:
         return {t["labels"]["stream_id"] for t in json.loads(self.file_sd.read_text() or "[]")}
@@ -446,5 +449,5 @@ def proc_workers(worker_bin: Path, ids) -> dict:
         sid = env.get("STREAM_ID")
         if sid in want:
             pid = int(d)
-            found[sid] = [found[sid], pid] if sid in found else pid
+            found[sid] = (found[sid] if isinstance(found[sid], list) else [found[sid]]) + [pid] if sid in found else pid
     return found

@@ -86,7 +86,7 @@ class DockerRuntime:
         for c in self.containers():
             sid = c["Labels"].get("vectorflow.stream_id")
             ident = c["Id"] if c["State"] == "running" else f"({c['State']}){c['Id']}"
-            found[sid] = [found[sid], ident] if sid in found else ident
+            found[sid] = (found[sid] if isinstance(found[sid], list) else [found[sid]]) + [ident] if sid in found else ident
         return found
 
     def kill(self, stream_id):
@@ -135,6 +135,8 @@ def test_docker_runtime_end_to_end(docker_engine, spawn, bin_dir, postgres, redi
         [c] = [c for c in runtime.containers() if c["State"] == "running"]
         inspect = json.loads(engine(runtime.sock, "GET", f"/containers/{c['Id']}/json"))
         assert inspect["Config"]["User"] == "10001:10001" and inspect["HostConfig"]["ReadonlyRootfs"] is True
+        # docker-init as PID 1, so a young worker still gets its SIGTERM (see young_worker_stopped).
+        assert inspect["HostConfig"]["Init"] is True, inspect["HostConfig"]
     finally:
         scenario.shutdown()
         runtime.cleanup()

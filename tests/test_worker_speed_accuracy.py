@@ -1,5 +1,6 @@
 """The worker's fast flow path (Lucas-Kanade only where the picture changed) against its exact path
-(Lucas-Kanade on every grid point), frame by frame on real footage: the fast path must find at least
+(Lucas-Kanade on every grid point), frame by frame on real footage (vtest.avi, its 1280x720 H.264
+copy, Megamind.avi; 150 frames each): the fast path must find at least
 98% of the exact path's vectors above the threshold, each within 0.5 px, and add at most 2% others.
 Both paths run through `vectorflow-worker bench --dump-vectors FILE` (one JSON line per frame).
 """
@@ -32,8 +33,10 @@ def load(path):
     return frames
 
 
-@pytest.mark.parametrize("video", ["vtest.avi", "vtest720.mp4"])
-def test_fast_path_finds_the_exact_paths_vectors(bin_dir, samples, video):
+# Surveillance footage (a fixed camera) leaves most of the grid to the gate; a film with camera
+# motion (Megamind.avi) leaves little, but the answer must hold there too.
+@pytest.mark.parametrize("video,max_lk_share", [("vtest.avi", 0.5), ("vtest720.mp4", 0.5), ("Megamind.avi", 0.95)])
+def test_fast_path_finds_the_exact_paths_vectors(bin_dir, samples, video, max_lk_share):
     out = OUT / "worker-speed"
     out.mkdir(parents=True, exist_ok=True)
     exact_file, fast_file = out / f"{video}.exact.jsonl", out / f"{video}.fast.jsonl"
@@ -52,11 +55,11 @@ def test_fast_path_finds_the_exact_paths_vectors(bin_dir, samples, video):
             if point in vb and math.hypot(dx - vb[point][0], dy - vb[point][1]) <= 0.5:
                 found += 1
         extra += sum(1 for point in vb if point not in va)
-    assert total > 50 * FRAMES // 2, f"{video} has walking people: many vectors expected, got {total}"
+    assert total > 25 * FRAMES, f"{video} has moving people: many vectors expected, got {total}"
     assert found >= 0.98 * total, f"fast path found {found}/{total} of the exact vectors"
     assert extra <= 0.02 * total, f"fast path added {extra} vectors to {total}"
     # The gate must actually spare work, or the fast path is only a slower copy of the exact one.
-    assert fast["lk_points_per_frame"] < 0.5 * exact["lk_points_per_frame"], (fast, exact)
+    assert fast["lk_points_per_frame"] < max_lk_share * exact["lk_points_per_frame"], (fast, exact)
     assert fast["vectors_above_threshold"] == sum(len(v) for v in b.values())
 
 

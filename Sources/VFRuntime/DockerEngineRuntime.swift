@@ -213,6 +213,10 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
             "SecurityOpt": ["no-new-privileges"],
             "ReadonlyRootfs": true,
             "Tmpfs": ["/tmp": "rw,noexec,nosuid,size=16m"],
+            // The engine's init (docker-init) as PID 1: the kernel drops a SIGTERM sent to a PID 1
+            // that has not yet blocked or handled it, so a worker stopped in its first ~0.2 s
+            // would otherwise wait out the stop timeout and be SIGKILLed.
+            "Init": true,
         ]
         if configuration.nanoCPUs > 0 { hostConfig["NanoCpus"] = configuration.nanoCPUs }
         if configuration.memoryBytes > 0 { hostConfig["Memory"] = configuration.memoryBytes }
