@@ -8,6 +8,7 @@ stalled viewer slows nobody and costs bounded memory; kill -9 → replaced; deac
 record and target gone; API restart → the running worker is adopted (same pid), the worker of a
 stream deleted while the API was down is removed, nothing is duplicated.
 """
+import json
 import os
 import shutil
 import signal
@@ -54,6 +55,11 @@ def test_process_runtime_end_to_end(spawn, bin_dir, postgres, redis_server, prom
     runtime.ids = scenario.ids  # the same list: filled as streams are created
     try:
         scenario.run()
+        # The API's state folder records exactly the adopted worker of A (its pid), none for B or C.
+        a = scenario.ids[0]
+        records = {r.stem: json.loads(r.read_text()) for r in (tmp / "state").glob("*.json")}
+        assert set(records) == {a}, records
+        assert records[a]["pid"] == runtime.workers()[a], (records, runtime.workers())
         # Every worker's own log lives in the API's state folder.
         assert any((tmp / "state" / "logs").glob("vector-worker-*.log"))
     finally:
@@ -61,5 +67,6 @@ def test_process_runtime_end_to_end(spawn, bin_dir, postgres, redis_server, prom
         runtime.cleanup()
         logs = tmp / "state" / "logs"
         if logs.is_dir():
-            shutil.copytree(logs, OUT / "orch-process-workers", dirs_exist_ok=True)
+            shutil.rmtree(OUT / "orch-process-workers", ignore_errors=True)
+            shutil.copytree(logs, OUT / "orch-process-workers")
         shutil.rmtree(tmp, ignore_errors=True)

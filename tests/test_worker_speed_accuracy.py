@@ -50,7 +50,7 @@ def test_fast_path_finds_the_exact_paths_vectors(bin_dir, samples, video, max_lk
     for frame, va in a.items():
         vb = b[frame]
         for point, (dx, dy) in va.items():
-            assert math.hypot(dx, dy) > THRESHOLD
+            assert math.hypot(dx, dy) > THRESHOLD - 1e-3  # dumped with 4 decimals
             total += 1
             if point in vb and math.hypot(dx - vb[point][0], dy - vb[point][1]) <= 0.5:
                 found += 1
