@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -100,12 +101,20 @@ def main():
     finally:
         for sid in ids:
             requests.post(f"http://127.0.0.1:{port}/streams/{sid}/deactivate", timeout=20)
+        try:
+            wait_until(lambda: not list((state / "workers").glob("*.json")), 15, what="workers to stop")
+        except AssertionError:
+            pass
         api.terminate()
         api.wait(10)
+        # Workers the API did not get to stop: each leads its own process group.
         for f in (state / "workers").glob("*.json"):
             pid = json.loads(f.read_text()).get("pid")
-            if pid:
-                subprocess.run(["kill", "-TERM", f"-{pid}"], capture_output=True)
+            if isinstance(pid, int) and pid > 1:
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except OSError:
+                    pass
         redis.close()
         pg.close()
 
