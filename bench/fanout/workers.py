@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -117,6 +118,7 @@ def main():
                     pass
         redis.close()
         pg.close()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
