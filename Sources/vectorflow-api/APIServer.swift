@@ -92,8 +92,10 @@ final class APIServer: Sendable {
                     // Answer once the runtime has acted on it: the engine's error (502/503) if it
                     // refused, else the stream. A slow engine (an image build) gets the stream after
                     // `activationWait` seconds; the worker's status then tells the rest.
-                    res.eventLoop.schedule(after: Self.activationWait) { res.respond(answer.http) }
+                    let loop = res.eventLoop
+                    let fallback = loop.schedule(after: Self.activationWait) { res.respond(answer.http) }
                     waitForWorker(id.lowercased()) { failure in
+                        loop.cancel(fallback)
                         if let failure {
                             res.respond(.json(raw: APIError(status: failure.status, detail: failure.message).body,
                                               status: failure.status))
