@@ -136,7 +136,8 @@ enum OpenAPIDocument {
                             mutating: true, params: [idParam],
                             [
                                 ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
-                                ("503", unavailable),
+                                ("502", response("The container engine refused to start the worker", error)),
+                                ("503", response("Database or container engine unavailable, or server busy", error)),
                             ])
                     ))
             ),
