@@ -69,12 +69,7 @@ public enum FrameEnvelope {
         for k in 0..<sent {
             let i = (n <= maxVectors ? k : k * n / maxVectors) * 4
             if k > 0 { w.bytes.append(0x2C) }
-            w.bytes.append(0x5B)
-            for j in 0..<4 {
-                if j > 0 { w.bytes.append(0x2C) }
-                w.number(Double(h.vectors[i + j]), decimals: 2)
-            }
-            w.bytes.append(0x5D)
+            w.vector(h.vectors, at: i, decimals: 2)
         }
         w.raw("],\"jpeg\":")
         w.bool(h.jpeg)

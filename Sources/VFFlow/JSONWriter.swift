@@ -50,6 +50,18 @@ public struct JSONWriter {
         if v { raw("true") } else { raw("false") }
     }
 
+    /// One flow vector `[x,y,dx,dy]` from four consecutive floats starting at `i`.
+    public mutating func vector<C: RandomAccessCollection<Float>>(_ v: C, at i: C.Index, decimals: Int) {
+        bytes.append(0x5B)
+        var k = i
+        for j in 0..<4 {
+            if j > 0 { bytes.append(0x2C) }
+            number(Double(v[k]), decimals: decimals)
+            k = v.index(after: k)
+        }
+        bytes.append(0x5D)
+    }
+
     /// `v` rounded to `decimals` places (0...6), trailing zeros dropped: 1.5 → `1.5`, 2.0 → `2`.
     /// Non-finite values, which JSON cannot carry, are written as 0.
     public mutating func number(_ v: Double, decimals: Int) {

@@ -30,12 +30,7 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
             var i = 0
             while i + 3 < v.count {
                 if i > 0 { w.bytes.append(0x2C) }
-                w.bytes.append(0x5B)
-                for j in 0..<4 {
-                    if j > 0 { w.bytes.append(0x2C) }
-                    w.number(Double(v[i + j]), decimals: 5)
-                }
-                w.bytes.append(0x5D)
+                w.vector(v, at: i, decimals: 5)
                 i += 4
             }
         }
@@ -171,12 +166,7 @@ private func writeVectorLine(_ w: inout JSONWriter, frame: Int, kept: [Float], t
     var i = 0
     while i + 3 < kept.count {
         if i > 0 { w.bytes.append(0x2C) }
-        w.bytes.append(0x5B)
-        for j in 0..<4 {
-            if j > 0 { w.bytes.append(0x2C) }
-            w.number(Double(kept[i + j]), decimals: 4)
-        }
-        w.bytes.append(0x5D)
+        w.vector(kept, at: i, decimals: 4)
         i += 4
     }
     w.raw("]}\n")
