@@ -4,6 +4,7 @@ Every service lives in a temporary folder and is stopped at the end of the sessi
 fake: PostgreSQL, Redis and Prometheus are Debian's real servers.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -232,3 +233,14 @@ def spawn():
     yield make
     for p in procs:
         p.stop()
+
+
+def start_testserver(spawn, bin_dir, *flags, name="vfnet"):
+    """Runs `vfnet-testserver` on a free port; returns (Proc, port) once it listens."""
+    proc = spawn(name, [str(bin_dir / "vfnet-testserver"), "--port", "0", "--loops", "2", *flags])
+
+    def port():
+        m = re.search(r"listening on (\d+)", proc.output())
+        return int(m.group(1)) if m else None
+    return proc, wait_until(port, timeout=15, what="vfnet-testserver to listen")
+

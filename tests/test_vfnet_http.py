@@ -3,7 +3,6 @@
 Each test starts the real `vfnet-testserver` binary on a free port (its log goes to test-output/).
 """
 import http.client
-import re
 import socket
 import subprocess
 import threading
@@ -12,16 +11,11 @@ import time
 import pytest
 import requests
 
-from conftest import wait_until
+from conftest import start_testserver
 
 
 def start(spawn, bin_dir, *flags, name="vfnet-http"):
-    proc = spawn(name, [str(bin_dir / "vfnet-testserver"), "--port", "0", "--loops", "2", *flags])
-
-    def port():
-        m = re.search(r"listening on (\d+)", proc.output())
-        return int(m.group(1)) if m else None
-    return proc, wait_until(port, timeout=15, what="vfnet-testserver to listen")
+    return start_testserver(spawn, bin_dir, *flags, name=name)
 
 
 @pytest.fixture

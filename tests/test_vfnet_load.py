@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import wait_until
+from conftest import start_testserver, wait_until
 
 CONNECTIONS = 1000
 ROUNDS = 3
@@ -38,12 +38,7 @@ def rss_kib(pid):
 
 def start(spawn, bin_dir, *flags):
     # The child inherits the raised descriptor limit.
-    proc = spawn("vfnet-load", [str(bin_dir / "vfnet-testserver"), "--port", "0", "--loops", "2", *flags])
-
-    def port():
-        m = re.search(r"listening on (\d+)", proc.output())
-        return int(m.group(1)) if m else None
-    return proc, wait_until(port, timeout=15, what="vfnet-testserver to listen")
+    return start_testserver(spawn, bin_dir, *flags, name="vfnet-load")
 
 
 def test_thousand_keep_alive_connections_and_slowloris(spawn, bin_dir):

@@ -3,7 +3,6 @@ protocol violations a well-behaved library will not produce."""
 import asyncio
 import base64
 import os
-import re
 import socket
 import struct
 import threading
@@ -13,16 +12,11 @@ import pytest
 import requests
 import websockets
 
-from conftest import wait_until
+from conftest import start_testserver
 
 
 def start(spawn, bin_dir, *flags, name="vfnet-ws"):
-    proc = spawn(name, [str(bin_dir / "vfnet-testserver"), "--port", "0", "--loops", "2", *flags])
-
-    def port():
-        m = re.search(r"listening on (\d+)", proc.output())
-        return int(m.group(1)) if m else None
-    return proc, wait_until(port, timeout=15, what="vfnet-testserver to listen")
+    return start_testserver(spawn, bin_dir, *flags, name=name)
 
 
 @pytest.fixture
