@@ -80,3 +80,28 @@ def test_bench_rejects_a_missing_dump_file_name(bin_dir, samples, tmp_path):
     r = subprocess.run([w, "bench", str(samples / "vtest.avi"), "--frames", "5", "--dump-vectors",
                         str(tmp_path / "missing-dir" / "x.jsonl")], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "cannot write" in r.stderr
+
+
+# The fast path's tracker has an AVX2 and a portable set of kernels (chosen by CPU), and splits its
+# points over OpenCV's threads when --vf-threads > 1. All of them must give the very same vectors:
+# every step is integer arithmetic or the same float operations in the same order.
+@pytest.mark.parametrize("video", ["vtest.avi", "vtest720.mp4"])
+def test_kernels_and_threads_agree_exactly(bin_dir, samples, video, tmp_path):
+    frames = "60"
+    runs = {
+        "avx2-1": ([], {}),
+        "avx2-2": (["--vf-threads", "2"], {}),
+        "portable": ([], {"VECTORFLOW_PORTABLE_LK": "1"}),
+    }
+    dumps = {}
+    for name, (extra, env) in runs.items():
+        path = tmp_path / f"{name}.jsonl"
+        r = subprocess.run([str(bin_dir / "vectorflow-worker"), "bench", str(samples / video), "--frames", frames,
+                            "--dump-vectors", str(path), *extra],
+                           capture_output=True, text=True, timeout=120, env=dict(os.environ, **env))
+        assert r.returncode == 0, r.stderr
+        dumps[name] = path.read_text()
+    assert dumps["avx2-1"].count("\n") == 60
+    assert sum(len(json.loads(line)["vectors"]) for line in dumps["avx2-1"].splitlines()) > 500
+    assert dumps["avx2-2"] == dumps["avx2-1"], "threads changed the answer"
+    assert dumps["portable"] == dumps["avx2-1"], "the portable kernels disagree with the AVX2 ones"

@@ -2,6 +2,7 @@
 // exception unwinding into Swift frames is undefined behaviour, so failures become return codes
 // plus a message kept in the handle.
 #include "cvf_opencv.h"
+#include "sparse_lk.hpp"
 
 #include <opencv2/core.hpp>
 #include <opencv2/core/utility.hpp>
@@ -40,40 +41,53 @@ bool hasPrefix(const std::string &s, const char *prefix) {
 // 1/kFlatRatio of the cell's contrast: in flat texture LK turns even noise-sized changes into
 // vectors, and the exact path reports those, so the fast one must compute them too. Every other
 // point gets a zero vector. Tuned on vtest.avi, its 720p H.264 copy, Megamind.avi and tree.avi
-// against the exact path (see docs/notes/speed.md): on vtest ~25-30% of the points run LK, and
-// 99.1-99.7% of the exact vectors are reproduced on all four.
+// against the exact path (see docs/notes/speed.md): on vtest ~28% of the points run LK, and
+// 98.9-99.2% of the exact vectors are reproduced on all four (with the shim's own tracker).
 const int kChangeLevel = 25;
 const int kFlatRatio = 10;
 const int kGateReachPx = 16;
 
 // Per-cell statistics of one frame pair, computed in a single pass over both grey images.
 // Cell (cx, cy) holds the pixels nearest to grid point (cx, cy); the last row/column take the
-// remainder of the frame.
+// remainder of the frame. Each band of cell rows is first folded column by column (a loop the
+// compiler turns into whole-register byte max/min), then each cell reduces its columns.
 void cellStatistics(const cv::Mat &prev, const cv::Mat &cur, int g, int gw, int gh, std::vector<unsigned char> &diff,
-                    std::vector<unsigned char> &lo, std::vector<unsigned char> &hi) {
+                    std::vector<unsigned char> &lo, std::vector<unsigned char> &hi, std::vector<unsigned char> &columns) {
     const size_t n = size_t(gw) * size_t(gh);
-    diff.assign(n, 0);
-    lo.assign(n, 255);
-    hi.assign(n, 0);
+    diff.resize(n);
+    lo.resize(n);
+    hi.resize(n);
     const int w = cur.cols;
-    for (int y = 0; y < cur.rows; y++) {
-        const unsigned char *a = prev.ptr<unsigned char>(y);
-        const unsigned char *b = cur.ptr<unsigned char>(y);
-        const size_t row = size_t(std::min(y / g, gh - 1)) * size_t(gw);
-        for (int cx = 0; cx < gw; cx++) {
-            const int x0 = cx * g;
-            const int x1 = cx == gw - 1 ? w : std::min(w, x0 + g);
-            unsigned char d = diff[row + cx], mn = lo[row + cx], mx = hi[row + cx];
-            for (int x = x0; x < x1; x++) {
+    columns.resize(size_t(3 * w));
+    unsigned char *__restrict cd = columns.data(), *__restrict cl = cd + w, *__restrict ch = cl + w;
+    for (int cy = 0; cy < gh; cy++) {
+        const int y0 = cy * g, y1 = cy == gh - 1 ? cur.rows : std::min(cur.rows, y0 + g);
+        std::memset(cd, 0, size_t(w));
+        std::memset(cl, 255, size_t(w));
+        std::memset(ch, 0, size_t(w));
+        for (int y = y0; y < y1; y++) {
+            const unsigned char *__restrict a = prev.ptr<unsigned char>(y);
+            const unsigned char *__restrict b = cur.ptr<unsigned char>(y);
+            for (int x = 0; x < w; x++) {
                 const unsigned char va = a[x], vb = b[x];
-                const unsigned char ad = va > vb ? va - vb : vb - va;
-                d = std::max(d, ad);
-                mn = std::min(mn, vb);
-                mx = std::max(mx, vb);
+                const unsigned char ad = (unsigned char)(std::max(va, vb) - std::min(va, vb));
+                cd[x] = std::max(cd[x], ad);
+                cl[x] = std::min(cl[x], vb);
+                ch[x] = std::max(ch[x], vb);
             }
-            diff[row + cx] = d;
-            lo[row + cx] = mn;
-            hi[row + cx] = mx;
+        }
+        for (int cx = 0; cx < gw; cx++) {
+            const int x0 = cx * g, x1 = cx == gw - 1 ? w : std::min(w, x0 + g);
+            unsigned char d = 0, mn = 255, mx = 0;
+            for (int x = x0; x < x1; x++) {
+                d = std::max(d, cd[x]);
+                mn = std::min(mn, cl[x]);
+                mx = std::max(mx, ch[x]);
+            }
+            const size_t i = size_t(cy) * size_t(gw) + size_t(cx);
+            diff[i] = d;
+            lo[i] = mn;
+            hi[i] = mx;
         }
     }
 }
@@ -85,18 +99,21 @@ struct cvf_stream {
     cv::Mat frame;      // BGR, as decoded
     cv::Mat grey, prevGrey;
     bool exact = false;
-    // Fast path: whether prevPyramid/pyramid hold the pyramids of prevGrey/grey (a frame with no
+    // Fast path: whether prevFastPyramid/fastPyramid hold the pyramids of prevGrey/grey (a frame with no
     // moving cell needs none, so building it waits until a later frame needs it as "previous").
     bool prevPyramidValid = false, pyramidValid = false;
     int gridCols = 0, gridRows = 0;
     int activePoints = 0;
-    std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active;
+    std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active, columnStats;
     std::vector<cv::Point2f> subset, subsetTracked;
     std::vector<int> subsetIndex;
-    // The previous frame's pyramid (with Scharr derivatives) and the current one. Reusing the
-    // current pyramid as the next call's previous one halves the pyramid work per frame; the
-    // result is the same as calcOpticalFlowPyrLK on two plain images, which builds both.
+    // The previous frame's pyramid and the current one. Reusing the current pyramid as the next
+    // call's previous one halves the pyramid work per frame; the result is the same as
+    // calcOpticalFlowPyrLK on two plain images, which builds both. The exact path keeps OpenCV's
+    // own pyramids (with Scharr derivatives); the fast path its tracker's (sparse_lk.hpp), whose
+    // derivatives are computed only where a window needs them.
     std::vector<cv::Mat> prevPyramid, pyramid;
+    cvf::LKPyramid prevFastPyramid, fastPyramid;
     bool havePrevious = false;
     cv::Size previousSize;
     int gridSize = 0;
@@ -131,10 +148,6 @@ int guard(cvf_stream *s, Body body) {
 }
 
 namespace {
-
-void buildPyramid(const cv::Mat &grey, std::vector<cv::Mat> &pyramid) {
-    cv::buildOpticalFlowPyramid(grey, pyramid, kWindow, kMaxLevel, true);
-}
 
 // Rebuilds the grid points when the grid size or the frame size changed.
 void ensureGrid(cvf_stream *s, int grid_size, cv::Size size) {
@@ -178,7 +191,7 @@ int fastFlow(cvf_stream *s, int grid_size) {
     ensureGrid(s, grid_size, size);
     if (s->grid.empty()) return 0;
     const int gw = s->gridCols, gh = s->gridRows;
-    cellStatistics(s->prevGrey, s->grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi);
+    cellStatistics(s->prevGrey, s->grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi, s->columnStats);
     const size_t n = size_t(gw) * size_t(gh);
     s->changed.assign(n, 0);
     s->active.assign(n, 0);
@@ -203,14 +216,17 @@ int fastFlow(cvf_stream *s, int grid_size) {
     }
     s->activePoints = int(s->subset.size());
     if (!s->subset.empty()) {
-        if (!s->prevPyramidValid) buildPyramid(s->prevGrey, s->prevPyramid);
-        buildPyramid(s->grey, s->pyramid);
+        if (!s->prevPyramidValid) s->prevFastPyramid.build(s->prevGrey, kMaxLevel);
+        s->fastPyramid.build(s->grey, kMaxLevel);
         s->prevPyramidValid = true;
         s->pyramidValid = true;
+        s->prevFastPyramid.derivativesAround(s->subset.data(), int(s->subset.size()), kMaxLevel);
         // The reference criteria: looser ones (10/0.03, 20/0.05, 5/0.05) saved under 15% of the
         // flow time but moved 16-35% of the vectors by more than 0.5 px (docs/notes/speed.md).
-        cv::calcOpticalFlowPyrLK(s->prevPyramid, s->pyramid, s->subset, s->subsetTracked, s->status, s->error,
-                                 kWindow, kMaxLevel, kCriteria);
+        s->subsetTracked.resize(s->subset.size());
+        s->status.resize(s->subset.size());
+        cvf::trackPoints(s->prevFastPyramid, s->fastPyramid, kMaxLevel, s->subset.data(), int(s->subset.size()),
+                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon);
     }
     s->vectors.reserve(n * 4);
     size_t next = 0;  // index into subset, which is in grid order
@@ -328,12 +344,13 @@ extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
         // Two grey buffers and two pyramids swap roles each frame: no per-frame allocation.
         std::swap(s->prevGrey, s->grey);
         cv::cvtColor(s->frame, s->grey, cv::COLOR_BGR2GRAY);
-        std::swap(s->prevPyramid, s->pyramid);
         if (!s->exact) {
+            std::swap(s->prevFastPyramid, s->fastPyramid);
             s->prevPyramidValid = s->pyramidValid;
             s->pyramidValid = false;
             return fastFlow(s, grid_size);
         }
+        std::swap(s->prevPyramid, s->pyramid);
         s->activePoints = 0;
         cv::buildOpticalFlowPyramid(s->grey, s->pyramid, kWindow, kMaxLevel, true);
         const cv::Size size = s->grey.size();
@@ -341,9 +358,9 @@ extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
         s->havePrevious = true;
         s->previousSize = size;
         s->vectors.clear();
-        // Every frame's pyramid is built here, so a switch to the fast path finds both valid.
-        s->pyramidValid = true;
-        s->prevPyramidValid = true;
+        // The fast path's pyramids are not kept up to date here: a switch to it rebuilds both.
+        s->pyramidValid = false;
+        s->prevPyramidValid = false;
         if (!comparable) return 0;
         ensureGrid(s, grid_size, size);
         s->activePoints = int(s->grid.size());

@@ -71,8 +71,14 @@ final class FastFlowTests: XCTestCase {
             let (x, y, dx, dy) = (fast.vectors[i], fast.vectors[i + 1], fast.vectors[i + 2], fast.vectors[i + 3])
             if dx == 0 && dy == 0 { continue }
             moved += 1
-            // A computed point runs the same LK on the same pyramids: the very same vector.
-            XCTAssertEqual(byPoint[[x, y]], [dx, dy], "point \(x),\(y)")
+            // A computed point runs the same LK steps on the same pyramids; only the window sums
+            // differ (exact integers in the shim's tracker, float in OpenCV's), in the last bits.
+            let reference = byPoint[[x, y]]
+            XCTAssertNotNil(reference, "point \(x),\(y)")
+            if let reference {
+                XCTAssertEqual(reference[0], dx, accuracy: 0.01, "point \(x),\(y)")
+                XCTAssertEqual(reference[1], dy, accuracy: 0.01, "point \(x),\(y)")
+            }
         }
         // The four grid points inside the block (88/104, 56/72) moved ~3 px right.
         for (x, y) in [(88, 56), (104, 56), (88, 72), (104, 72)] {

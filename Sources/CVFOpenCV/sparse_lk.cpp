@@ -1,0 +1,482 @@
+// The fast path's Lucas-Kanade tracker; see sparse_lk.hpp for what it promises.
+#include "sparse_lk.hpp"
+
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/video/tracking.hpp>
+
+#include <immintrin.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+// The float steps must round exactly like OpenCV's (built without FMA): no contraction.
+#pragma clang fp contract(off)
+
+namespace cvf {
+namespace {
+
+constexpr int kHalfWin = (kLKWindow - 1) / 2;
+constexpr int kLanes = 16;  // one window row, padded to 16 lanes (lane 15 has zero derivatives)
+constexpr int kWBits = 14;  // bilinear weights in 1/16384
+constexpr int kIBits = 5;   // intensities carry 5 fraction bits after interpolation
+constexpr float kFltScale = 1.f / (1 << 20);
+constexpr float kMinEigThreshold = 1e-4f;
+
+// One point's window at one level: the interpolated previous-frame intensities and derivatives.
+struct Window {
+    alignas(32) int16_t image[kLKWindow][kLanes];
+    alignas(32) int16_t dx[kLKWindow][kLanes];
+    alignas(32) int16_t dy[kLKWindow][kLanes];
+};
+
+struct Weights {
+    int w00, w01, w10, w11;
+};
+
+// cvRound and cvFloor: round half to even (the SSE conversion), and floor by truncation.
+inline int roundEven(float v) { return _mm_cvt_ss2si(_mm_set_ss(v)); }
+inline int floorInt(float v) {
+    const int i = int(v);
+    return i - (float(i) > v);
+}
+
+// OpenCV's bilinear weights for the fractional offsets (a, b), in 1/2^14, summing to 2^14.
+inline Weights weightsFor(float a, float b) {
+    Weights w;
+    w.w00 = roundEven((1.f - a) * (1.f - b) * float(1 << kWBits));
+    w.w01 = roundEven(a * (1.f - b) * float(1 << kWBits));
+    w.w10 = roundEven((1.f - a) * b * float(1 << kWBits));
+    w.w11 = (1 << kWBits) - w.w00 - w.w01 - w.w10;
+    return w;
+}
+
+// ---- portable kernels (the reference for the AVX2 ones, and the fallback) ----
+
+struct PortableKernels {
+static void prepare(const uint8_t *img, ptrdiff_t istep, const int16_t *dx, const int16_t *dy, ptrdiff_t dstep,
+                   Weights w, Window &win, int64_t A[3]) {
+    int64_t a11 = 0, a12 = 0, a22 = 0;
+    for (int y = 0; y < kLKWindow; y++) {
+        const uint8_t *s = img + y * istep;
+        const int16_t *gx = dx + y * dstep, *gy = dy + y * dstep;
+        for (int x = 0; x < kLanes; x++) {
+            if (x == kLKWindow) {
+                win.image[y][x] = 0;
+                win.dx[y][x] = 0;
+                win.dy[y][x] = 0;
+                continue;
+            }
+            const int iv = (s[x] * w.w00 + s[x + 1] * w.w01 + s[x + istep] * w.w10 + s[x + istep + 1] * w.w11 +
+                            (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
+            const int ix = (gx[x] * w.w00 + gx[x + 1] * w.w01 + gx[x + dstep] * w.w10 + gx[x + dstep + 1] * w.w11 +
+                            (1 << (kWBits - 1))) >> kWBits;
+            const int iy = (gy[x] * w.w00 + gy[x + 1] * w.w01 + gy[x + dstep] * w.w10 + gy[x + dstep + 1] * w.w11 +
+                            (1 << (kWBits - 1))) >> kWBits;
+            win.image[y][x] = int16_t(iv);
+            win.dx[y][x] = int16_t(ix);
+            win.dy[y][x] = int16_t(iy);
+            a11 += ix * ix;
+            a12 += ix * iy;
+            a22 += iy * iy;
+        }
+    }
+    A[0] = a11;
+    A[1] = a12;
+    A[2] = a22;
+}
+
+static void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w, const Window &win, int64_t b[2]) {
+    int64_t b1 = 0, b2 = 0;
+    for (int y = 0; y < kLKWindow; y++) {
+        const uint8_t *s = img + y * jstep;
+        for (int x = 0; x < kLKWindow; x++) {
+            const int jv = (s[x] * w.w00 + s[x + 1] * w.w01 + s[x + jstep] * w.w10 + s[x + jstep + 1] * w.w11 +
+                            (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
+            const int diff = jv - win.image[y][x];
+            b1 += diff * win.dx[y][x];
+            b2 += diff * win.dy[y][x];
+        }
+    }
+    b[0] = b1;
+    b[1] = b2;
+}
+};
+
+// ---- AVX2 kernels: one window row per step ----
+//
+// A row of 16 samples is interpolated as OpenCV does it: the pairs (p[x], p[x+1]) of the upper
+// and lower rows go through madd with (w00, w01) and (w10, w11). unpacklo/unpackhi split each
+// 128-bit half, and packs puts the halves back in order, so the result is in pixel order.
+
+__attribute__((target("avx2"), always_inline)) inline __m256i interpolateU8(const uint8_t *s, ptrdiff_t step, __m256i wTop,
+                                                            __m256i wBottom, __m256i round, int shift) {
+    const __m256i p00 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s)));
+    const __m256i p01 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 1)));
+    const __m256i p10 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s + step)));
+    const __m256i p11 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s + step + 1)));
+    __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(p00, p01), wTop),
+                                  _mm256_madd_epi16(_mm256_unpacklo_epi16(p10, p11), wBottom));
+    __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(p00, p01), wTop),
+                                  _mm256_madd_epi16(_mm256_unpackhi_epi16(p10, p11), wBottom));
+    lo = _mm256_srai_epi32(_mm256_add_epi32(lo, round), shift);
+    hi = _mm256_srai_epi32(_mm256_add_epi32(hi, round), shift);
+    return _mm256_packs_epi32(lo, hi);
+}
+
+__attribute__((target("avx2"), always_inline)) inline __m256i interpolateS16(const int16_t *s, ptrdiff_t step, __m256i wTop,
+                                                             __m256i wBottom, __m256i round) {
+    const __m256i p00 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
+    const __m256i p01 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 1));
+    const __m256i p10 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + step));
+    const __m256i p11 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + step + 1));
+    __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(p00, p01), wTop),
+                                  _mm256_madd_epi16(_mm256_unpacklo_epi16(p10, p11), wBottom));
+    __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(p00, p01), wTop),
+                                  _mm256_madd_epi16(_mm256_unpackhi_epi16(p10, p11), wBottom));
+    lo = _mm256_srai_epi32(_mm256_add_epi32(lo, round), kWBits);
+    hi = _mm256_srai_epi32(_mm256_add_epi32(hi, round), kWBits);
+    return _mm256_packs_epi32(lo, hi);
+}
+
+// Sum of the eight int32 lanes, widened first (a lane stays below 2^31, the sum may not).
+__attribute__((target("avx2"), always_inline)) inline int64_t sumLanes(__m256i v) {
+    const __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+    const __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
+    const __m256i s = _mm256_add_epi64(lo, hi);
+    alignas(32) int64_t out[4];
+    _mm256_store_si256(reinterpret_cast<__m256i *>(out), s);
+    return out[0] + out[1] + out[2] + out[3];
+}
+
+inline int pairWeights(int a, int b) { return int((uint32_t(uint16_t(b)) << 16) | uint16_t(a)); }
+
+// Per lane and row a product pair stays below 2 * 4080^2 (derivatives) or 2 * 8160 * 4080
+// (mismatch), so fifteen rows fit an int32 lane.
+struct AVX2Kernels {
+__attribute__((target("avx2"))) static inline void prepare(const uint8_t *img, ptrdiff_t istep, const int16_t *dx,
+                                                 const int16_t *dy, ptrdiff_t dstep, Weights w, Window &win,
+                                                 int64_t A[3]) {
+    const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
+    const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
+    const __m256i roundI = _mm256_set1_epi32(1 << (kWBits - kIBits - 1));
+    const __m256i roundD = _mm256_set1_epi32(1 << (kWBits - 1));
+    const __m256i keep = _mm256_setr_epi16(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0);
+    __m256i a11 = _mm256_setzero_si256(), a12 = _mm256_setzero_si256(), a22 = _mm256_setzero_si256();
+    if (w.w00 == 1 << kWBits) {
+        // A window on whole pixels (grid points are, at every level, for even grid steps): the
+        // interpolation is the identity, i.e. intensity << 5 and the derivatives as they are.
+        for (int y = 0; y < kLKWindow; y++) {
+            const __m256i iv = _mm256_slli_epi16(
+                _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(img + y * istep))), kIBits);
+            const __m256i ix = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(dx + y * dstep)), keep);
+            const __m256i iy = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(dy + y * dstep)), keep);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), iv);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
+            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(ix, ix));
+            a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(ix, iy));
+            a22 = _mm256_add_epi32(a22, _mm256_madd_epi16(iy, iy));
+        }
+        A[0] = sumLanes(a11);
+        A[1] = sumLanes(a12);
+        A[2] = sumLanes(a22);
+        return;
+    }
+    for (int y = 0; y < kLKWindow; y++) {
+        const __m256i iv = interpolateU8(img + y * istep, istep, wTop, wBottom, roundI, kWBits - kIBits);
+        const __m256i ix = _mm256_and_si256(interpolateS16(dx + y * dstep, dstep, wTop, wBottom, roundD), keep);
+        const __m256i iy = _mm256_and_si256(interpolateS16(dy + y * dstep, dstep, wTop, wBottom, roundD), keep);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), iv);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
+        a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(ix, ix));
+        a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(ix, iy));
+        a22 = _mm256_add_epi32(a22, _mm256_madd_epi16(iy, iy));
+    }
+    A[0] = sumLanes(a11);
+    A[1] = sumLanes(a12);
+    A[2] = sumLanes(a22);
+}
+
+__attribute__((target("avx2"))) static inline void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w,
+                                                  const Window &win, int64_t b[2]) {
+    const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
+    const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
+    const __m256i roundI = _mm256_set1_epi32(1 << (kWBits - kIBits - 1));
+    __m256i b1 = _mm256_setzero_si256(), b2 = _mm256_setzero_si256();
+    // Each image row is the lower row of one window row and the upper row of the next: load once.
+    __m256i up0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(img)));
+    __m256i up1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(img + 1)));
+    for (int y = 0; y < kLKWindow; y++) {
+        const uint8_t *below = img + (y + 1) * jstep;
+        const __m256i dn0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(below)));
+        const __m256i dn1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(below + 1)));
+        __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(up0, up1), wTop),
+                                      _mm256_madd_epi16(_mm256_unpacklo_epi16(dn0, dn1), wBottom));
+        __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(up0, up1), wTop),
+                                      _mm256_madd_epi16(_mm256_unpackhi_epi16(dn0, dn1), wBottom));
+        lo = _mm256_srai_epi32(_mm256_add_epi32(lo, roundI), kWBits - kIBits);
+        hi = _mm256_srai_epi32(_mm256_add_epi32(hi, roundI), kWBits - kIBits);
+        const __m256i diff = _mm256_sub_epi16(_mm256_packs_epi32(lo, hi),
+                                              _mm256_load_si256(reinterpret_cast<const __m256i *>(win.image[y])));
+        b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(diff, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.dx[y]))));
+        b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(diff, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.dy[y]))));
+        up0 = dn0;
+        up1 = dn1;
+    }
+    b[0] = sumLanes(b1);
+    b[1] = sumLanes(b2);
+}
+};
+
+// VECTORFLOW_PORTABLE_LK=1 forces the portable kernels (the tests compare both on one machine).
+bool gHasAVX2 = __builtin_cpu_supports("avx2") && !(std::getenv("VECTORFLOW_PORTABLE_LK") &&
+                                                    std::strcmp(std::getenv("VECTORFLOW_PORTABLE_LK"), "1") == 0);
+
+// The two passes of the Scharr filter over a whole row, 16 columns per step; they return where
+// the scalar tail starts. The horizontal pass runs only once the vertical one has finished the
+// row, so its shifted loads never wait on the stores just made.
+__attribute__((target("avx2"))) inline int scharrVerticalAVX2(const uint8_t *s0, const uint8_t *s1, const uint8_t *s2,
+                                                             int16_t *smooth, int16_t *diff, int end) {
+    const __m256i three = _mm256_set1_epi16(3), ten = _mm256_set1_epi16(10);
+    int x = 0;
+    for (; x + 16 <= end; x += 16) {
+        const __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s0 + x)));
+        const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + x)));
+        const __m256i c = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s2 + x)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(smooth + x),
+                            _mm256_add_epi16(_mm256_mullo_epi16(_mm256_add_epi16(a, c), three), _mm256_mullo_epi16(b, ten)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(diff + x), _mm256_sub_epi16(c, a));
+    }
+    return x;
+}
+
+__attribute__((target("avx2"))) inline int scharrHorizontalAVX2(const int16_t *smooth, const int16_t *diff, int16_t *ox,
+                                                               int16_t *oy, int end) {
+    const __m256i three = _mm256_set1_epi16(3), ten = _mm256_set1_epi16(10);
+    int x = 0;
+    for (; x + 16 <= end; x += 16) {
+        const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(smooth + x - 1));
+        const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(smooth + x + 1));
+        const __m256i dl = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(diff + x - 1));
+        const __m256i dc = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(diff + x));
+        const __m256i dr = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(diff + x + 1));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(ox + x), _mm256_sub_epi16(r, l));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(oy + x),
+                            _mm256_add_epi16(_mm256_mullo_epi16(_mm256_add_epi16(dl, dr), three), _mm256_mullo_epi16(dc, ten)));
+    }
+    return x;
+}
+
+// Scharr derivatives of rows [y0, y1) of one level as OpenCV computes them (3/10/3 smoothing,
+// reflected at the image edge), into two planes whose borders stay zero.
+template <bool AVX2>
+__attribute__((always_inline)) inline void scharrRows(const cv::Mat &src, cv::Mat &dx, cv::Mat &dy, int y0, int y1,
+                                                      std::vector<int16_t> &rows) {
+    const int w = src.cols, h = src.rows;
+    rows.resize(size_t(2 * (w + 2)));
+    int16_t *smooth = rows.data() + 1, *diff = rows.data() + (w + 2) + 1;
+    for (int y = y0; y < y1; y++) {
+        const uint8_t *s0 = src.ptr<uint8_t>(y > 0 ? y - 1 : (h > 1 ? 1 : 0));
+        const uint8_t *s1 = src.ptr<uint8_t>(y);
+        const uint8_t *s2 = src.ptr<uint8_t>(y < h - 1 ? y + 1 : (h > 1 ? h - 2 : 0));
+        int x = 0;
+        if constexpr (AVX2) x = scharrVerticalAVX2(s0, s1, s2, smooth, diff, w);
+        for (; x < w; x++) {
+            smooth[x] = int16_t((s0[x] + s2[x]) * 3 + s1[x] * 10);
+            diff[x] = int16_t(s2[x] - s0[x]);
+        }
+        const int l = w > 1 ? 1 : 0, r = w > 1 ? w - 2 : 0;
+        smooth[-1] = smooth[l];
+        smooth[w] = smooth[r];
+        diff[-1] = diff[l];
+        diff[w] = diff[r];
+        int16_t *ox = dx.ptr<int16_t>(y), *oy = dy.ptr<int16_t>(y);
+        x = 0;
+        if constexpr (AVX2) x = scharrHorizontalAVX2(smooth, diff, ox, oy, w);
+        for (; x < w; x++) {
+            ox[x] = int16_t(smooth[x + 1] - smooth[x - 1]);
+            oy[x] = int16_t((diff[x - 1] + diff[x + 1]) * 3 + diff[x] * 10);
+        }
+    }
+}
+
+__attribute__((target("avx2"))) void scharrAVX2(const cv::Mat &src, cv::Mat &dx, cv::Mat &dy, int y0, int y1,
+                                                std::vector<int16_t> &rows) {
+    scharrRows<true>(src, dx, dy, y0, y1, rows);
+}
+
+void scharr(const cv::Mat &src, cv::Mat &dx, cv::Mat &dy, int y0, int y1, std::vector<int16_t> &rows) {
+    if (gHasAVX2) {
+        scharrAVX2(src, dx, dy, y0, y1, rows);
+    } else {
+        scharrRows<false>(src, dx, dy, y0, y1, rows);
+    }
+}
+
+// A zero-filled bordered buffer for one derivative plane, reallocated only on a size change.
+cv::Mat borderedPlane(cv::Mat &buffer, cv::Size size) {
+    const cv::Size whole(size.width + 2 * kLKBorder, size.height + 2 * kLKBorder);
+    if (buffer.size() != whole || buffer.type() != CV_16SC1) buffer = cv::Mat::zeros(whole, CV_16SC1);
+    return buffer(cv::Rect(kLKBorder, kLKBorder, size.width, size.height));
+}
+
+}  // namespace
+
+bool lkUsesAVX2() { return gHasAVX2; }
+
+void lkUsePortableKernels() { gHasAVX2 = false; }
+
+void LKPyramid::build(const cv::Mat &grey, int maxLevel) {
+    // The window size given here only sets the border width (and stops the pyramid for tiny
+    // frames); the pixels are those of buildOpticalFlowPyramid with the 15x15 window.
+    const int top = cv::buildOpticalFlowPyramid(grey, images_, cv::Size(kLKBorder, kLKBorder), maxLevel, false,
+                                                cv::BORDER_REFLECT_101, cv::BORDER_CONSTANT, false);
+    levels_.resize(size_t(top + 1));
+    for (int i = 0; i <= top; i++) {
+        levels_[size_t(i)].image = images_[size_t(i)];
+        levels_[size_t(i)].dx.release();
+        levels_[size_t(i)].dy.release();
+    }
+}
+
+void LKPyramid::derivativesAround(const cv::Point2f *points, int count, int maxLevel) {
+    maxLevel = std::min(maxLevel, levels() - 1);
+    dxBuf_.resize(levels_.size());
+    dyBuf_.resize(levels_.size());
+    bands_.resize(levels_.size());
+    for (int i = 0; i <= maxLevel; i++) {
+        LKLevel &l = levels_[size_t(i)];
+        const int h = l.image.rows;
+        const int bands = (h + kBand - 1) / kBand;
+        std::vector<unsigned char> &done = bands_[size_t(i)];
+        if (l.dx.empty()) {
+            l.dx = borderedPlane(dxBuf_[size_t(i)], l.image.size());
+            l.dy = borderedPlane(dyBuf_[size_t(i)], l.image.size());
+            done.assign(size_t(bands), 0);
+        }
+        const float scale = float(1. / (1 << i));
+        for (int k = 0; k < count; k++) {
+            // The rows of the window, plus the one below it that interpolation may read.
+            const int py = int(std::floor(points[k].y * scale - float(kHalfWin)));
+            if (py + kLKWindow < 0 || py >= h) continue;
+            const int a = std::max(py, 0) / kBand, b = std::min(py + kLKWindow, h - 1) / kBand;
+            for (int band = a; band <= b; band++) {
+                if (done[size_t(band)]) continue;
+                done[size_t(band)] = 1;
+                scharr(l.image, l.dx, l.dy, band * kBand, std::min(h, (band + 1) * kBand), rowBuf_);
+            }
+        }
+    }
+}
+
+namespace {
+
+// The tracker; inlined into one copy per kernel set, so the AVX2 copy is compiled for AVX2 whole.
+template <typename Kernels>
+__attribute__((always_inline)) inline void track(const LKPyramid &prev, const LKPyramid &next, int maxLevel,
+                                                 const cv::Point2f *points, int count, cv::Point2f *tracked,
+                                                 unsigned char *status, int maxCount, double epsilon) {
+    maxLevel = std::min({maxLevel, prev.levels() - 1, next.levels() - 1});
+    const double eps2 = epsilon * epsilon;
+    const cv::Point2f halfWin{float(kHalfWin), float(kHalfWin)};
+    Window win;
+    for (int k = 0; k < count; k++) {
+        status[k] = 1;
+        cv::Point2f out;
+        for (int level = maxLevel; level >= 0; level--) {
+            const LKLevel &I = prev.level(level), &J = next.level(level);
+            const cv::Point2f prevScaled = points[k] * float(1. / (1 << level));
+            cv::Point2f nextPt = level == maxLevel ? prevScaled : out * 2.f;
+            out = nextPt;
+            const cv::Point2f prevPt = prevScaled - halfWin;
+            const int ipx = floorInt(prevPt.x), ipy = floorInt(prevPt.y);
+            if (ipx < -kLKWindow || ipx >= I.image.cols || ipy < -kLKWindow || ipy >= I.image.rows) {
+                if (level == 0) status[k] = 0;
+                continue;
+            }
+            const Weights wp = weightsFor(prevPt.x - float(ipx), prevPt.y - float(ipy));
+            const uint8_t *src = I.image.ptr<uint8_t>(0) + ptrdiff_t(ipy) * ptrdiff_t(I.image.step) + ipx;
+            const ptrdiff_t dstep = ptrdiff_t(I.dx.step / sizeof(int16_t));
+            const int16_t *gx = I.dx.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
+            const int16_t *gy = I.dy.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
+            int64_t A[3];
+            Kernels::prepare(src, ptrdiff_t(I.image.step), gx, gy, dstep, wp, win, A);
+            const float A11 = float(A[0]) * kFltScale, A12 = float(A[1]) * kFltScale, A22 = float(A[2]) * kFltScale;
+            float D = A11 * A22 - A12 * A12;
+            const float minEig = (A22 + A11 - std::sqrt((A11 - A22) * (A11 - A22) + 4.f * A12 * A12)) /
+                                 float(2 * kLKWindow * kLKWindow);
+            if (minEig < kMinEigThreshold || D < FLT_EPSILON) {
+                if (level == 0) status[k] = 0;
+                continue;
+            }
+            D = 1.f / D;
+            nextPt -= halfWin;
+            cv::Point2f prevDelta;
+            const ptrdiff_t jstep = ptrdiff_t(J.image.step);
+            for (int j = 0; j < maxCount; j++) {
+                const int inx = floorInt(nextPt.x), iny = floorInt(nextPt.y);
+                if (inx < -kLKWindow || inx >= J.image.cols || iny < -kLKWindow || iny >= J.image.rows) {
+                    if (level == 0) status[k] = 0;
+                    break;
+                }
+                const Weights wn = weightsFor(nextPt.x - float(inx), nextPt.y - float(iny));
+                const uint8_t *dst = J.image.ptr<uint8_t>(0) + ptrdiff_t(iny) * jstep + inx;
+                int64_t b[2];
+                Kernels::mismatch(dst, jstep, wn, win, b);
+                const float b1 = float(b[0]) * kFltScale, b2 = float(b[1]) * kFltScale;
+                const cv::Point2f delta(float((A12 * b2 - A22 * b1) * D), float((A12 * b1 - A11 * b2) * D));
+                nextPt += delta;
+                out = nextPt + halfWin;
+                if (delta.ddot(delta) <= eps2) break;
+                if (j > 0 && std::abs(delta.x + prevDelta.x) < 0.01 && std::abs(delta.y + prevDelta.y) < 0.01) {
+                    out -= delta * 0.5f;
+                    break;
+                }
+                prevDelta = delta;
+            }
+        }
+        // OpenCV's last check (made while it measures the error): the final window must start
+        // inside the image's bordered area.
+        if (status[k]) {
+            const cv::Point2f p = out - halfWin;
+            const int ix = floorInt(p.x), iy = floorInt(p.y);
+            const LKLevel &J = next.level(0);
+            if (ix < -kLKWindow || ix >= J.image.cols || iy < -kLKWindow || iy >= J.image.rows) status[k] = 0;
+        }
+        tracked[k] = out;
+    }
+}
+
+__attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, const LKPyramid &next, int maxLevel,
+                                               const cv::Point2f *points, int count, cv::Point2f *tracked,
+                                               unsigned char *status, int maxCount, double epsilon) {
+    track<AVX2Kernels>(prev, next, maxLevel, points, count, tracked, status, maxCount, epsilon);
+}
+
+}  // namespace
+
+void trackPoints(const LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
+                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon) {
+    // Points are independent: with more than one OpenCV thread (cv::setNumThreads) they are
+    // split in stripes of ~64 over OpenCV's pool; with one, the loop runs here, in one piece.
+    auto run = [&](const cv::Range &r) {
+        const int n = r.end - r.start;
+        if (gHasAVX2) {
+            trackAVX2(prev, next, maxLevel, points + r.start, n, tracked + r.start, status + r.start, maxCount, epsilon);
+        } else {
+            track<PortableKernels>(prev, next, maxLevel, points + r.start, n, tracked + r.start, status + r.start,
+                                   maxCount, epsilon);
+        }
+    };
+    if (cv::getNumThreads() <= 1 || count < 128) {
+        run(cv::Range(0, count));
+    } else {
+        cv::parallel_for_(cv::Range(0, count), run, double(count) / 64);
+    }
+}
+
+}  // namespace cvf

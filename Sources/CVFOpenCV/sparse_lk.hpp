@@ -1,0 +1,66 @@
+// The fast path's pyramidal Lucas-Kanade tracker for a 15x15 window (internal to the shim).
+//
+// It follows cv::calcOpticalFlowPyrLK step for step (OpenCV 4.6: the same fixed-point bilinear
+// weights, 14-bit weights, 5 fraction bits on intensities, the same stopping rules and bounds
+// checks), so on the same pyramids it lands on the same points. It differs in two ways that
+// cost nothing in accuracy: the window sums are exact integers (OpenCV adds them up in float,
+// which rounds differently in the last bits), and a whole 15-pixel window row is one AVX2 step
+// (OpenCV does 8 pixels in SSE and 7 one by one). Derivatives are kept as two planes (Ix, Iy)
+// rather than interleaved, so they are interpolated with the same instructions as the pixels.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace cvf {
+
+// The window is fixed: 15x15, i.e. a half-window of 7 px.
+constexpr int kLKWindow = 15;
+// Every level keeps this many pixels of border on each side; the tracker reads up to one row of
+// 16 lanes (plus one pixel) from a window's left edge, so it needs one more than the window.
+constexpr int kLKBorder = 16;
+
+// One pyramid level: the 8-bit image and, for a "previous" frame, its Scharr derivatives.
+// All three planes carry kLKBorder px of border (image: reflected; derivatives: zero).
+struct LKLevel {
+    cv::Mat image;     // ROI of the bordered buffer, CV_8UC1
+    cv::Mat dx, dy;    // ROI of bordered buffers, CV_16SC1; empty until derivativesAround() runs
+};
+
+class LKPyramid {
+public:
+    // Builds the image levels 0..maxLevel of `grey` (fewer when the frame is tiny); drops any
+    // derivatives of the previous contents.
+    void build(const cv::Mat &grey, int maxLevel);
+    // Computes the Scharr derivatives that tracking `points` from this pyramid reads, at levels
+    // 0..maxLevel: in bands of kBand whole rows (whole rows keep the filter's loops long), each
+    // band once per build.
+    void derivativesAround(const cv::Point2f *points, int count, int maxLevel);
+    int levels() const { return int(levels_.size()); }
+    const LKLevel &level(int i) const { return levels_[size_t(i)]; }
+
+private:
+    std::vector<cv::Mat> images_;  // what cv::buildOpticalFlowPyramid fills
+    std::vector<LKLevel> levels_;
+    std::vector<cv::Mat> dxBuf_, dyBuf_;
+    std::vector<std::vector<unsigned char>> bands_;  // per level and band of rows: 1 = computed
+    std::vector<int16_t> rowBuf_;
+    static constexpr int kBand = 16;
+};
+
+// Tracks `count` points (x, y pairs in level-0 pixels) from `prev` to `next`; `prev` must have
+// had derivativesAround() for these points.
+// Writes the tracked positions and a status byte per point (0: lost, as OpenCV reports it).
+// `maxCount`/`epsilon` are the termination criteria (epsilon in px, not squared).
+void trackPoints(const LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
+                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon);
+
+// Whether the AVX2 kernels run on this CPU (otherwise a portable loop gives the same numbers).
+bool lkUsesAVX2();
+// Switches to the portable kernels for the rest of the process (for comparing the two).
+void lkUsePortableKernels();
+
+}  // namespace cvf
