@@ -111,34 +111,38 @@ static void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w, const Windo
 // and lower rows go through madd with (w00, w01) and (w10, w11). unpacklo/unpackhi split each
 // 128-bit half, and packs puts the halves back in order, so the result is in pixel order.
 
-__attribute__((target("avx2"), always_inline)) inline __m256i interpolateU8(const uint8_t *s, ptrdiff_t step, __m256i wTop,
-                                                            __m256i wBottom, __m256i round, int shift) {
-    const __m256i p00 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s)));
-    const __m256i p01 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 1)));
-    const __m256i p10 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s + step)));
-    const __m256i p11 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s + step + 1)));
+// Two rows of 16 int16 samples and the same rows one pixel on (p00, p01 upper; p10, p11 lower).
+template <int Shift>
+__attribute__((target("avx2"), always_inline)) inline __m256i interpolate(__m256i p00, __m256i p01, __m256i p10,
+                                                                         __m256i p11, __m256i wTop, __m256i wBottom) {
+    const __m256i round = _mm256_set1_epi32(1 << (Shift - 1));
     __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(p00, p01), wTop),
                                   _mm256_madd_epi16(_mm256_unpacklo_epi16(p10, p11), wBottom));
     __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(p00, p01), wTop),
                                   _mm256_madd_epi16(_mm256_unpackhi_epi16(p10, p11), wBottom));
-    lo = _mm256_srai_epi32(_mm256_add_epi32(lo, round), shift);
-    hi = _mm256_srai_epi32(_mm256_add_epi32(hi, round), shift);
+    lo = _mm256_srai_epi32(_mm256_add_epi32(lo, round), Shift);
+    hi = _mm256_srai_epi32(_mm256_add_epi32(hi, round), Shift);
     return _mm256_packs_epi32(lo, hi);
 }
 
-__attribute__((target("avx2"), always_inline)) inline __m256i interpolateS16(const int16_t *s, ptrdiff_t step, __m256i wTop,
-                                                             __m256i wBottom, __m256i round) {
-    const __m256i p00 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
-    const __m256i p01 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 1));
-    const __m256i p10 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + step));
-    const __m256i p11 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + step + 1));
-    __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(p00, p01), wTop),
-                                  _mm256_madd_epi16(_mm256_unpacklo_epi16(p10, p11), wBottom));
-    __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(p00, p01), wTop),
-                                  _mm256_madd_epi16(_mm256_unpackhi_epi16(p10, p11), wBottom));
-    lo = _mm256_srai_epi32(_mm256_add_epi32(lo, round), kWBits);
-    hi = _mm256_srai_epi32(_mm256_add_epi32(hi, round), kWBits);
-    return _mm256_packs_epi32(lo, hi);
+// 16 pixels from s, widened to int16.
+__attribute__((target("avx2"), always_inline)) inline __m256i loadU8(const uint8_t *s) {
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s)));
+}
+
+__attribute__((target("avx2"), always_inline)) inline __m256i loadS16(const int16_t *s) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
+}
+
+// Intensities keep 5 fraction bits; derivatives none.
+__attribute__((target("avx2"), always_inline)) inline __m256i interpolateU8(const uint8_t *s, ptrdiff_t step,
+                                                                           __m256i wTop, __m256i wBottom) {
+    return interpolate<kWBits - kIBits>(loadU8(s), loadU8(s + 1), loadU8(s + step), loadU8(s + step + 1), wTop, wBottom);
+}
+
+__attribute__((target("avx2"), always_inline)) inline __m256i interpolateS16(const int16_t *s, ptrdiff_t step,
+                                                                            __m256i wTop, __m256i wBottom) {
+    return interpolate<kWBits>(loadS16(s), loadS16(s + 1), loadS16(s + step), loadS16(s + step + 1), wTop, wBottom);
 }
 
 // Sum of the eight int32 lanes, widened first (a lane stays below 2^31, the sum may not).
@@ -161,34 +165,22 @@ __attribute__((target("avx2"))) static inline void prepare(const uint8_t *img, p
                                                  int64_t A[3]) {
     const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
     const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
-    const __m256i roundI = _mm256_set1_epi32(1 << (kWBits - kIBits - 1));
-    const __m256i roundD = _mm256_set1_epi32(1 << (kWBits - 1));
     const __m256i keep = _mm256_setr_epi16(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0);
     __m256i a11 = _mm256_setzero_si256(), a12 = _mm256_setzero_si256(), a22 = _mm256_setzero_si256();
-    if (w.w00 == 1 << kWBits) {
-        // A window on whole pixels (grid points are, at every level, for even grid steps): the
-        // interpolation is the identity, i.e. intensity << 5 and the derivatives as they are.
-        for (int y = 0; y < kLKWindow; y++) {
-            const __m256i iv = _mm256_slli_epi16(
-                _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(img + y * istep))), kIBits);
-            const __m256i ix = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(dx + y * dstep)), keep);
-            const __m256i iy = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(dy + y * dstep)), keep);
-            _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), iv);
-            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
-            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
-            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(ix, ix));
-            a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(ix, iy));
-            a22 = _mm256_add_epi32(a22, _mm256_madd_epi16(iy, iy));
-        }
-        A[0] = sumLanes(a11);
-        A[1] = sumLanes(a12);
-        A[2] = sumLanes(a22);
-        return;
-    }
+    // A window on whole pixels (grid points are, at every level, for even grid steps) needs no
+    // interpolation: intensities << 5, derivatives as they are.
+    const bool whole = w.w00 == 1 << kWBits;
     for (int y = 0; y < kLKWindow; y++) {
-        const __m256i iv = interpolateU8(img + y * istep, istep, wTop, wBottom, roundI, kWBits - kIBits);
-        const __m256i ix = _mm256_and_si256(interpolateS16(dx + y * dstep, dstep, wTop, wBottom, roundD), keep);
-        const __m256i iy = _mm256_and_si256(interpolateS16(dy + y * dstep, dstep, wTop, wBottom, roundD), keep);
+        __m256i iv, ix, iy;
+        if (whole) {
+            iv = _mm256_slli_epi16(loadU8(img + y * istep), kIBits);
+            ix = _mm256_and_si256(loadS16(dx + y * dstep), keep);
+            iy = _mm256_and_si256(loadS16(dy + y * dstep), keep);
+        } else {
+            iv = interpolateU8(img + y * istep, istep, wTop, wBottom);
+            ix = _mm256_and_si256(interpolateS16(dx + y * dstep, dstep, wTop, wBottom), keep);
+            iy = _mm256_and_si256(interpolateS16(dy + y * dstep, dstep, wTop, wBottom), keep);
+        }
         _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), iv);
         _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
         _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
@@ -205,23 +197,14 @@ __attribute__((target("avx2"))) static inline void mismatch(const uint8_t *img, 
                                                   const Window &win, int64_t b[2]) {
     const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
     const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
-    const __m256i roundI = _mm256_set1_epi32(1 << (kWBits - kIBits - 1));
     __m256i b1 = _mm256_setzero_si256(), b2 = _mm256_setzero_si256();
     // Each image row is the lower row of one window row and the upper row of the next: load once.
-    __m256i up0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(img)));
-    __m256i up1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(img + 1)));
+    __m256i up0 = loadU8(img), up1 = loadU8(img + 1);
     for (int y = 0; y < kLKWindow; y++) {
         const uint8_t *below = img + (y + 1) * jstep;
-        const __m256i dn0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(below)));
-        const __m256i dn1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(below + 1)));
-        __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(up0, up1), wTop),
-                                      _mm256_madd_epi16(_mm256_unpacklo_epi16(dn0, dn1), wBottom));
-        __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(up0, up1), wTop),
-                                      _mm256_madd_epi16(_mm256_unpackhi_epi16(dn0, dn1), wBottom));
-        lo = _mm256_srai_epi32(_mm256_add_epi32(lo, roundI), kWBits - kIBits);
-        hi = _mm256_srai_epi32(_mm256_add_epi32(hi, roundI), kWBits - kIBits);
-        const __m256i diff = _mm256_sub_epi16(_mm256_packs_epi32(lo, hi),
-                                              _mm256_load_si256(reinterpret_cast<const __m256i *>(win.image[y])));
+        const __m256i dn0 = loadU8(below), dn1 = loadU8(below + 1);
+        const __m256i jv = interpolate<kWBits - kIBits>(up0, up1, dn0, dn1, wTop, wBottom);
+        const __m256i diff = _mm256_sub_epi16(jv, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.image[y])));
         b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(diff, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.dx[y]))));
         b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(diff, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.dy[y]))));
         up0 = dn0;
