@@ -220,7 +220,6 @@ int fastFlow(cvf_stream *s, int grid_size) {
         s->fastPyramid.build(s->grey, kMaxLevel);
         s->prevPyramidValid = true;
         s->pyramidValid = true;
-        s->prevFastPyramid.derivativesAround(s->subset.data(), int(s->subset.size()), kMaxLevel);
         // The reference criteria: looser ones (10/0.03, 20/0.05, 5/0.05) saved under 15% of the
         // flow time but moved 16-35% of the vectors by more than 0.5 px (docs/notes/speed.md).
         s->subsetTracked.resize(s->subset.size());

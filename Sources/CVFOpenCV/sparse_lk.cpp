@@ -326,33 +326,40 @@ void LKPyramid::build(const cv::Mat &grey, int maxLevel) {
     }
 }
 
-void LKPyramid::derivativesAround(const cv::Point2f *points, int count, int maxLevel) {
+void LKPyramid::startDerivatives(int maxLevel) {
     maxLevel = std::min(maxLevel, levels() - 1);
     dxBuf_.resize(levels_.size());
     dyBuf_.resize(levels_.size());
     bands_.resize(levels_.size());
     for (int i = 0; i <= maxLevel; i++) {
         LKLevel &l = levels_[size_t(i)];
-        const int h = l.image.rows;
-        const int bands = (h + kBand - 1) / kBand;
-        std::vector<unsigned char> &done = bands_[size_t(i)];
-        if (l.dx.empty()) {
-            l.dx = borderedPlane(dxBuf_[size_t(i)], l.image.size());
-            l.dy = borderedPlane(dyBuf_[size_t(i)], l.image.size());
-            done.assign(size_t(bands), 0);
-        }
+        if (!l.dx.empty()) continue;
+        l.dx = borderedPlane(dxBuf_[size_t(i)], l.image.size());
+        l.dy = borderedPlane(dyBuf_[size_t(i)], l.image.size());
+        bands_[size_t(i)].assign(size_t((l.image.rows + kBand - 1) / kBand), 0);
+    }
+}
+
+void LKPyramid::ensureRows(int level, int py) {
+    LKLevel &l = levels_[size_t(level)];
+    const int h = l.image.rows;
+    // The rows of the window, plus the one below it that interpolation may read.
+    if (py + kLKWindow < 0 || py >= h) return;
+    std::vector<unsigned char> &done = bands_[size_t(level)];
+    const int a = std::max(py, 0) / kBand, b = std::min(py + kLKWindow, h - 1) / kBand;
+    for (int band = a; band <= b; band++) {
+        if (done[size_t(band)]) continue;
+        done[size_t(band)] = 1;
+        scharr(l.image, l.dx, l.dy, band * kBand, std::min(h, (band + 1) * kBand), rowBuf_);
+    }
+}
+
+void LKPyramid::derivativesAround(const cv::Point2f *points, int count, int maxLevel) {
+    maxLevel = std::min(maxLevel, levels() - 1);
+    startDerivatives(maxLevel);
+    for (int i = 0; i <= maxLevel; i++) {
         const float scale = float(1. / (1 << i));
-        for (int k = 0; k < count; k++) {
-            // The rows of the window, plus the one below it that interpolation may read.
-            const int py = int(std::floor(points[k].y * scale - float(kHalfWin)));
-            if (py + kLKWindow < 0 || py >= h) continue;
-            const int a = std::max(py, 0) / kBand, b = std::min(py + kLKWindow, h - 1) / kBand;
-            for (int band = a; band <= b; band++) {
-                if (done[size_t(band)]) continue;
-                done[size_t(band)] = 1;
-                scharr(l.image, l.dx, l.dy, band * kBand, std::min(h, (band + 1) * kBand), rowBuf_);
-            }
-        }
+        for (int k = 0; k < count; k++) ensureRows(i, int(std::floor(points[k].y * scale - float(kHalfWin))));
     }
 }
 
@@ -360,9 +367,10 @@ namespace {
 
 // The tracker; inlined into one copy per kernel set, so the AVX2 copy is compiled for AVX2 whole.
 template <typename Kernels>
-__attribute__((always_inline)) inline void track(const LKPyramid &prev, const LKPyramid &next, int maxLevel,
-                                                 const cv::Point2f *points, int count, cv::Point2f *tracked,
-                                                 unsigned char *status, int maxCount, double epsilon) {
+__attribute__((always_inline)) inline void track(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
+                                                 int maxLevel, const cv::Point2f *points, int count,
+                                                 cv::Point2f *tracked, unsigned char *status, int maxCount,
+                                                 double epsilon) {
     maxLevel = std::min({maxLevel, prev.levels() - 1, next.levels() - 1});
     const double eps2 = epsilon * epsilon;
     const cv::Point2f halfWin{float(kHalfWin), float(kHalfWin)};
@@ -381,6 +389,8 @@ __attribute__((always_inline)) inline void track(const LKPyramid &prev, const LK
                 if (level == 0) status[k] = 0;
                 continue;
             }
+            // Computing derivatives just before the window needs them keeps them in cache.
+            if (lazy) lazy->ensureRows(level, ipy);
             const Weights wp = weightsFor(prevPt.x - float(ipx), prevPt.y - float(ipy));
             const uint8_t *src = I.image.ptr<uint8_t>(0) + ptrdiff_t(ipy) * ptrdiff_t(I.image.step) + ipx;
             const ptrdiff_t dstep = ptrdiff_t(I.dx.step / sizeof(int16_t));
@@ -434,31 +444,35 @@ __attribute__((always_inline)) inline void track(const LKPyramid &prev, const LK
     }
 }
 
-__attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, const LKPyramid &next, int maxLevel,
-                                               const cv::Point2f *points, int count, cv::Point2f *tracked,
-                                               unsigned char *status, int maxCount, double epsilon) {
-    track<AVX2Kernels>(prev, next, maxLevel, points, count, tracked, status, maxCount, epsilon);
+__attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
+                                               int maxLevel, const cv::Point2f *points, int count,
+                                               cv::Point2f *tracked, unsigned char *status, int maxCount,
+                                               double epsilon) {
+    track<AVX2Kernels>(prev, lazy, next, maxLevel, points, count, tracked, status, maxCount, epsilon);
 }
 
 }  // namespace
 
-void trackPoints(const LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
+void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
                  cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon) {
-    // Points are independent: with more than one OpenCV thread (cv::setNumThreads) they are
-    // split in stripes of ~64 over OpenCV's pool; with one, the loop runs here, in one piece.
-    auto run = [&](const cv::Range &r) {
+    auto run = [&](const cv::Range &r, LKPyramid *lazy) {
         const int n = r.end - r.start;
         if (gHasAVX2) {
-            trackAVX2(prev, next, maxLevel, points + r.start, n, tracked + r.start, status + r.start, maxCount, epsilon);
+            trackAVX2(prev, lazy, next, maxLevel, points + r.start, n, tracked + r.start, status + r.start, maxCount,
+                      epsilon);
         } else {
-            track<PortableKernels>(prev, next, maxLevel, points + r.start, n, tracked + r.start, status + r.start,
-                                   maxCount, epsilon);
+            track<PortableKernels>(prev, lazy, next, maxLevel, points + r.start, n, tracked + r.start,
+                                   status + r.start, maxCount, epsilon);
         }
     };
     if (cv::getNumThreads() <= 1 || count < 128) {
-        run(cv::Range(0, count));
+        // One thread: derivatives are computed band by band as the points (in row order) reach them.
+        prev.startDerivatives(maxLevel);
+        run(cv::Range(0, count), &prev);
     } else {
-        cv::parallel_for_(cv::Range(0, count), run, double(count) / 64);
+        // Points are independent: split in stripes of ~64 over OpenCV's pool, derivatives first.
+        prev.derivativesAround(points, count, maxLevel);
+        cv::parallel_for_(cv::Range(0, count), [&](const cv::Range &r) { run(r, nullptr); }, double(count) / 64);
     }
 }
 

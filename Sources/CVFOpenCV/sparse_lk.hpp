@@ -39,6 +39,10 @@ public:
     // 0..maxLevel: in bands of kBand whole rows (whole rows keep the filter's loops long), each
     // band once per build.
     void derivativesAround(const cv::Point2f *points, int count, int maxLevel);
+    // The same in two steps: set up levels 0..maxLevel, then compute the bands that a window
+    // whose top row is `py` at `level` reads (each band once per build).
+    void startDerivatives(int maxLevel);
+    void ensureRows(int level, int py);
     int levels() const { return int(levels_.size()); }
     const LKLevel &level(int i) const { return levels_[size_t(i)]; }
 
@@ -51,11 +55,11 @@ private:
     static constexpr int kBand = 16;
 };
 
-// Tracks `count` points (x, y pairs in level-0 pixels) from `prev` to `next`; `prev` must have
-// had derivativesAround() for these points.
+// Tracks `count` points (x, y pairs in level-0 pixels) from `prev` to `next`, computing the
+// derivatives of `prev` it needs.
 // Writes the tracked positions and a status byte per point (0: lost, as OpenCV reports it).
 // `maxCount`/`epsilon` are the termination criteria (epsilon in px, not squared).
-void trackPoints(const LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
+void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
                  cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon);
 
 // Whether the AVX2 kernels run on this CPU (otherwise a portable loop gives the same numbers).

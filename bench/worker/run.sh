@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The worker's analysis loop against a straightforward Python/OpenCV loop (Debian's python3-opencv,
 # the same OpenCV 4.6), all pinned to one core (taskset -c 0, one OpenCV thread), side by side in one
-# run, on vtest.avi (768x576 MS-MPEG4) and vtest720.mp4 (1280x720 H.264):
+# run, on vtest.avi (768x576 MS-MPEG4), vtest720.mp4 (1280x720 H.264) and Megamind.avi (720x528, a film):
 #   decode      `vectorflow-worker bench --decode-only` (decode + BGR conversion, nothing else)
 #   python      python_loop.py (flow only), python+pv (flow + annotate + JPEG of every frame, full size)
 #   exact       `bench --exact` (Lucas-Kanade on every grid point; the reference answer)
@@ -10,7 +10,8 @@
 # Prints frames/s, per-stage ms, the ratios fast/python and fast/decode, and how many real-time
 # streams one core sustains (vtest.avi at 10 fps, vtest720.mp4 at 25 fps).
 #   bench/worker/run.sh     (BENCH_FRAMES=400 ROUNDS=2 VF_SCRATCH=.build JPEG_QUALITY=95 by default)
-#   BENCH_SOURCES="vtest.avi vtest720.mp4 Megamind.avi" bench/worker/run.sh   other sample videos
+#   BENCH_SOURCES="vtest.avi tree.avi" bench/worker/run.sh   other sample videos (default: vtest.avi,
+#   vtest720.mp4, Megamind.avi)
 #   VF_THREADS=2 bench/worker/run.sh    compares with OpenCV's parallel loops (then pinned to 0,1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +20,7 @@ ROUNDS=${ROUNDS:-2}
 SCRATCH=${VF_SCRATCH:-.build}
 QUALITY=${JPEG_QUALITY:-95}
 THREADS=${VF_THREADS:-1}
-SOURCES=${BENCH_SOURCES:-vtest.avi vtest720.mp4}
+SOURCES=${BENCH_SOURCES:-vtest.avi vtest720.mp4 Megamind.avi}
 CPUS=0
 [ "$THREADS" -gt 1 ] && CPUS=0-$((THREADS - 1))
 SAMPLES=${VF_SAMPLES_DIR:-$(bash scripts/fetch-samples.sh | tail -n 1)}
