@@ -97,11 +97,12 @@ void cellStatistics(const cv::Mat &prev, const cv::Mat &cur, int g, int gw, int 
 struct cvf_stream {
     cv::VideoCapture capture;
     cv::Mat frame;      // BGR, as decoded
-    cv::Mat grey, prevGrey;
+    cv::Mat grey;       // the exact path's grey image (the fast path's lives in its pyramid)
     bool exact = false;
-    // Fast path: whether prevFastPyramid/fastPyramid hold the pyramids of prevGrey/grey (a frame with no
-    // moving cell needs none, so building it waits until a later frame needs it as "previous").
-    bool prevPyramidValid = false, pyramidValid = false;
+    // Whether the last frame's grey image is in prevFastPyramid (the last call took the fast
+    // path) rather than in `grey`. A pyramid's levels are built only once LK needs them (a frame
+    // with no moving cell needs none); LKPyramid::built() says whether they are.
+    bool greyInFastPyramid = false;
     int gridCols = 0, gridRows = 0;
     int activePoints = 0;
     std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active, columnStats;
@@ -176,22 +177,20 @@ void appendVector(cvf_stream *s, cv::Point2f p, cv::Point2f q) {
 }
 
 // The gated path: only points whose neighbourhood changed go to LK (see kChangeLevel).
-int fastFlow(cvf_stream *s, int grid_size) {
-    const cv::Size size = s->grey.size();
+int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
+    const cv::Mat &grey = s->fastPyramid.grey();
+    const cv::Mat &prevGrey = prevInFastPyramid ? s->prevFastPyramid.grey() : s->grey;
+    const cv::Size size = grey.size();
     const bool comparable = s->havePrevious && s->previousSize == size;
     s->havePrevious = true;
     s->previousSize = size;
     s->vectors.clear();
     s->activePoints = 0;
-    if (!comparable) {
-        s->prevPyramidValid = false;
-        s->pyramidValid = false;
-        return 0;
-    }
+    if (!comparable) return 0;
     ensureGrid(s, grid_size, size);
     if (s->grid.empty()) return 0;
     const int gw = s->gridCols, gh = s->gridRows;
-    cellStatistics(s->prevGrey, s->grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi, s->columnStats);
+    cellStatistics(prevGrey, grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi, s->columnStats);
     const size_t n = size_t(gw) * size_t(gh);
     s->changed.assign(n, 0);
     s->active.assign(n, 0);
@@ -216,10 +215,12 @@ int fastFlow(cvf_stream *s, int grid_size) {
     }
     s->activePoints = int(s->subset.size());
     if (!s->subset.empty()) {
-        if (!s->prevPyramidValid) s->prevFastPyramid.build(s->prevGrey, kMaxLevel);
-        s->fastPyramid.build(s->grey, kMaxLevel);
-        s->prevPyramidValid = true;
-        s->pyramidValid = true;
+        if (!prevInFastPyramid) {
+            s->prevFastPyramid.build(prevGrey, kMaxLevel);
+        } else if (!s->prevFastPyramid.built()) {
+            s->prevFastPyramid.build(kMaxLevel);
+        }
+        s->fastPyramid.build(kMaxLevel);
         // The reference criteria: looser ones (10/0.03, 20/0.05, 5/0.05) saved under 15% of the
         // flow time but moved 16-35% of the vectors by more than 0.5 px (docs/notes/speed.md).
         s->subsetTracked.resize(s->subset.size());
@@ -340,26 +341,33 @@ extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
     return guard(s, [&]() -> int {
         if (s->frame.empty()) return s->fail("no frame");
         if (grid_size < 1) return s->fail("grid size must be positive");
-        // Two grey buffers and two pyramids swap roles each frame: no per-frame allocation.
-        std::swap(s->prevGrey, s->grey);
-        cv::cvtColor(s->frame, s->grey, cv::COLOR_BGR2GRAY);
         if (!s->exact) {
+            // Two pyramids swap roles each frame, the grey image is written straight into level 0
+            // of the new one (the same pixels as cvtColor): no per-frame allocation, no copy.
             std::swap(s->prevFastPyramid, s->fastPyramid);
-            s->prevPyramidValid = s->pyramidValid;
-            s->pyramidValid = false;
-            return fastFlow(s, grid_size);
+            cv::Mat target = s->fastPyramid.greyTarget(s->frame.size());
+            cvf::bgrToGrey(s->frame, target);
+            const bool prevInFastPyramid = s->greyInFastPyramid;
+            s->greyInFastPyramid = true;
+            return fastFlow(s, grid_size, prevInFastPyramid);
         }
+        // The exact path: OpenCV's own conversion, pyramids and tracker, on every grid point.
+        const bool lastWasFast = s->greyInFastPyramid;
+        s->greyInFastPyramid = false;
+        cv::cvtColor(s->frame, s->grey, cv::COLOR_BGR2GRAY);
         std::swap(s->prevPyramid, s->pyramid);
         s->activePoints = 0;
+        // After a fast frame the last grey image is in the fast pyramid, and this path's own
+        // "previous" pyramid is older: rebuild it from that image.
+        if (lastWasFast && s->havePrevious) {
+            cv::buildOpticalFlowPyramid(s->fastPyramid.grey(), s->prevPyramid, kWindow, kMaxLevel, true);
+        }
         cv::buildOpticalFlowPyramid(s->grey, s->pyramid, kWindow, kMaxLevel, true);
         const cv::Size size = s->grey.size();
         const bool comparable = s->havePrevious && s->previousSize == size;
         s->havePrevious = true;
         s->previousSize = size;
         s->vectors.clear();
-        // The fast path's pyramids are not kept up to date here: a switch to it rebuilds both.
-        s->pyramidValid = false;
-        s->prevPyramidValid = false;
         if (!comparable) return 0;
         ensureGrid(s, grid_size, size);
         s->activePoints = int(s->grid.size());

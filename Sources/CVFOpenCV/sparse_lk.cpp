@@ -307,23 +307,100 @@ cv::Mat borderedPlane(cv::Mat &buffer, cv::Size size) {
     return buffer(cv::Rect(kLKBorder, kLKBorder, size.width, size.height));
 }
 
+// BGR to grey, 8 pixels (24 bytes) per half step: the pixels' bytes are spread to (B, G) and
+// (R, 0) int16 pairs, and madd applies cvtColor's 15-bit weights. Reads 32 bytes from the first
+// pixel, so the caller stops 11 pixels before the end of the image.
+constexpr int kGreyB = 3735, kGreyG = 19235, kGreyR = 9798, kGreyShift = 15;
+
+__attribute__((target("avx2"), always_inline)) inline __m256i grey8AVX2(const uint8_t *p) {
+    const __m256i spread = _mm256_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6);  // pixels 0-3 | 4-7 (bytes 12-27)
+    const __m256i bg = _mm256_setr_epi8(0, -1, 1, -1, 3, -1, 4, -1, 6, -1, 7, -1, 9, -1, 10, -1,
+                                        0, -1, 1, -1, 3, -1, 4, -1, 6, -1, 7, -1, 9, -1, 10, -1);
+    const __m256i r = _mm256_setr_epi8(2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1,
+                                       2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1);
+    const __m256i wBG = _mm256_set1_epi32(int((uint32_t(kGreyG) << 16) | uint32_t(kGreyB)));
+    const __m256i wR = _mm256_set1_epi32(kGreyR);
+    const __m256i v = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)), spread);
+    const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, bg), wBG),
+                                         _mm256_madd_epi16(_mm256_shuffle_epi8(v, r), wR));
+    return _mm256_srai_epi32(_mm256_add_epi32(sum, _mm256_set1_epi32(1 << (kGreyShift - 1))), kGreyShift);
+}
+
+// One row, 16 pixels per step; returns where the scalar tail starts.
+__attribute__((target("avx2"))) inline int greyRowAVX2(const uint8_t *p, uint8_t *g, int w) {
+    int x = 0;
+    for (; x + 16 + 11 <= w; x += 16) {
+        const __m256i a = grey8AVX2(p + 3 * x), b = grey8AVX2(p + 3 * x + 24);
+        // packs works per 128-bit half: [a0-3 b0-3 | a4-7 b4-7]; put the quarters in order.
+        const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+        const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(g + x), bytes);
+    }
+    return x;
+}
+
+template <bool AVX2>
+__attribute__((always_inline)) inline void bgrToGreyRows(const cv::Mat &bgr, cv::Mat &grey) {
+    const int w = bgr.cols;
+    for (int y = 0; y < bgr.rows; y++) {
+        const uint8_t *p = bgr.ptr<uint8_t>(y);
+        uint8_t *g = grey.ptr<uint8_t>(y);
+        int x = 0;
+        if constexpr (AVX2) x = greyRowAVX2(p, g, w);
+        for (; x < w; x++) {
+            const uint8_t *q = p + 3 * x;
+            g[x] = uint8_t((q[0] * kGreyB + q[1] * kGreyG + q[2] * kGreyR + (1 << (kGreyShift - 1))) >> kGreyShift);
+        }
+    }
+}
+
+__attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &grey) { bgrToGreyRows<true>(bgr, grey); }
+
 }  // namespace
 
 bool lkUsesAVX2() { return gHasAVX2; }
 
 void lkUsePortableKernels() { gHasAVX2 = false; }
 
+void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey) {
+    CV_Assert(bgr.type() == CV_8UC3);
+    grey.create(bgr.size(), CV_8UC1);
+    if (gHasAVX2) {
+        bgrToGreyAVX2(bgr, grey);
+    } else {
+        bgrToGreyRows<false>(bgr, grey);
+    }
+}
+
+cv::Mat LKPyramid::greyTarget(cv::Size size) {
+    const cv::Size whole(size.width + 2 * kLKBorder, size.height + 2 * kLKBorder);
+    if (greyBuffer_.size() != whole || greyBuffer_.type() != CV_8UC1) greyBuffer_.create(whole, CV_8UC1);
+    grey_ = greyBuffer_(cv::Rect(kLKBorder, kLKBorder, size.width, size.height));
+    built_ = false;
+    return grey_;
+}
+
 void LKPyramid::build(const cv::Mat &grey, int maxLevel) {
-    // The window size given here only sets the border width (and stops the pyramid for tiny
-    // frames); the pixels are those of buildOpticalFlowPyramid with the 15x15 window.
-    const int top = cv::buildOpticalFlowPyramid(grey, images_, cv::Size(kLKBorder, kLKBorder), maxLevel, false,
-                                                cv::BORDER_REFLECT_101, cv::BORDER_CONSTANT, false);
+    grey.copyTo(greyTarget(grey.size()));
+    build(maxLevel);
+}
+
+void LKPyramid::build(int maxLevel) {
+    // Level 0 is grey_ in place: its border is filled here (reflected, as buildOpticalFlowPyramid
+    // fills its own copy), then buildOpticalFlowPyramid reuses it and pyrDowns the others. The
+    // window size given to it only sets the border width (and stops the pyramid for tiny
+    // frames); the pixels are those it makes for the 15x15 window.
+    cv::copyMakeBorder(grey_, greyBuffer_, kLKBorder, kLKBorder, kLKBorder, kLKBorder,
+                       cv::BORDER_REFLECT_101 | cv::BORDER_ISOLATED);
+    const int top = cv::buildOpticalFlowPyramid(grey_, images_, cv::Size(kLKBorder, kLKBorder), maxLevel, false,
+                                                cv::BORDER_REFLECT_101, cv::BORDER_CONSTANT, true);
     levels_.resize(size_t(top + 1));
     for (int i = 0; i <= top; i++) {
         levels_[size_t(i)].image = images_[size_t(i)];
         levels_[size_t(i)].dx.release();
         levels_[size_t(i)].dy.release();
     }
+    built_ = true;
 }
 
 void LKPyramid::startDerivatives(int maxLevel) {

@@ -32,9 +32,17 @@ struct LKLevel {
 
 class LKPyramid {
 public:
-    // Builds the image levels 0..maxLevel of `grey` (fewer when the frame is tiny); drops any
-    // derivatives of the previous contents.
+    // Where the next frame's grey image goes: level 0 of this pyramid, inside its bordered buffer
+    // (reallocated only when the size changes). Forgets the levels built from the previous one.
+    cv::Mat greyTarget(cv::Size size);
+    // The grey image last written to greyTarget (or copied in by build(grey, ...)).
+    const cv::Mat &grey() const { return grey_; }
+    // Builds the levels 0..maxLevel (fewer when the frame is tiny) from grey(): level 0 is grey()
+    // itself with its border filled, no copy. Drops any derivatives of the previous contents.
+    void build(int maxLevel);
+    // The same from another grey image (copied into level 0 first).
     void build(const cv::Mat &grey, int maxLevel);
+    bool built() const { return built_; }
     // Computes the Scharr derivatives that tracking `points` from this pyramid reads, at levels
     // 0..maxLevel: in bands of kBand whole rows (whole rows keep the filter's loops long), each
     // band once per build.
@@ -47,6 +55,8 @@ public:
     const LKLevel &level(int i) const { return levels_[size_t(i)]; }
 
 private:
+    cv::Mat greyBuffer_, grey_;    // bordered level-0 buffer and its interior
+    bool built_ = false;
     std::vector<cv::Mat> images_;  // what cv::buildOpticalFlowPyramid fills
     std::vector<LKLevel> levels_;
     std::vector<cv::Mat> dxBuf_, dyBuf_;
@@ -61,6 +71,10 @@ private:
 // `maxCount`/`epsilon` are the termination criteria (epsilon in px, not squared).
 void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
                  cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon);
+
+// BGR to grey exactly as cv::cvtColor(COLOR_BGR2GRAY) computes it for 8-bit images
+// ((3735 B + 19235 G + 9798 R + 2^14) >> 15), into `grey` (same size, CV_8UC1, allocated).
+void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey);
 
 // Whether the AVX2 kernels run on this CPU (otherwise a portable loop gives the same numbers).
 bool lkUsesAVX2();

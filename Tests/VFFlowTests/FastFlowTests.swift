@@ -93,4 +93,33 @@ final class FastFlowTests: XCTestCase {
         XCTAssertEqual(fast.vectors[2], 0)
         XCTAssertEqual(fast.vectors[3], 0)
     }
+
+    /// Switching paths between frames: each call compares with the frame before it, wherever the
+    /// previous call kept its grey image (the exact path in `grey`, the fast one in its pyramid).
+    func testSwitchingPathsBetweenFramesKeepsThePreviousFrame() throws {
+        let frames = try [0, 3, 6].enumerated().map { try Self.writeFrame(shift: $0.element, tag: "sw\($0.offset)") }
+        defer { for f in frames { try? FileManager.default.removeItem(atPath: f) } }
+        func run(_ modes: [Bool]) throws -> [[Float]] {
+            let s = VideoStream()
+            var out: [[Float]] = []
+            for (f, exact) in zip(frames, modes) {
+                s.exactFlow = exact
+                try s.loadImage(f)
+                out.append(try s.flow(gridSize: 16) { Array($0) })
+            }
+            return out
+        }
+        let exact = try run([true, true, true])
+        let mixed = try run([true, false, true])
+        let mixed2 = try run([false, true, false])
+        // exact -> exact after a fast frame: the same grey image, the same pyramids, the same answer.
+        XCTAssertEqual(mixed[2], exact[2])
+        XCTAssertEqual(mixed2[1], exact[1])
+        // A fast frame after an exact one tracks the block's 3 px from the exact path's grey image.
+        for v in [mixed[1], mixed2[2]] {
+            let i = stride(from: 0, to: v.count, by: 4).first { v[$0] == 88 && v[$0 + 1] == 56 }
+            XCTAssertNotNil(i)
+            if let i { XCTAssertEqual(v[i + 2], 3, accuracy: 0.5) }
+        }
+    }
 }
