@@ -122,4 +122,61 @@ final class FastFlowTests: XCTestCase {
             if let i { XCTAssertEqual(v[i + 2], 3, accuracy: 0.5) }
         }
     }
+
+    /// A smooth texture (so Lucas-Kanade converges everywhere), sampled `dx`, `dy` px away.
+    private static func writeSmoothFrame(width: Int, height: Int, dx: Double, dy: Double, tag: String) throws -> String {
+        var bytes = Array("P6\n\(width) \(height)\n255\n".utf8)
+        for y in 0..<height {
+            for x in 0..<width {
+                let u = Double(x) - dx, w = Double(y) - dy
+                let v = 128 + 70 * sin(u * 0.31 + w * 0.17) + 50 * cos(u * 0.11 - w * 0.29)
+                bytes += [UInt8(max(0, min(255, v.rounded()))), UInt8(max(0, min(255, (v * 0.8).rounded()))), 90]
+            }
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vf-smooth-\(getpid())-\(tag).ppm").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// Every frame size (down to smaller than one window, odd widths that leave a remainder to
+    /// the portable tails) and grid step (odd ones put the windows of the coarser levels between
+    /// pixels): the fast path must run, and every point it computes must match the exact path.
+    func testSizesAndGridStepsMatchTheExactPath() throws {
+        for (width, height) in [(9, 7), (20, 14), (37, 29), (64, 48), (101, 77), (250, 131)] {
+            let a = try Self.writeSmoothFrame(width: width, height: height, dx: 0, dy: 0, tag: "\(width)a")
+            let b = try Self.writeSmoothFrame(width: width, height: height, dx: 2.6, dy: -1.3, tag: "\(width)b")
+            defer {
+                try? FileManager.default.removeItem(atPath: a)
+                try? FileManager.default.removeItem(atPath: b)
+            }
+            for grid in [3, 5, 15, 16] {
+                func run(exact: Bool) throws -> [[Float]: [Float]] {
+                    let s = VideoStream()
+                    s.exactFlow = exact
+                    try s.loadImage(a)
+                    _ = try s.flow(gridSize: grid) { _ in () }
+                    try s.loadImage(b)
+                    return try s.flow(gridSize: grid) { v in
+                        var out: [[Float]: [Float]] = [:]
+                        for i in stride(from: 0, to: v.count, by: 4) { out[[v[i], v[i + 1]]] = [v[i + 2], v[i + 3]] }
+                        return out
+                    }
+                }
+                let exact = try run(exact: true), fast = try run(exact: false)
+                var compared = 0
+                for (point, v) in fast where v != [0, 0] {
+                    compared += 1
+                    guard let e = exact[point] else {
+                        XCTFail("\(width)x\(height) grid \(grid): \(point) tracked by the fast path only")
+                        continue
+                    }
+                    XCTAssertEqual(e[0], v[0], accuracy: 0.01, "\(width)x\(height) grid \(grid) \(point)")
+                    XCTAssertEqual(e[1], v[1], accuracy: 0.01, "\(width)x\(height) grid \(grid) \(point)")
+                }
+                if width >= 37 {
+                    XCTAssertGreaterThan(compared, exact.count / 2, "\(width)x\(height) grid \(grid): the shift moves most points")
+                }
+            }
+        }
+    }
 }
