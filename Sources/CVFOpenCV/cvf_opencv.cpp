@@ -52,7 +52,8 @@ const int kGateReachPx = 16;
 // remainder of the frame. Each band of cell rows is first folded column by column (a loop the
 // compiler turns into whole-register byte max/min), then each cell reduces its columns.
 void cellStatistics(const cv::Mat &prev, const cv::Mat &cur, int g, int gw, int gh, std::vector<unsigned char> &diff,
-                    std::vector<unsigned char> &lo, std::vector<unsigned char> &hi, std::vector<unsigned char> &columns) {
+                    std::vector<unsigned char> &lo, std::vector<unsigned char> &hi,
+                    std::vector<unsigned char> &columns) {
     const size_t n = size_t(gw) * size_t(gh);
     diff.resize(n);
     lo.resize(n);

@@ -56,53 +56,53 @@ inline Weights weightsFor(float a, float b) {
 // ---- portable kernels (the reference for the AVX2 ones, and the fallback) ----
 
 struct PortableKernels {
-static void prepare(const uint8_t *img, ptrdiff_t istep, const int16_t *dx, const int16_t *dy, ptrdiff_t dstep,
-                   Weights w, Window &win, int64_t A[3]) {
-    int64_t a11 = 0, a12 = 0, a22 = 0;
-    for (int y = 0; y < kLKWindow; y++) {
-        const uint8_t *s = img + y * istep;
-        const int16_t *gx = dx + y * dstep, *gy = dy + y * dstep;
-        for (int x = 0; x < kLanes; x++) {
-            if (x == kLKWindow) {
-                win.image[y][x] = 0;
-                win.dx[y][x] = 0;
-                win.dy[y][x] = 0;
-                continue;
+    static void prepare(const uint8_t *img, ptrdiff_t istep, const int16_t *dx, const int16_t *dy, ptrdiff_t dstep,
+                        Weights w, Window &win, int64_t A[3]) {
+        int64_t a11 = 0, a12 = 0, a22 = 0;
+        for (int y = 0; y < kLKWindow; y++) {
+            const uint8_t *s = img + y * istep;
+            const int16_t *gx = dx + y * dstep, *gy = dy + y * dstep;
+            for (int x = 0; x < kLanes; x++) {
+                if (x == kLKWindow) {
+                    win.image[y][x] = 0;
+                    win.dx[y][x] = 0;
+                    win.dy[y][x] = 0;
+                    continue;
+                }
+                const int iv = (s[x] * w.w00 + s[x + 1] * w.w01 + s[x + istep] * w.w10 + s[x + istep + 1] * w.w11 +
+                                (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
+                const int ix = (gx[x] * w.w00 + gx[x + 1] * w.w01 + gx[x + dstep] * w.w10 + gx[x + dstep + 1] * w.w11 +
+                                (1 << (kWBits - 1))) >> kWBits;
+                const int iy = (gy[x] * w.w00 + gy[x + 1] * w.w01 + gy[x + dstep] * w.w10 + gy[x + dstep + 1] * w.w11 +
+                                (1 << (kWBits - 1))) >> kWBits;
+                win.image[y][x] = int16_t(iv);
+                win.dx[y][x] = int16_t(ix);
+                win.dy[y][x] = int16_t(iy);
+                a11 += ix * ix;
+                a12 += ix * iy;
+                a22 += iy * iy;
             }
-            const int iv = (s[x] * w.w00 + s[x + 1] * w.w01 + s[x + istep] * w.w10 + s[x + istep + 1] * w.w11 +
-                            (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
-            const int ix = (gx[x] * w.w00 + gx[x + 1] * w.w01 + gx[x + dstep] * w.w10 + gx[x + dstep + 1] * w.w11 +
-                            (1 << (kWBits - 1))) >> kWBits;
-            const int iy = (gy[x] * w.w00 + gy[x + 1] * w.w01 + gy[x + dstep] * w.w10 + gy[x + dstep + 1] * w.w11 +
-                            (1 << (kWBits - 1))) >> kWBits;
-            win.image[y][x] = int16_t(iv);
-            win.dx[y][x] = int16_t(ix);
-            win.dy[y][x] = int16_t(iy);
-            a11 += ix * ix;
-            a12 += ix * iy;
-            a22 += iy * iy;
         }
+        A[0] = a11;
+        A[1] = a12;
+        A[2] = a22;
     }
-    A[0] = a11;
-    A[1] = a12;
-    A[2] = a22;
-}
 
-static void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w, const Window &win, int64_t b[2]) {
-    int64_t b1 = 0, b2 = 0;
-    for (int y = 0; y < kLKWindow; y++) {
-        const uint8_t *s = img + y * jstep;
-        for (int x = 0; x < kLKWindow; x++) {
-            const int jv = (s[x] * w.w00 + s[x + 1] * w.w01 + s[x + jstep] * w.w10 + s[x + jstep + 1] * w.w11 +
-                            (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
-            const int diff = jv - win.image[y][x];
-            b1 += diff * win.dx[y][x];
-            b2 += diff * win.dy[y][x];
+    static void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w, const Window &win, int64_t b[2]) {
+        int64_t b1 = 0, b2 = 0;
+        for (int y = 0; y < kLKWindow; y++) {
+            const uint8_t *s = img + y * jstep;
+            for (int x = 0; x < kLKWindow; x++) {
+                const int jv = (s[x] * w.w00 + s[x + 1] * w.w01 + s[x + jstep] * w.w10 + s[x + jstep + 1] * w.w11 +
+                                (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
+                const int diff = jv - win.image[y][x];
+                b1 += diff * win.dx[y][x];
+                b2 += diff * win.dy[y][x];
+            }
         }
+        b[0] = b1;
+        b[1] = b2;
     }
-    b[0] = b1;
-    b[1] = b2;
-}
 };
 
 // ---- AVX2 kernels: one window row per step ----
@@ -137,7 +137,8 @@ __attribute__((target("avx2"), always_inline)) inline __m256i loadS16(const int1
 // Intensities keep 5 fraction bits; derivatives none.
 __attribute__((target("avx2"), always_inline)) inline __m256i interpolateU8(const uint8_t *s, ptrdiff_t step,
                                                                            __m256i wTop, __m256i wBottom) {
-    return interpolate<kWBits - kIBits>(loadU8(s), loadU8(s + 1), loadU8(s + step), loadU8(s + step + 1), wTop, wBottom);
+    return interpolate<kWBits - kIBits>(loadU8(s), loadU8(s + 1), loadU8(s + step), loadU8(s + step + 1), wTop,
+                                        wBottom);
 }
 
 __attribute__((target("avx2"), always_inline)) inline __m256i interpolateS16(const int16_t *s, ptrdiff_t step,
@@ -160,63 +161,64 @@ inline int pairWeights(int a, int b) { return int((uint32_t(uint16_t(b)) << 16) 
 // Per lane and row a product pair stays below 2 * 4080^2 (derivatives) or 2 * 8160 * 4080
 // (mismatch), so fifteen rows fit an int32 lane.
 struct AVX2Kernels {
-__attribute__((target("avx2"))) static inline void prepare(const uint8_t *img, ptrdiff_t istep, const int16_t *dx,
-                                                 const int16_t *dy, ptrdiff_t dstep, Weights w, Window &win,
-                                                 int64_t A[3]) {
-    const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
-    const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
-    const __m256i keep = _mm256_setr_epi16(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0);
-    __m256i a11 = _mm256_setzero_si256(), a12 = _mm256_setzero_si256(), a22 = _mm256_setzero_si256();
-    // A window on whole pixels (grid points are, at every level, for even grid steps) needs no
-    // interpolation: intensities << 5, derivatives as they are.
-    const bool whole = w.w00 == 1 << kWBits;
-    for (int y = 0; y < kLKWindow; y++) {
-        __m256i iv, ix, iy;
-        if (whole) {
-            iv = _mm256_slli_epi16(loadU8(img + y * istep), kIBits);
-            ix = _mm256_and_si256(loadS16(dx + y * dstep), keep);
-            iy = _mm256_and_si256(loadS16(dy + y * dstep), keep);
-        } else {
-            iv = interpolateU8(img + y * istep, istep, wTop, wBottom);
-            ix = _mm256_and_si256(interpolateS16(dx + y * dstep, dstep, wTop, wBottom), keep);
-            iy = _mm256_and_si256(interpolateS16(dy + y * dstep, dstep, wTop, wBottom), keep);
+    __attribute__((target("avx2"))) static inline void prepare(const uint8_t *img, ptrdiff_t istep,
+                                                               const int16_t *dx, const int16_t *dy, ptrdiff_t dstep,
+                                                               Weights w, Window &win, int64_t A[3]) {
+        const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
+        const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
+        const __m256i keep = _mm256_setr_epi16(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0);
+        __m256i a11 = _mm256_setzero_si256(), a12 = _mm256_setzero_si256(), a22 = _mm256_setzero_si256();
+        // A window on whole pixels (grid points are, at every level, for even grid steps) needs no
+        // interpolation: intensities << 5, derivatives as they are.
+        const bool whole = w.w00 == 1 << kWBits;
+        for (int y = 0; y < kLKWindow; y++) {
+            __m256i iv, ix, iy;
+            if (whole) {
+                iv = _mm256_slli_epi16(loadU8(img + y * istep), kIBits);
+                ix = _mm256_and_si256(loadS16(dx + y * dstep), keep);
+                iy = _mm256_and_si256(loadS16(dy + y * dstep), keep);
+            } else {
+                iv = interpolateU8(img + y * istep, istep, wTop, wBottom);
+                ix = _mm256_and_si256(interpolateS16(dx + y * dstep, dstep, wTop, wBottom), keep);
+                iy = _mm256_and_si256(interpolateS16(dy + y * dstep, dstep, wTop, wBottom), keep);
+            }
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), iv);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
+            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(ix, ix));
+            a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(ix, iy));
+            a22 = _mm256_add_epi32(a22, _mm256_madd_epi16(iy, iy));
         }
-        _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), iv);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
-        a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(ix, ix));
-        a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(ix, iy));
-        a22 = _mm256_add_epi32(a22, _mm256_madd_epi16(iy, iy));
+        A[0] = sumLanes(a11);
+        A[1] = sumLanes(a12);
+        A[2] = sumLanes(a22);
     }
-    A[0] = sumLanes(a11);
-    A[1] = sumLanes(a12);
-    A[2] = sumLanes(a22);
-}
 
-__attribute__((target("avx2"))) static inline void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w,
-                                                  const Window &win, int64_t b[2]) {
-    const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
-    const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
-    __m256i b1 = _mm256_setzero_si256(), b2 = _mm256_setzero_si256();
-    // Each image row is the lower row of one window row and the upper row of the next: load once.
-    __m256i up0 = loadU8(img), up1 = loadU8(img + 1);
-    for (int y = 0; y < kLKWindow; y++) {
-        const uint8_t *below = img + (y + 1) * jstep;
-        const __m256i dn0 = loadU8(below), dn1 = loadU8(below + 1);
-        const __m256i jv = interpolate<kWBits - kIBits>(up0, up1, dn0, dn1, wTop, wBottom);
-        const __m256i diff = _mm256_sub_epi16(jv, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.image[y])));
-        b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(diff, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.dx[y]))));
-        b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(diff, _mm256_load_si256(reinterpret_cast<const __m256i *>(win.dy[y]))));
-        up0 = dn0;
-        up1 = dn1;
+    __attribute__((target("avx2"))) static inline void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w,
+                                                                const Window &win, int64_t b[2]) {
+        const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
+        const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
+        __m256i b1 = _mm256_setzero_si256(), b2 = _mm256_setzero_si256();
+        // Each image row is the lower row of one window row and the upper row of the next: load once.
+        __m256i up0 = loadU8(img), up1 = loadU8(img + 1);
+        for (int y = 0; y < kLKWindow; y++) {
+            const uint8_t *below = img + (y + 1) * jstep;
+            const __m256i dn0 = loadU8(below), dn1 = loadU8(below + 1);
+            const __m256i jv = interpolate<kWBits - kIBits>(up0, up1, dn0, dn1, wTop, wBottom);
+            const __m256i diff = _mm256_sub_epi16(jv, loadS16(win.image[y]));
+            b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(diff, loadS16(win.dx[y])));
+            b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(diff, loadS16(win.dy[y])));
+            up0 = dn0;
+            up1 = dn1;
+        }
+        b[0] = sumLanes(b1);
+        b[1] = sumLanes(b2);
     }
-    b[0] = sumLanes(b1);
-    b[1] = sumLanes(b2);
-}
 };
 
 // VECTORFLOW_PORTABLE_LK=1 forces the portable kernels (the tests compare both on one machine).
-bool gHasAVX2 = __builtin_cpu_supports("avx2") && !(std::getenv("VECTORFLOW_PORTABLE_LK") &&
+// Set once, before main, and only read afterwards: safe to read from any thread.
+const bool gHasAVX2 = __builtin_cpu_supports("avx2") && !(std::getenv("VECTORFLOW_PORTABLE_LK") &&
                                                     std::strcmp(std::getenv("VECTORFLOW_PORTABLE_LK"), "1") == 0);
 
 // The two passes of the Scharr filter over a whole row, 16 columns per step; they return where
@@ -230,8 +232,9 @@ __attribute__((target("avx2"))) inline int scharrVerticalAVX2(const uint8_t *s0,
         const __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s0 + x)));
         const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + x)));
         const __m256i c = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s2 + x)));
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(smooth + x),
-                            _mm256_add_epi16(_mm256_mullo_epi16(_mm256_add_epi16(a, c), three), _mm256_mullo_epi16(b, ten)));
+        const __m256i sm =
+            _mm256_add_epi16(_mm256_mullo_epi16(_mm256_add_epi16(a, c), three), _mm256_mullo_epi16(b, ten));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(smooth + x), sm);
         _mm256_storeu_si256(reinterpret_cast<__m256i *>(diff + x), _mm256_sub_epi16(c, a));
     }
     return x;
@@ -248,8 +251,9 @@ __attribute__((target("avx2"))) inline int scharrHorizontalAVX2(const int16_t *s
         const __m256i dc = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(diff + x));
         const __m256i dr = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(diff + x + 1));
         _mm256_storeu_si256(reinterpret_cast<__m256i *>(ox + x), _mm256_sub_epi16(r, l));
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(oy + x),
-                            _mm256_add_epi16(_mm256_mullo_epi16(_mm256_add_epi16(dl, dr), three), _mm256_mullo_epi16(dc, ten)));
+        const __m256i gy =
+            _mm256_add_epi16(_mm256_mullo_epi16(_mm256_add_epi16(dl, dr), three), _mm256_mullo_epi16(dc, ten));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(oy + x), gy);
     }
     return x;
 }
@@ -354,13 +358,13 @@ __attribute__((always_inline)) inline void bgrToGreyRows(const cv::Mat &bgr, cv:
     }
 }
 
-__attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &grey) { bgrToGreyRows<true>(bgr, grey); }
+__attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &grey) {
+    bgrToGreyRows<true>(bgr, grey);
+}
 
 }  // namespace
 
 bool lkUsesAVX2() { return gHasAVX2; }
-
-void lkUsePortableKernels() { gHasAVX2 = false; }
 
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey) {
     CV_Assert(bgr.type() == CV_8UC3);

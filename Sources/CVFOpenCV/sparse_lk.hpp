@@ -1,12 +1,14 @@
 // The fast path's pyramidal Lucas-Kanade tracker for a 15x15 window (internal to the shim).
 //
-// It follows cv::calcOpticalFlowPyrLK step for step (OpenCV 4.6: the same fixed-point bilinear
-// weights, 14-bit weights, 5 fraction bits on intensities, the same stopping rules and bounds
-// checks), so on the same pyramids it lands on the same points. It differs in two ways that
-// cost nothing in accuracy: the window sums are exact integers (OpenCV adds them up in float,
-// which rounds differently in the last bits), and a whole 15-pixel window row is one AVX2 step
-// (OpenCV does 8 pixels in SSE and 7 one by one). Derivatives are kept as two planes (Ix, Iy)
-// rather than interleaved, so they are interpolated with the same instructions as the pixels.
+// It follows cv::calcOpticalFlowPyrLK step for step (OpenCV 4.6: the same 14-bit bilinear
+// weights, 5 fraction bits on intensities, the same stopping rules and bounds checks), so on the
+// same pyramids it lands on the same points (within 0.01 px, but where the iteration does not
+// converge). It differs in two ways that cost nothing in accuracy: the window sums are exact
+// integers (OpenCV adds them up in float, which rounds differently in the last bits), and a
+// whole 15-pixel window row is one AVX2 step (OpenCV does 8 pixels in SSE and 7 one by one).
+// Derivatives are kept as two planes (Ix, Iy) rather than interleaved, so they are interpolated
+// with the same instructions as the pixels, and computed only in the bands of rows that windows
+// read.
 #pragma once
 
 #include <opencv2/core.hpp>
@@ -76,9 +78,8 @@ void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv:
 // ((3735 B + 19235 G + 9798 R + 2^14) >> 15), into `grey` (same size, CV_8UC1, allocated).
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey);
 
-// Whether the AVX2 kernels run on this CPU (otherwise a portable loop gives the same numbers).
+// Whether the AVX2 kernels run (the CPU has AVX2 and VECTORFLOW_PORTABLE_LK is not 1);
+// otherwise portable loops give the very same numbers.
 bool lkUsesAVX2();
-// Switches to the portable kernels for the rest of the process (for comparing the two).
-void lkUsePortableKernels();
 
 }  // namespace cvf
