@@ -446,83 +446,143 @@ void LKPyramid::derivativesAround(const cv::Point2f *points, int count, int maxL
 
 namespace {
 
-// The tracker; inlined into one copy per kernel set, so the AVX2 copy is compiled for AVX2 whole.
+// One point in flight: where it is, and its window and system at the current level.
+struct Lane {
+    int k = 0;                        // index of the point
+    bool iterating = false;           // still refining at this level
+    int j = 0;                        // iterations done at this level
+    float A11 = 0, A12 = 0, A22 = 0;  // the window's structure tensor, and 1/det
+    float D = 0;
+    cv::Point2f nextPt, out, prevDelta;  // nextPt is the window's corner (out - half window)
+    Window win;
+};
+
+// The tracker. Points are taken kLanes at a time and their iterations interleaved: each
+// iteration of one point waits on its own reduction and float steps, and the other points'
+// window rows fill that wait. Every point still goes through exactly OpenCV's steps.
+// Inlined into one copy per kernel set, so the AVX2 copy is compiled for AVX2 whole.
+template <typename Kernels>
+struct Tracker {
+    static constexpr int kInFlight = 2;
+    const LKPyramid &prev;
+    LKPyramid *lazy;  // derivatives to compute on the way (one thread), or null (computed before)
+    const LKPyramid &next;
+    const cv::Point2f *points;
+    unsigned char *status;
+    int maxLevel, maxCount;
+    double eps2;
+    const cv::Point2f halfWin{float(kHalfWin), float(kHalfWin)};
+
+    // Sets up one level for a point: its window in the previous frame and the system matrix.
+    __attribute__((always_inline)) inline void startLevel(Lane &l, int level) {
+        const LKLevel &I = prev.level(level);
+        const cv::Point2f prevScaled = points[l.k] * float(1. / (1 << level));
+        l.nextPt = level == maxLevel ? prevScaled : l.out * 2.f;
+        l.out = l.nextPt;
+        l.iterating = false;
+        const cv::Point2f prevPt = prevScaled - halfWin;
+        const int ipx = floorInt(prevPt.x), ipy = floorInt(prevPt.y);
+        if (ipx < -kLKWindow || ipx >= I.image.cols || ipy < -kLKWindow || ipy >= I.image.rows) {
+            if (level == 0) status[l.k] = 0;
+            return;
+        }
+        // Computing derivatives just before the window needs them keeps them in cache.
+        if (lazy) lazy->ensureRows(level, ipy);
+        const Weights wp = weightsFor(prevPt.x - float(ipx), prevPt.y - float(ipy));
+        const uint8_t *src = I.image.ptr<uint8_t>(0) + ptrdiff_t(ipy) * ptrdiff_t(I.image.step) + ipx;
+        const ptrdiff_t dstep = ptrdiff_t(I.dx.step / sizeof(int16_t));
+        const int16_t *gx = I.dx.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
+        const int16_t *gy = I.dy.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
+        int64_t A[3];
+        Kernels::prepare(src, ptrdiff_t(I.image.step), gx, gy, dstep, wp, l.win, A);
+        l.A11 = float(A[0]) * kFltScale;
+        l.A12 = float(A[1]) * kFltScale;
+        l.A22 = float(A[2]) * kFltScale;
+        const float D = l.A11 * l.A22 - l.A12 * l.A12;
+        const float minEig = (l.A22 + l.A11 - std::sqrt((l.A11 - l.A22) * (l.A11 - l.A22) + 4.f * l.A12 * l.A12)) /
+                             float(2 * kLKWindow * kLKWindow);
+        if (minEig < kMinEigThreshold || D < FLT_EPSILON) {
+            if (level == 0) status[l.k] = 0;
+            return;
+        }
+        l.D = 1.f / D;
+        l.nextPt -= halfWin;
+        l.prevDelta = cv::Point2f();
+        l.j = 0;
+        l.iterating = maxCount > 0;
+    }
+
+    // One Gauss-Newton step at this level, with OpenCV's stopping rules.
+    __attribute__((always_inline)) inline void step(Lane &l, int level) {
+        const LKLevel &J = next.level(level);
+        const int inx = floorInt(l.nextPt.x), iny = floorInt(l.nextPt.y);
+        if (inx < -kLKWindow || inx >= J.image.cols || iny < -kLKWindow || iny >= J.image.rows) {
+            if (level == 0) status[l.k] = 0;
+            l.iterating = false;
+            return;
+        }
+        const Weights wn = weightsFor(l.nextPt.x - float(inx), l.nextPt.y - float(iny));
+        const ptrdiff_t jstep = ptrdiff_t(J.image.step);
+        int64_t b[2];
+        Kernels::mismatch(J.image.ptr<uint8_t>(0) + ptrdiff_t(iny) * jstep + inx, jstep, wn, l.win, b);
+        const float b1 = float(b[0]) * kFltScale, b2 = float(b[1]) * kFltScale;
+        const cv::Point2f delta(float((l.A12 * b2 - l.A22 * b1) * l.D), float((l.A12 * b1 - l.A11 * b2) * l.D));
+        l.nextPt += delta;
+        l.out = l.nextPt + halfWin;
+        if (delta.ddot(delta) <= eps2) {
+            l.iterating = false;
+        } else if (l.j > 0 && std::abs(delta.x + l.prevDelta.x) < 0.01 && std::abs(delta.y + l.prevDelta.y) < 0.01) {
+            l.out -= delta * 0.5f;
+            l.iterating = false;
+        } else {
+            l.prevDelta = delta;
+            l.iterating = ++l.j < maxCount;
+        }
+    }
+
+    __attribute__((always_inline)) inline void run(int count, cv::Point2f *tracked) {
+        Lane lanes[kInFlight];
+        for (int base = 0; base < count; base += kInFlight) {
+            const int n = std::min(kInFlight, count - base);
+            for (int i = 0; i < n; i++) {
+                lanes[i].k = base + i;
+                status[base + i] = 1;
+            }
+            for (int level = maxLevel; level >= 0; level--) {
+                for (int i = 0; i < n; i++) startLevel(lanes[i], level);
+                for (bool any = true; any;) {
+                    any = false;
+                    for (int i = 0; i < n; i++) {
+                        if (!lanes[i].iterating) continue;
+                        step(lanes[i], level);
+                        any = any || lanes[i].iterating;
+                    }
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                const Lane &l = lanes[i];
+                // OpenCV's last check (made while it measures the error): the final window must
+                // start inside the image's bordered area.
+                if (status[l.k]) {
+                    const cv::Point2f p = l.out - halfWin;
+                    const int ix = floorInt(p.x), iy = floorInt(p.y);
+                    const LKLevel &J = next.level(0);
+                    if (ix < -kLKWindow || ix >= J.image.cols || iy < -kLKWindow || iy >= J.image.rows) status[l.k] = 0;
+                }
+                tracked[l.k] = l.out;
+            }
+        }
+    }
+};
+
 template <typename Kernels>
 __attribute__((always_inline)) inline void track(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
                                                  int maxLevel, const cv::Point2f *points, int count,
                                                  cv::Point2f *tracked, unsigned char *status, int maxCount,
                                                  double epsilon) {
     maxLevel = std::min({maxLevel, prev.levels() - 1, next.levels() - 1});
-    const double eps2 = epsilon * epsilon;
-    const cv::Point2f halfWin{float(kHalfWin), float(kHalfWin)};
-    Window win;
-    for (int k = 0; k < count; k++) {
-        status[k] = 1;
-        cv::Point2f out;
-        for (int level = maxLevel; level >= 0; level--) {
-            const LKLevel &I = prev.level(level), &J = next.level(level);
-            const cv::Point2f prevScaled = points[k] * float(1. / (1 << level));
-            cv::Point2f nextPt = level == maxLevel ? prevScaled : out * 2.f;
-            out = nextPt;
-            const cv::Point2f prevPt = prevScaled - halfWin;
-            const int ipx = floorInt(prevPt.x), ipy = floorInt(prevPt.y);
-            if (ipx < -kLKWindow || ipx >= I.image.cols || ipy < -kLKWindow || ipy >= I.image.rows) {
-                if (level == 0) status[k] = 0;
-                continue;
-            }
-            // Computing derivatives just before the window needs them keeps them in cache.
-            if (lazy) lazy->ensureRows(level, ipy);
-            const Weights wp = weightsFor(prevPt.x - float(ipx), prevPt.y - float(ipy));
-            const uint8_t *src = I.image.ptr<uint8_t>(0) + ptrdiff_t(ipy) * ptrdiff_t(I.image.step) + ipx;
-            const ptrdiff_t dstep = ptrdiff_t(I.dx.step / sizeof(int16_t));
-            const int16_t *gx = I.dx.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
-            const int16_t *gy = I.dy.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
-            int64_t A[3];
-            Kernels::prepare(src, ptrdiff_t(I.image.step), gx, gy, dstep, wp, win, A);
-            const float A11 = float(A[0]) * kFltScale, A12 = float(A[1]) * kFltScale, A22 = float(A[2]) * kFltScale;
-            float D = A11 * A22 - A12 * A12;
-            const float minEig = (A22 + A11 - std::sqrt((A11 - A22) * (A11 - A22) + 4.f * A12 * A12)) /
-                                 float(2 * kLKWindow * kLKWindow);
-            if (minEig < kMinEigThreshold || D < FLT_EPSILON) {
-                if (level == 0) status[k] = 0;
-                continue;
-            }
-            D = 1.f / D;
-            nextPt -= halfWin;
-            cv::Point2f prevDelta;
-            const ptrdiff_t jstep = ptrdiff_t(J.image.step);
-            for (int j = 0; j < maxCount; j++) {
-                const int inx = floorInt(nextPt.x), iny = floorInt(nextPt.y);
-                if (inx < -kLKWindow || inx >= J.image.cols || iny < -kLKWindow || iny >= J.image.rows) {
-                    if (level == 0) status[k] = 0;
-                    break;
-                }
-                const Weights wn = weightsFor(nextPt.x - float(inx), nextPt.y - float(iny));
-                const uint8_t *dst = J.image.ptr<uint8_t>(0) + ptrdiff_t(iny) * jstep + inx;
-                int64_t b[2];
-                Kernels::mismatch(dst, jstep, wn, win, b);
-                const float b1 = float(b[0]) * kFltScale, b2 = float(b[1]) * kFltScale;
-                const cv::Point2f delta(float((A12 * b2 - A22 * b1) * D), float((A12 * b1 - A11 * b2) * D));
-                nextPt += delta;
-                out = nextPt + halfWin;
-                if (delta.ddot(delta) <= eps2) break;
-                if (j > 0 && std::abs(delta.x + prevDelta.x) < 0.01 && std::abs(delta.y + prevDelta.y) < 0.01) {
-                    out -= delta * 0.5f;
-                    break;
-                }
-                prevDelta = delta;
-            }
-        }
-        // OpenCV's last check (made while it measures the error): the final window must start
-        // inside the image's bordered area.
-        if (status[k]) {
-            const cv::Point2f p = out - halfWin;
-            const int ix = floorInt(p.x), iy = floorInt(p.y);
-            const LKLevel &J = next.level(0);
-            if (ix < -kLKWindow || ix >= J.image.cols || iy < -kLKWindow || iy >= J.image.rows) status[k] = 0;
-        }
-        tracked[k] = out;
-    }
+    Tracker<Kernels> t{prev, lazy, next, points, status, maxLevel, maxCount, epsilon * epsilon};
+    t.run(count, tracked);
 }
 
 __attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
