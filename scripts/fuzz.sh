@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds each libFuzzer target in Fuzz/ with -sanitize=fuzzer,address and runs it for a bounded
 # time (VF_FUZZ_SECONDS, default 30). Fails on the first crash. Fuzz/<name>/sources lists the
-# VFNet files (relative to Sources/VFNet) the target compiles with: pure codecs only.
+# VFNet files (relative to Sources/VFNet) the target compiles with: pure codecs only; every
+# target also gets Fuzz/FuzzSupport.swift.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER=${VF_FUZZ_SECONDS:-30}
@@ -14,7 +15,7 @@ for main in "${targets[@]}"; do
   srcs=$(cat "Fuzz/$name/sources" 2>/dev/null | sed 's|^|Sources/VFNet/|')
   echo "  - $name"
   # ld.gold warns about every ASan register-check thunk: keep the noise in a log, show it on failure.
-  swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name "${name//-/_}" $srcs "$main" \
+  swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name "${name//-/_}" $srcs Fuzz/FuzzSupport.swift "$main" \
     -o "Fuzz/bin/$name" > "Fuzz/bin/$name.build.log" 2>&1 \
     || { grep -v 'Cannot export local symbol' "Fuzz/bin/$name.build.log" | tail -n 40; echo "fuzz target $name failed to build"; exit 1; }
   mkdir -p "Fuzz/bin/$name-corpus"

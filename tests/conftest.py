@@ -244,3 +244,11 @@ def start_testserver(spawn, bin_dir, *flags, name="vfnet"):
         return int(m.group(1)) if m else None
     return proc, wait_until(port, timeout=15, what="vfnet-testserver to listen")
 
+
+def rss_kib(pid):
+    """Resident memory of a process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")

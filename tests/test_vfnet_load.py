@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import start_testserver, wait_until
+from conftest import rss_kib, start_testserver, wait_until
 
 CONNECTIONS = 1000
 ROUNDS = 3
@@ -26,14 +26,6 @@ def enough_descriptors():
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def start(spawn, bin_dir, *flags):

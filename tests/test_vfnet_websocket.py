@@ -12,7 +12,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import start_testserver
+from conftest import rss_kib, start_testserver
 
 
 def start(spawn, bin_dir, *flags, name="vfnet-ws"):
@@ -205,14 +205,6 @@ def test_server_pings_and_drops_silent_peers(spawn, bin_dir):
             await ws.send("still here")
             assert await ws.recv() == "still here"
     run(go())
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_never_reading_client_costs_bounded_memory_and_no_delay(spawn, bin_dir):

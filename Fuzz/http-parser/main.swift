@@ -5,19 +5,6 @@
 // the rest is the data. Every parse runs on an exact-size heap copy so ASan reports any read past
 // the end.
 
-@inline(never) func check(_ cond: Bool, _ what: String) {
-    if !cond { fatalError("invariant violated: \(what)") }
-}
-
-/// Runs `body` over an exact-size heap copy of `bytes[range]`.
-func withExactCopy<R>(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> R) -> R
-{
-    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 1)
-    defer { buf.deallocate() }
-    if range.count > 0 { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[range])) }
-    return body(UnsafeRawBufferPointer(buf))
-}
-
 enum Outcome: Equatable {
     case complete(
         consumed: Int, method: String, target: String, fields: [String], cl: Int?, chunked: Bool, keepAlive: Bool)

@@ -3,18 +3,6 @@
 // Input layout: byte 0 picks the mode (bit 0: frames need not be masked, bit 1: tiny limits,
 // bit 2: differential UTF-8 check only), the rest is a stream of frames decoded one after another.
 
-@inline(never) func check(_ cond: Bool, _ what: String) {
-    if !cond { fatalError("invariant violated: \(what)") }
-}
-
-func withExactCopy<R>(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> R) -> R
-{
-    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 1)
-    defer { buf.deallocate() }
-    if range.count > 0 { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[range])) }
-    return body(UnsafeRawBufferPointer(buf))
-}
-
 func fuzzUTF8(_ data: UnsafeRawBufferPointer) {
     let reference = String(validating: data, as: UTF8.self) != nil
     let oneShot = withExactCopy(data, 0..<data.count) { UTF8Validator.isValid($0) }

@@ -216,8 +216,9 @@ struct AVX2Kernels {
     }
 };
 
-// VECTORFLOW_PORTABLE_LK=1 forces the portable kernels (the tests compare both on one machine).
-// Set once, before main, and only read afterwards: safe to read from any thread.
+// Whether the AVX2 kernels run: the CPU has AVX2 and VECTORFLOW_PORTABLE_LK is not 1 (the tests
+// compare both on one machine; the portable loops give the very same numbers). Set once, before
+// main, and only read afterwards: safe to read from any thread.
 const bool gHasAVX2 = __builtin_cpu_supports("avx2") && !(std::getenv("VECTORFLOW_PORTABLE_LK") &&
                                                     std::strcmp(std::getenv("VECTORFLOW_PORTABLE_LK"), "1") == 0);
 
@@ -363,8 +364,6 @@ __attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &
 }
 
 }  // namespace
-
-bool lkUsesAVX2() { return gHasAVX2; }
 
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey) {
     CV_Assert(bgr.type() == CV_8UC3);

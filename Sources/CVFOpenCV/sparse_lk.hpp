@@ -78,8 +78,4 @@ void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv:
 // ((3735 B + 19235 G + 9798 R + 2^14) >> 15), into `grey` (same size, CV_8UC1, allocated).
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey);
 
-// Whether the AVX2 kernels run (the CPU has AVX2 and VECTORFLOW_PORTABLE_LK is not 1);
-// otherwise portable loops give the very same numbers.
-bool lkUsesAVX2();
-
 }  // namespace cvf

@@ -119,14 +119,7 @@ extension HTTPConnection {
     func discardInput() {
         let scratch = loop.readScratch
         for _ in 0..<HTTPConnection.maxReadsPerEvent {
-            let result: IOResult<Int>
-            do {
-                result = try Socket.read(fd, scratch)
-            } catch {
-                abort()
-                return
-            }
-            guard case .done(let n) = result else { return }
+            guard case .done(let n) = readOrAbort(into: scratch) else { return }
             lingerBytes += n
             if n == 0 || lingerBytes > HTTPConnection.maxLingerBytes {
                 abort()

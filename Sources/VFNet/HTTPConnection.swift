@@ -115,13 +115,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         var reads = 0
         let scratch = loop.readScratch
         reading: while reads < HTTPConnection.maxReadsPerEvent {
-            let result: IOResult<Int>
-            do {
-                result = try Socket.read(fd, scratch)
-            } catch {
-                abort()
-                return
-            }
+            guard let result = readOrAbort(into: scratch) else { return }
             switch result {
             case .wouldBlock:
                 break reading
@@ -136,6 +130,16 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         }
         onInput()
         if sawEOF { peerClosedInput() }
+    }
+
+    /// One read into `scratch`; a socket error closes the connection and gives nil.
+    func readOrAbort(into scratch: UnsafeMutableRawBufferPointer) -> IOResult<Int>? {
+        do {
+            return try Socket.read(fd, scratch)
+        } catch {
+            abort()
+            return nil
+        }
     }
 
     func writable() {

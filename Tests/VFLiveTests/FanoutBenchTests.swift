@@ -23,23 +23,10 @@ final class FanoutBenchTests: XCTestCase {
         let broadcaster = try FrameBroadcaster(redisURL: redis.url, log: { _ in })
         broadcaster.start()
         defer { broadcaster.stop() }
-        var router = Router()
-        broadcaster.install(on: &router)
-        var config = HTTPServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        let server = HTTPServer(configuration: config, router: router)
-        let port = try server.start()
+        let (server, port) = try serveFrames(broadcaster, loops: HTTPServerConfiguration().loopCount)
         defer { server.stop() }
         let publisher = try RedisClient(url: redis.url)
-        XCTAssertTrue(
-            waitUntil(5) {
-                if case .integer(let n) = (try? publisher.command(["PUBLISH", "vectorflow:frames:probe", "x"])) ?? .null
-                {
-                    return n == 1
-                }
-                return false
-            })
+        XCTAssertTrue(subscriptionIsUp(publisher))
         let ids = (0..<streams).map { String(format: "00000000-0000-4000-8000-%012d", $0) }
 
         final class Counter: @unchecked Sendable {

@@ -23,25 +23,9 @@ final class FrameBroadcasterTests: XCTestCase {
         redis = r
         broadcaster = try FrameBroadcaster(redisURL: r.url, viewerTTL: 10, refreshInterval: 3, log: { _ in })
         broadcaster.start()
-        var router = Router()
-        broadcaster.install(on: &router)
-        var config = HTTPServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.loopCount = 2
-        server = HTTPServer(configuration: config, router: router)
-        port = try server.start()
+        (server, port) = try serveFrames(broadcaster, loops: 2)
         publisher = try RedisClient(url: r.url)
-        // The subscription is up once a PUBLISH reaches one subscriber.
-        XCTAssertTrue(
-            waitUntil(5) {
-                if case .integer(let n) = (try? self.publisher.command(["PUBLISH", "vectorflow:frames:probe", "x"]))
-                    ?? .null
-                {
-                    return n == 1
-                }
-                return false
-            })
+        XCTAssertTrue(subscriptionIsUp(publisher))
     }
 
     override func tearDown() {

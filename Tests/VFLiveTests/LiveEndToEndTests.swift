@@ -26,14 +26,7 @@ final class LiveEndToEndTests: XCTestCase {
         let broadcaster = try FrameBroadcaster(redisURL: redis.url, log: { _ in })
         broadcaster.start()
         defer { broadcaster.stop() }
-        var router = Router()
-        broadcaster.install(on: &router)
-        var config = HTTPServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.loopCount = 1
-        let server = HTTPServer(configuration: config, router: router)
-        let port = try server.start()
+        let (server, port) = try serveFrames(broadcaster, loops: 1)
         defer { server.stop() }
 
         let state = NSTemporaryDirectory() + "vf-live-e2e-\(getpid())"

@@ -1,5 +1,9 @@
 import Foundation
 import Glibc
+import VFBus
+import VFNet
+
+@testable import VFLive
 
 /// Seconds on a clock that never jumps.
 func now() -> Double {
@@ -215,4 +219,27 @@ func residentBytes() -> Int {
     guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let fields = statm.split(separator: " ")
     return (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// The broadcaster's routes on a real HTTP server on an ephemeral loopback port; returns the
+/// started server and its port.
+func serveFrames(_ broadcaster: FrameBroadcaster, loops: Int) throws -> (server: HTTPServer, port: Int) {
+    var router = Router()
+    broadcaster.install(on: &router)
+    var config = HTTPServerConfiguration()
+    config.host = "127.0.0.1"
+    config.port = 0
+    config.loopCount = loops
+    let server = HTTPServer(configuration: config, router: router)
+    return (server, try server.start())
+}
+
+/// Whether the broadcaster's Redis subscription is up: a PUBLISH reaches exactly one subscriber.
+func subscriptionIsUp(_ publisher: RedisClient, within seconds: Double = 5) -> Bool {
+    waitUntil(seconds) {
+        if case .integer(let n) = (try? publisher.command(["PUBLISH", "vectorflow:frames:probe", "x"])) ?? .null {
+            return n == 1
+        }
+        return false
+    }
 }
