@@ -29,7 +29,9 @@ let package = Package(
         .target(
             name: "CVFOpenCV",
             cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
-            linkerSettings: openCVLibraries
+            // decoder_threads.cpp's avcodec_open2 must sit in the executable's dynamic symbol table
+            // to come before FFmpeg's in OpenCV's lookup.
+            linkerSettings: openCVLibraries + [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=avcodec_open2"])]
         ),
         // epoll/eventfd headers for VFNet's event loop (not in Swift's Glibc module).
         .systemLibrary(name: "CVFNetLinux"),

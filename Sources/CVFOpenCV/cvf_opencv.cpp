@@ -46,6 +46,7 @@ bool hasPrefix(const std::string &s, const char *prefix) {
 const int kChangeLevel = 25;
 const int kFlatRatio = 10;
 const int kGateReachPx = 16;
+const int kOwnDerivativeSpacing = 12;
 
 // Per-cell statistics of one frame pair, computed in a single pass over both grey images.
 // Cell (cx, cy) holds the pixels nearest to grid point (cx, cy); the last row/column take the
@@ -169,6 +170,15 @@ void ensureGrid(cvf_stream *s, int grid_size, cv::Size size) {
     s->gridFor = size;
 }
 
+// The pyramid levels whose windows compute their own derivatives (cvf::trackPoints): those where
+// grid points are at least kOwnDerivativeSpacing px apart (level 0 for the default 16 px grid).
+// Measured at 720p, grid 16 (docs/notes/speed.md).
+int ownDerivativeLevels(int grid_size) {
+    int levels = 0;
+    while (levels <= kMaxLevel && (grid_size >> levels) >= kOwnDerivativeSpacing) levels++;
+    return levels;
+}
+
 // Appends (x, y, dx, dy) of every tracked point in grid order; `moved` points come from LK.
 void appendVector(cvf_stream *s, cv::Point2f p, cv::Point2f q) {
     s->vectors.push_back(p.x);
@@ -227,7 +237,8 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
         s->subsetTracked.resize(s->subset.size());
         s->status.resize(s->subset.size());
         cvf::trackPoints(s->prevFastPyramid, s->fastPyramid, kMaxLevel, s->subset.data(), int(s->subset.size()),
-                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon);
+                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon,
+                         ownDerivativeLevels(grid_size));
     }
     s->vectors.reserve(n * 4);
     size_t next = 0;  // index into subset, which is in grid order

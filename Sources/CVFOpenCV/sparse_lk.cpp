@@ -53,6 +53,16 @@ inline Weights weightsFor(float a, float b) {
     return w;
 }
 
+// Whether a window computes its own derivatives from the image rows around it rather than reading
+// them from the level's derivative planes: at the levels below `ownLevels` (where the points'
+// windows overlap little, so the planes' bands would be computed mostly for pixels no window
+// reads), for a window on whole pixels at least one pixel inside the image (so no reflected
+// border enters its filter: the values are the planes' own).
+inline bool ownDerivatives(int level, int ownLevels, Weights w, const cv::Mat &image, int ipx, int ipy) {
+    return level < ownLevels && w.w00 == 1 << kWBits && ipx >= 1 && ipy >= 1 && ipx + kLKWindow + 1 <= image.cols &&
+           ipy + kLKWindow + 1 <= image.rows;
+}
+
 // ---- portable kernels (the reference for the AVX2 ones, and the fallback) ----
 
 struct PortableKernels {
@@ -76,6 +86,34 @@ struct PortableKernels {
                 const int iy = (gy[x] * w.w00 + gy[x + 1] * w.w01 + gy[x + dstep] * w.w10 + gy[x + dstep + 1] * w.w11 +
                                 (1 << (kWBits - 1))) >> kWBits;
                 win.image[y][x] = int16_t(iv);
+                win.dx[y][x] = int16_t(ix);
+                win.dy[y][x] = int16_t(iy);
+                a11 += ix * ix;
+                a12 += ix * iy;
+                a22 += iy * iy;
+            }
+        }
+        A[0] = a11;
+        A[1] = a12;
+        A[2] = a22;
+    }
+
+    // A window on whole pixels, inside the image by at least one pixel: the Scharr derivatives are
+    // computed here from the image rows around it, as the bands would compute them.
+    static void prepareOwn(const uint8_t *img, ptrdiff_t istep, Window &win, int64_t A[3]) {
+        int64_t a11 = 0, a12 = 0, a22 = 0;
+        for (int y = 0; y < kLKWindow; y++) {
+            const uint8_t *u = img + (y - 1) * istep, *m = img + y * istep, *d = img + (y + 1) * istep;
+            for (int x = 0; x < kLanes; x++) {
+                if (x == kLKWindow) {
+                    win.image[y][x] = 0;
+                    win.dx[y][x] = 0;
+                    win.dy[y][x] = 0;
+                    continue;
+                }
+                const int ix = (u[x + 1] + d[x + 1] - u[x - 1] - d[x - 1]) * 3 + (m[x + 1] - m[x - 1]) * 10;
+                const int iy = (d[x - 1] - u[x - 1] + d[x + 1] - u[x + 1]) * 3 + (d[x] - u[x]) * 10;
+                win.image[y][x] = int16_t(m[x] << kIBits);
                 win.dx[y][x] = int16_t(ix);
                 win.dy[y][x] = int16_t(iy);
                 a11 += ix * ix;
@@ -188,6 +226,42 @@ struct AVX2Kernels {
             a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(ix, ix));
             a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(ix, iy));
             a22 = _mm256_add_epi32(a22, _mm256_madd_epi16(iy, iy));
+        }
+        A[0] = sumLanes(a11);
+        A[1] = sumLanes(a12);
+        A[2] = sumLanes(a22);
+    }
+
+    // PortableKernels::prepareOwn, a window row per step; the three image rows around a window
+    // row are each loaded at columns -1, 0 and +1, and each load serves three window rows.
+    __attribute__((target("avx2"))) static inline void prepareOwn(const uint8_t *img, ptrdiff_t istep, Window &win,
+                                                                  int64_t A[3]) {
+        const __m256i keep = _mm256_setr_epi16(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0);
+        const __m256i three = _mm256_set1_epi16(3), ten = _mm256_set1_epi16(10);
+        __m256i a11 = _mm256_setzero_si256(), a12 = _mm256_setzero_si256(), a22 = _mm256_setzero_si256();
+        __m256i um = loadU8(img - istep - 1), u0 = loadU8(img - istep), up = loadU8(img - istep + 1);
+        __m256i mm = loadU8(img - 1), m0 = loadU8(img), mp = loadU8(img + 1);
+        for (int y = 0; y < kLKWindow; y++) {
+            const uint8_t *below = img + (y + 1) * istep;
+            const __m256i dm = loadU8(below - 1), d0 = loadU8(below), dp = loadU8(below + 1);
+            const __m256i sx = _mm256_sub_epi16(_mm256_add_epi16(up, dp), _mm256_add_epi16(um, dm));
+            const __m256i sy = _mm256_sub_epi16(_mm256_add_epi16(dm, dp), _mm256_add_epi16(um, up));
+            const __m256i ix = _mm256_and_si256(
+                _mm256_add_epi16(_mm256_mullo_epi16(sx, three), _mm256_mullo_epi16(_mm256_sub_epi16(mp, mm), ten)), keep);
+            const __m256i iy = _mm256_and_si256(
+                _mm256_add_epi16(_mm256_mullo_epi16(sy, three), _mm256_mullo_epi16(_mm256_sub_epi16(d0, u0), ten)), keep);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), _mm256_slli_epi16(m0, kIBits));
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
+            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(ix, ix));
+            a12 = _mm256_add_epi32(a12, _mm256_madd_epi16(ix, iy));
+            a22 = _mm256_add_epi32(a22, _mm256_madd_epi16(iy, iy));
+            um = mm;
+            u0 = m0;
+            up = mp;
+            mm = dm;
+            m0 = d0;
+            mp = dp;
         }
         A[0] = sumLanes(a11);
         A[1] = sumLanes(a12);
@@ -434,12 +508,19 @@ void LKPyramid::ensureRows(int level, int py) {
     }
 }
 
-void LKPyramid::derivativesAround(const cv::Point2f *points, int count, int maxLevel) {
+void LKPyramid::derivativesAround(const cv::Point2f *points, int count, int maxLevel, int ownLevels) {
     maxLevel = std::min(maxLevel, levels() - 1);
     startDerivatives(maxLevel);
+    const cv::Point2f halfWin{float(kHalfWin), float(kHalfWin)};
     for (int i = 0; i <= maxLevel; i++) {
         const float scale = float(1. / (1 << i));
-        for (int k = 0; k < count; k++) ensureRows(i, int(std::floor(points[k].y * scale - float(kHalfWin))));
+        for (int k = 0; k < count; k++) {
+            // The window's corner, as the tracker computes it.
+            const cv::Point2f p = points[k] * scale - halfWin;
+            const int ipx = floorInt(p.x), ipy = floorInt(p.y);
+            const Weights w = weightsFor(p.x - float(ipx), p.y - float(ipy));
+            if (!ownDerivatives(i, ownLevels, w, levels_[size_t(i)].image, ipx, ipy)) ensureRows(i, ipy);
+        }
     }
 }
 
@@ -470,6 +551,7 @@ struct Tracker {
     unsigned char *status;
     int maxLevel, maxCount;
     double eps2;
+    int ownLevels;  // levels below this one compute their windows' derivatives (ownDerivatives)
     const cv::Point2f halfWin{float(kHalfWin), float(kHalfWin)};
 
     // Sets up one level for a point: its window in the previous frame and the system matrix.
@@ -485,15 +567,19 @@ struct Tracker {
             if (level == 0) status[l.k] = 0;
             return;
         }
-        // Computing derivatives just before the window needs them keeps them in cache.
-        if (lazy) lazy->ensureRows(level, ipy);
         const Weights wp = weightsFor(prevPt.x - float(ipx), prevPt.y - float(ipy));
         const uint8_t *src = I.image.ptr<uint8_t>(0) + ptrdiff_t(ipy) * ptrdiff_t(I.image.step) + ipx;
-        const ptrdiff_t dstep = ptrdiff_t(I.dx.step / sizeof(int16_t));
-        const int16_t *gx = I.dx.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
-        const int16_t *gy = I.dy.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
         int64_t A[3];
-        Kernels::prepare(src, ptrdiff_t(I.image.step), gx, gy, dstep, wp, l.win, A);
+        if (ownDerivatives(level, ownLevels, wp, I.image, ipx, ipy)) {
+            Kernels::prepareOwn(src, ptrdiff_t(I.image.step), l.win, A);
+        } else {
+            // Computing derivatives just before the window needs them keeps them in cache.
+            if (lazy) lazy->ensureRows(level, ipy);
+            const ptrdiff_t dstep = ptrdiff_t(I.dx.step / sizeof(int16_t));
+            const int16_t *gx = I.dx.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
+            const int16_t *gy = I.dy.ptr<int16_t>(0) + ptrdiff_t(ipy) * dstep + ipx;
+            Kernels::prepare(src, ptrdiff_t(I.image.step), gx, gy, dstep, wp, l.win, A);
+        }
         l.A11 = float(A[0]) * kFltScale;
         l.A12 = float(A[1]) * kFltScale;
         l.A22 = float(A[2]) * kFltScale;
@@ -578,31 +664,31 @@ template <typename Kernels>
 __attribute__((always_inline)) inline void track(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
                                                  int maxLevel, const cv::Point2f *points, int count,
                                                  cv::Point2f *tracked, unsigned char *status, int maxCount,
-                                                 double epsilon) {
+                                                 double epsilon, int ownLevels) {
     maxLevel = std::min({maxLevel, prev.levels() - 1, next.levels() - 1});
-    Tracker<Kernels> t{prev, lazy, next, points, status, maxLevel, maxCount, epsilon * epsilon};
+    Tracker<Kernels> t{prev, lazy, next, points, status, maxLevel, maxCount, epsilon * epsilon, ownLevels};
     t.run(count, tracked);
 }
 
 __attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
                                                int maxLevel, const cv::Point2f *points, int count,
                                                cv::Point2f *tracked, unsigned char *status, int maxCount,
-                                               double epsilon) {
-    track<AVX2Kernels>(prev, lazy, next, maxLevel, points, count, tracked, status, maxCount, epsilon);
+                                               double epsilon, int ownLevels) {
+    track<AVX2Kernels>(prev, lazy, next, maxLevel, points, count, tracked, status, maxCount, epsilon, ownLevels);
 }
 
 }  // namespace
 
 void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
-                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon) {
+                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon, int ownLevels) {
     auto run = [&](const cv::Range &r, LKPyramid *lazy) {
         const int n = r.end - r.start;
         if (gHasAVX2) {
             trackAVX2(prev, lazy, next, maxLevel, points + r.start, n, tracked + r.start, status + r.start, maxCount,
-                      epsilon);
+                      epsilon, ownLevels);
         } else {
             track<PortableKernels>(prev, lazy, next, maxLevel, points + r.start, n, tracked + r.start,
-                                   status + r.start, maxCount, epsilon);
+                                   status + r.start, maxCount, epsilon, ownLevels);
         }
     };
     if (cv::getNumThreads() <= 1 || count < 128) {
@@ -611,7 +697,7 @@ void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv:
         run(cv::Range(0, count), &prev);
     } else {
         // Points are independent: split in stripes of ~64 over OpenCV's pool, derivatives first.
-        prev.derivativesAround(points, count, maxLevel);
+        prev.derivativesAround(points, count, maxLevel, ownLevels);
         cv::parallel_for_(cv::Range(0, count), [&](const cv::Range &r) { run(r, nullptr); }, double(count) / 64);
     }
 }

@@ -46,9 +46,9 @@ public:
     void build(const cv::Mat &grey, int maxLevel);
     bool built() const { return built_; }
     // Computes the Scharr derivatives that tracking `points` from this pyramid reads, at levels
-    // 0..maxLevel: in bands of kBand whole rows (whole rows keep the filter's loops long), each
-    // band once per build.
-    void derivativesAround(const cv::Point2f *points, int count, int maxLevel);
+    // 0..maxLevel (`ownLevels`: see trackPoints): in bands of kBand whole rows (whole rows keep
+    // the filter's loops long), each band once per build.
+    void derivativesAround(const cv::Point2f *points, int count, int maxLevel, int ownLevels);
     // The same in two steps: set up levels 0..maxLevel, then compute the bands that a window
     // whose top row is `py` at `level` reads (each band once per build).
     void startDerivatives(int maxLevel);
@@ -71,8 +71,11 @@ private:
 // derivatives of `prev` it needs.
 // Writes the tracked positions and a status byte per point (0: lost, as OpenCV reports it).
 // `maxCount`/`epsilon` are the termination criteria (epsilon in px, not squared).
+// At levels below `ownLevels`, windows on whole pixels compute their own derivatives from the
+// image instead (the same values): worth it where the points' windows overlap little, i.e.
+// where the points are at least about a window apart (0: never).
 void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
-                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon);
+                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon, int ownLevels);
 
 // BGR to grey exactly as cv::cvtColor(COLOR_BGR2GRAY) computes it for 8-bit images
 // ((3735 B + 19235 G + 9798 R + 2^14) >> 15), into `grey` (same size, CV_8UC1, allocated).

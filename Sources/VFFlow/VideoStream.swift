@@ -26,8 +26,14 @@ public final class VideoStream: @unchecked Sendable {
 
     deinit { cvf_stream_free(handle) }
 
-    /// OpenCV's worker-thread count for the whole process.
-    public static func setThreads(_ n: Int) { cvf_set_num_threads(Int32(n)) }
+    /// The threads the whole process gives OpenCV's parallel loops and, in captures opened from
+    /// now on, the video decoder (OpenCV alone would give the decoder one per CPU of the machine).
+    public static func setThreads(_ n: Int) {
+        cvf_set_num_threads(Int32(n))
+        cvf_set_decoder_threads(Int32(n))
+    }
+    /// The decoder's thread count set by `setThreads` (0: not set).
+    public static var decoderThreads: Int { Int(cvf_decoder_threads()) }
     public static var openCVVersion: String { String(cString: cvf_opencv_version()) }
 
     private var lastError: String { String(cString: cvf_last_error(handle)) }

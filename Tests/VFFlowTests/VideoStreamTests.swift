@@ -41,6 +41,32 @@ final class VideoStreamTests: XCTestCase {
         XCTAssertEqual(Array(jpeg.suffix(2)), [0xFF, 0xD9])
     }
 
+    /// The decoder gets the thread count set through `setThreads`, not one thread per CPU of the
+    /// machine (OpenCV's own choice): H.264's frame threads are started when the capture opens.
+    func testDecoderThreadsFollowTheSetting() throws {
+        guard let samples = ProcessInfo.processInfo.environment["VF_SAMPLES_DIR"],
+            FileManager.default.fileExists(atPath: samples + "/vtest.mp4")
+        else { throw XCTSkip("VF_SAMPLES_DIR with vtest.mp4 is not set (scripts/fetch-samples.sh)") }
+        func threads() throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count
+        }
+        defer { VideoStream.setThreads(1) }
+        var added: [Int: Int] = [:]
+        for n in [1, 4] {
+            VideoStream.setThreads(n)
+            XCTAssertEqual(VideoStream.decoderThreads, n)
+            let s = VideoStream()
+            let before = try threads()
+            try s.open(samples + "/vtest.mp4")
+            XCTAssertEqual(s.read(), .frame)
+            added[n] = try threads() - before
+            s.close()
+        }
+        // One thread decodes on the caller's thread; four start four frame threads.
+        XCTAssertEqual(added[1], 0)
+        XCTAssertGreaterThanOrEqual(added[4] ?? 0, 4)
+    }
+
     /// A 128x96 random texture, written as a binary PPM (OpenCV reads it without extra codecs).
     static func writeTexture() throws -> String {
         let w = 128

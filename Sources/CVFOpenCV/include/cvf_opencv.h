@@ -24,6 +24,10 @@ typedef struct cvf_stream cvf_stream;
 const char *cvf_opencv_version(void);
 /* OpenCV's worker-thread count for the whole process (cv::setNumThreads). */
 void cvf_set_num_threads(int threads);
+/* Threads of the video decoder in captures opened from now on (FFmpeg's thread_count); 0 leaves
+ * OpenCV's choice, one per online CPU of the machine. */
+void cvf_set_decoder_threads(int threads);
+int cvf_decoder_threads(void);
 
 cvf_stream *cvf_stream_new(void);
 void cvf_stream_free(cvf_stream *s);
