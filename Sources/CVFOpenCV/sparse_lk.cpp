@@ -437,6 +437,114 @@ __attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &
     bgrToGreyRows<true>(bgr, grey);
 }
 
+// Fills the kLKBorder-pixel frame around the size-sized interior of a bordered buffer with the
+// interior's reflection (BORDER_REFLECT_101, as copyMakeBorder makes it).
+void fillBorder(cv::Mat &buffer, cv::Size size) {
+    const int w = size.width, h = size.height, b = kLKBorder;
+    int left[kLKBorder], right[kLKBorder];
+    for (int k = 0; k < b; k++) {
+        left[k] = cv::borderInterpolate(k - b, w, cv::BORDER_REFLECT_101);
+        right[k] = cv::borderInterpolate(w + k, w, cv::BORDER_REFLECT_101);
+    }
+    for (int y = 0; y < h; y++) {
+        uint8_t *row = buffer.ptr<uint8_t>(b + y) + b;
+        for (int k = 0; k < b; k++) {
+            row[k - b] = row[left[k]];
+            row[w + k] = row[right[k]];
+        }
+    }
+    const size_t width = size_t(w + 2 * b);
+    for (int k = 0; k < b; k++) {
+        std::memcpy(buffer.ptr<uint8_t>(k), buffer.ptr<uint8_t>(b + cv::borderInterpolate(k - b, h, cv::BORDER_REFLECT_101)),
+                    width);
+        std::memcpy(buffer.ptr<uint8_t>(b + h + k), buffer.ptr<uint8_t>(b + cv::borderInterpolate(h + k, h, cv::BORDER_REFLECT_101)),
+                    width);
+    }
+}
+
+// pyrDown's 5-tap (1 4 6 4 1) filter along a row, at every other pixel: out[x] is centred on
+// src[2x], for x in [x, end). Returns where the caller's scalar loop goes on.
+__attribute__((target("avx2"))) inline int pyrRowAVX2(const uint8_t *src, uint16_t *out, int x, int end) {
+    // Pairs of bytes (src[2x+k], src[2x+k+1]) for k = -2, 0, 2, weighted (1, 4), (6, 4), (1, 0).
+    const __m256i w14 = _mm256_set1_epi16(int16_t(4 << 8 | 1)), w64 = _mm256_set1_epi16(int16_t(4 << 8 | 6)),
+                  w10 = _mm256_set1_epi16(1);
+    for (; x + 16 <= end; x += 16) {
+        const uint8_t *p = src + 2 * x;
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p - 2));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2));
+        const __m256i sum = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(a, w14), _mm256_maddubs_epi16(b, w64)),
+                                             _mm256_maddubs_epi16(c, w10));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + x), sum);
+    }
+    return x;
+}
+
+// The same down the columns of five filtered rows, rounded: (sum + 128) >> 8, all in 16 bits
+// (the sum stays below 16 * 16 * 255 + 128 < 2^16).
+__attribute__((target("avx2"))) inline int pyrColumnAVX2(const uint16_t *const r[5], uint8_t *dst, int x, int end) {
+    const __m256i four = _mm256_set1_epi16(4), six = _mm256_set1_epi16(6), half = _mm256_set1_epi16(128);
+    for (; x + 16 <= end; x += 16) {
+        __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[0] + x));
+        __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[1] + x));
+        __m256i v2 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[2] + x));
+        __m256i v3 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[3] + x));
+        __m256i v4 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[4] + x));
+        __m256i sum = _mm256_add_epi16(_mm256_add_epi16(v0, v4), half);
+        sum = _mm256_add_epi16(sum, _mm256_mullo_epi16(_mm256_add_epi16(v1, v3), four));
+        sum = _mm256_add_epi16(sum, _mm256_mullo_epi16(v2, six));
+        const __m256i v = _mm256_srli_epi16(sum, 8);
+        const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(dst + x), bytes);
+    }
+    return x;
+}
+
+template <bool AVX2>
+__attribute__((always_inline)) inline void pyrDownRows(const cv::Mat &src, cv::Mat &dst, std::vector<int16_t> &buf) {
+    const int dw = dst.cols, dh = dst.rows;
+    const size_t stride = size_t(dw + 16) & ~size_t(15);
+    buf.resize(5 * stride);
+    uint16_t *rows = reinterpret_cast<uint16_t *>(buf.data());
+    auto filterRow = [&](int sy, uint16_t *out) {
+        const uint8_t *p = src.ptr<uint8_t>(0) + ptrdiff_t(sy) * ptrdiff_t(src.step);
+        int x = 0;
+        if constexpr (AVX2) x = pyrRowAVX2(p, out, 0, dw);
+        for (; x < dw; x++) {
+            const uint8_t *q = p + 2 * x;
+            out[x] = uint16_t(q[-2] + (q[-1] + q[1]) * 4 + q[0] * 6 + q[2]);
+        }
+    };
+    // Source rows 2y-2 .. 2y+2 for destination row y, kept in a ring of five filtered rows.
+    auto slot = [&](int sy) { return rows + size_t((sy + 2) % 5) * stride; };
+    for (int sy = -2; sy <= 0; sy++) filterRow(sy, slot(sy));
+    for (int y = 0; y < dh; y++) {
+        filterRow(2 * y + 1, slot(2 * y + 1));
+        filterRow(2 * y + 2, slot(2 * y + 2));
+        const uint16_t *r[5] = {slot(2 * y - 2), slot(2 * y - 1), slot(2 * y), slot(2 * y + 1), slot(2 * y + 2)};
+        uint8_t *out = dst.ptr<uint8_t>(y);
+        int x = 0;
+        if constexpr (AVX2) x = pyrColumnAVX2(r, out, 0, dw);
+        for (; x < dw; x++)
+            out[x] = uint8_t((r[0][x] + (r[1][x] + r[3][x]) * 4 + r[2][x] * 6 + r[4][x] + 128) >> 8);
+    }
+}
+
+__attribute__((target("avx2"))) void pyrDownAVX2(const cv::Mat &src, cv::Mat &dst, std::vector<int16_t> &buf) {
+    pyrDownRows<true>(src, dst, buf);
+}
+
+// cv::pyrDown (BORDER_REFLECT_101) of an image whose kLKBorder-pixel border is already filled
+// with that reflection, into dst of size ((w + 1) / 2, (h + 1) / 2): the filter reads the border
+// instead of reflecting indices.
+void pyrDown(const cv::Mat &src, cv::Mat &dst, std::vector<int16_t> &buf) {
+    if (gHasAVX2) {
+        pyrDownAVX2(src, dst, buf);
+    } else {
+        pyrDownRows<false>(src, dst, buf);
+    }
+}
+
 }  // namespace
 
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey) {
@@ -463,19 +571,31 @@ void LKPyramid::build(const cv::Mat &grey, int maxLevel) {
 }
 
 void LKPyramid::build(int maxLevel) {
-    // Level 0 is grey_ in place: its border is filled here (reflected, as buildOpticalFlowPyramid
-    // fills its own copy), then buildOpticalFlowPyramid reuses it and pyrDowns the others. The
-    // window size given to it only sets the border width (and stops the pyramid for tiny
-    // frames); the pixels are those it makes for the 15x15 window.
-    cv::copyMakeBorder(grey_, greyBuffer_, kLKBorder, kLKBorder, kLKBorder, kLKBorder,
-                       cv::BORDER_REFLECT_101 | cv::BORDER_ISOLATED);
-    const int top = cv::buildOpticalFlowPyramid(grey_, images_, cv::Size(kLKBorder, kLKBorder), maxLevel, false,
-                                                cv::BORDER_REFLECT_101, cv::BORDER_CONSTANT, true);
-    levels_.resize(size_t(top + 1));
-    for (int i = 0; i <= top; i++) {
-        levels_[size_t(i)].image = images_[size_t(i)];
-        levels_[size_t(i)].dx.release();
-        levels_[size_t(i)].dy.release();
+    // Level 0 is grey_ in place, its border filled; each next level is pyrDown of the one before
+    // (read with its border, which holds the reflection pyrDown would make), then bordered too:
+    // the pixels cv::buildOpticalFlowPyramid makes for a 15x15 window, and the same number of
+    // levels (it stops before a level no wider or taller than the window).
+    fillBorder(greyBuffer_, grey_.size());
+    images_.resize(1);
+    images_[0] = grey_;
+    cv::Size size = grey_.size();
+    for (int i = 1; i <= maxLevel; i++) {
+        size = cv::Size((size.width + 1) / 2, (size.height + 1) / 2);
+        if (size.width <= kLKWindow || size.height <= kLKWindow) break;
+        if (levelBuffers_.size() < size_t(i)) levelBuffers_.resize(size_t(i));
+        cv::Mat &buffer = levelBuffers_[size_t(i - 1)];
+        const cv::Size whole(size.width + 2 * kLKBorder, size.height + 2 * kLKBorder);
+        if (buffer.size() != whole || buffer.type() != CV_8UC1) buffer.create(whole, CV_8UC1);
+        cv::Mat level = buffer(cv::Rect(kLKBorder, kLKBorder, size.width, size.height));
+        pyrDown(images_.back(), level, rowBuf_);
+        fillBorder(buffer, size);
+        images_.push_back(level);
+    }
+    levels_.resize(images_.size());
+    for (size_t i = 0; i < images_.size(); i++) {
+        levels_[i].image = images_[i];
+        levels_[i].dx.release();
+        levels_[i].dy.release();
     }
     built_ = true;
 }

@@ -59,7 +59,8 @@ public:
 private:
     cv::Mat greyBuffer_, grey_;    // bordered level-0 buffer and its interior
     bool built_ = false;
-    std::vector<cv::Mat> images_;  // what cv::buildOpticalFlowPyramid fills
+    std::vector<cv::Mat> images_;  // the levels' images: grey_, then ROIs of levelBuffers_
+    std::vector<cv::Mat> levelBuffers_;  // bordered buffers of levels 1, 2, ...
     std::vector<LKLevel> levels_;
     std::vector<cv::Mat> dxBuf_, dyBuf_;
     std::vector<std::vector<unsigned char>> bands_;  // per level and band of rows: 1 = computed
