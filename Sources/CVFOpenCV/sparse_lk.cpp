@@ -172,6 +172,21 @@ __attribute__((target("avx2"), always_inline)) inline __m256i loadS16(const int1
     return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
 }
 
+// The pairs (s[x], s[x+1]) of 16 pixels as int16 pairs, in the order interpolate() makes them
+// (unpacklo/unpackhi of the rows s and s + 1): lo holds x = 0-3 | 8-11, hi x = 4-7 | 12-15. Two
+// byte shuffles of the bytes s[0..15] | s[1..16] instead of two widenings and two unpacks.
+__attribute__((target("avx2"), always_inline)) inline void pixelPairs(const uint8_t *s, __m256i &lo, __m256i &hi) {
+    const __m256i bytes = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(s))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 1)), 1);
+    const __m256i pickLo = _mm256_setr_epi8(0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1,
+                                            7, -1, 8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1);
+    const __m256i pickHi = _mm256_setr_epi8(4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1, 8, -1,
+                                            11, -1, 12, -1, 12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1);
+    lo = _mm256_shuffle_epi8(bytes, pickLo);
+    hi = _mm256_shuffle_epi8(bytes, pickHi);
+}
+
 // Intensities keep 5 fraction bits; derivatives none.
 __attribute__((target("avx2"), always_inline)) inline __m256i interpolateU8(const uint8_t *s, ptrdiff_t step,
                                                                            __m256i wTop, __m256i wBottom) {
@@ -272,18 +287,24 @@ struct AVX2Kernels {
                                                                 const Window &win, int64_t b[2]) {
         const __m256i wTop = _mm256_set1_epi32(pairWeights(w.w00, w.w01));
         const __m256i wBottom = _mm256_set1_epi32(pairWeights(w.w10, w.w11));
+        const __m256i round = _mm256_set1_epi32(1 << (kWBits - kIBits - 1));
         __m256i b1 = _mm256_setzero_si256(), b2 = _mm256_setzero_si256();
-        // Each image row is the lower row of one window row and the upper row of the next: load once.
-        __m256i up0 = loadU8(img), up1 = loadU8(img + 1);
+        // Each image row is the lower row of one window row and the upper row of the next: its
+        // pixel pairs are made once.
+        __m256i upLo, upHi;
+        pixelPairs(img, upLo, upHi);
         for (int y = 0; y < kLKWindow; y++) {
-            const uint8_t *below = img + (y + 1) * jstep;
-            const __m256i dn0 = loadU8(below), dn1 = loadU8(below + 1);
-            const __m256i jv = interpolate<kWBits - kIBits>(up0, up1, dn0, dn1, wTop, wBottom);
-            const __m256i diff = _mm256_sub_epi16(jv, loadS16(win.image[y]));
+            __m256i dnLo, dnHi;
+            pixelPairs(img + (y + 1) * jstep, dnLo, dnHi);
+            __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(upLo, wTop), _mm256_madd_epi16(dnLo, wBottom));
+            __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(upHi, wTop), _mm256_madd_epi16(dnHi, wBottom));
+            lo = _mm256_srai_epi32(_mm256_add_epi32(lo, round), kWBits - kIBits);
+            hi = _mm256_srai_epi32(_mm256_add_epi32(hi, round), kWBits - kIBits);
+            const __m256i diff = _mm256_sub_epi16(_mm256_packs_epi32(lo, hi), loadS16(win.image[y]));
             b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(diff, loadS16(win.dx[y])));
             b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(diff, loadS16(win.dy[y])));
-            up0 = dn0;
-            up1 = dn1;
+            upLo = dnLo;
+            upHi = dnHi;
         }
         b[0] = sumLanes(b1);
         b[1] = sumLanes(b2);
