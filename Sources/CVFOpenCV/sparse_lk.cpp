@@ -766,16 +766,20 @@ struct Tracker {
         }
     }
 
+    // Level by level over all points (each level's rows then stream through the cache once, in
+    // row order, rather than three levels' rows taking turns), kInFlight points at a time.
+    // Between levels a point's state is its position, kept in `tracked`.
     __attribute__((always_inline)) inline void run(int count, cv::Point2f *tracked) {
         Lane lanes[kInFlight];
-        for (int base = 0; base < count; base += kInFlight) {
-            const int n = std::min(kInFlight, count - base);
-            for (int i = 0; i < n; i++) {
-                lanes[i].k = base + i;
-                status[base + i] = 1;
-            }
-            for (int level = maxLevel; level >= 0; level--) {
-                for (int i = 0; i < n; i++) startLevel(lanes[i], level);
+        for (int k = 0; k < count; k++) status[k] = 1;
+        for (int level = maxLevel; level >= 0; level--) {
+            for (int base = 0; base < count; base += kInFlight) {
+                const int n = std::min(kInFlight, count - base);
+                for (int i = 0; i < n; i++) {
+                    lanes[i].k = base + i;
+                    lanes[i].out = tracked[base + i];
+                    startLevel(lanes[i], level);
+                }
                 for (bool any = true; any;) {
                     any = false;
                     for (int i = 0; i < n; i++) {
@@ -784,19 +788,17 @@ struct Tracker {
                         any = any || lanes[i].iterating;
                     }
                 }
+                for (int i = 0; i < n; i++) tracked[base + i] = lanes[i].out;
             }
-            for (int i = 0; i < n; i++) {
-                const Lane &l = lanes[i];
-                // OpenCV's last check (made while it measures the error): the final window must
-                // start inside the image's bordered area.
-                if (status[l.k]) {
-                    const cv::Point2f p = l.out - halfWin;
-                    const int ix = floorInt(p.x), iy = floorInt(p.y);
-                    const LKLevel &J = next.level(0);
-                    if (ix < -kLKWindow || ix >= J.image.cols || iy < -kLKWindow || iy >= J.image.rows) status[l.k] = 0;
-                }
-                tracked[l.k] = l.out;
-            }
+        }
+        // OpenCV's last check (made while it measures the error): the final window must start
+        // inside the image's bordered area.
+        const LKLevel &J = next.level(0);
+        for (int k = 0; k < count; k++) {
+            if (!status[k]) continue;
+            const cv::Point2f p = tracked[k] - halfWin;
+            const int ix = floorInt(p.x), iy = floorInt(p.y);
+            if (ix < -kLKWindow || ix >= J.image.cols || iy < -kLKWindow || iy >= J.image.rows) status[k] = 0;
         }
     }
 };
