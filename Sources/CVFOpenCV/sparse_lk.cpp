@@ -56,11 +56,13 @@ inline Weights weightsFor(float a, float b) {
 // Whether a window computes its own derivatives from the image rows around it rather than reading
 // them from the level's derivative planes: at the levels below `ownLevels` (where the points'
 // windows overlap little, so the planes' bands would be computed mostly for pixels no window
-// reads), for a window on whole pixels at least one pixel inside the image (so no reflected
-// border enters its filter: the values are the planes' own).
+// reads), for a window on whole pixels inside the image. The filter then reads one pixel around
+// the window; at the image's edge that is the level's border, which holds the reflection the
+// planes' filter makes there, so the values are the planes' own. (Outside the image the planes
+// hold zeros, which the filter would not give: such windows read the planes.)
 inline bool ownDerivatives(int level, int ownLevels, Weights w, const cv::Mat &image, int ipx, int ipy) {
-    return level < ownLevels && w.w00 == 1 << kWBits && ipx >= 1 && ipy >= 1 && ipx + kLKWindow + 1 <= image.cols &&
-           ipy + kLKWindow + 1 <= image.rows;
+    return level < ownLevels && w.w00 == 1 << kWBits && ipx >= 0 && ipy >= 0 && ipx + kLKWindow <= image.cols &&
+           ipy + kLKWindow <= image.rows;
 }
 
 // ---- portable kernels (the reference for the AVX2 ones, and the fallback) ----
