@@ -128,6 +128,21 @@ struct PortableKernels {
         A[2] = a22;
     }
 
+    // mismatch() for a window on whole pixels: the interpolation is the pixel itself (<< 5).
+    static void mismatchWhole(const uint8_t *img, ptrdiff_t jstep, const Window &win, int64_t b[2]) {
+        int64_t b1 = 0, b2 = 0;
+        for (int y = 0; y < kLKWindow; y++) {
+            const uint8_t *s = img + y * jstep;
+            for (int x = 0; x < kLKWindow; x++) {
+                const int diff = (s[x] << kIBits) - win.image[y][x];
+                b1 += diff * win.dx[y][x];
+                b2 += diff * win.dy[y][x];
+            }
+        }
+        b[0] = b1;
+        b[1] = b2;
+    }
+
     static void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w, const Window &win, int64_t b[2]) {
         int64_t b1 = 0, b2 = 0;
         for (int y = 0; y < kLKWindow; y++) {
@@ -283,6 +298,19 @@ struct AVX2Kernels {
         A[0] = sumLanes(a11);
         A[1] = sumLanes(a12);
         A[2] = sumLanes(a22);
+    }
+
+    __attribute__((target("avx2"))) static inline void mismatchWhole(const uint8_t *img, ptrdiff_t jstep,
+                                                                     const Window &win, int64_t b[2]) {
+        __m256i b1 = _mm256_setzero_si256(), b2 = _mm256_setzero_si256();
+        for (int y = 0; y < kLKWindow; y++) {
+            const __m256i jv = _mm256_slli_epi16(loadU8(img + y * jstep), kIBits);
+            const __m256i diff = _mm256_sub_epi16(jv, loadS16(win.image[y]));
+            b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(diff, loadS16(win.dx[y])));
+            b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(diff, loadS16(win.dy[y])));
+        }
+        b[0] = sumLanes(b1);
+        b[1] = sumLanes(b2);
     }
 
     __attribute__((target("avx2"))) static inline void mismatch(const uint8_t *img, ptrdiff_t jstep, Weights w,
@@ -768,8 +796,14 @@ struct Tracker {
         }
         const Weights wn = weightsFor(l.nextPt.x - float(inx), l.nextPt.y - float(iny));
         const ptrdiff_t jstep = ptrdiff_t(J.image.step);
+        const uint8_t *src = J.image.ptr<uint8_t>(0) + ptrdiff_t(iny) * jstep + inx;
         int64_t b[2];
-        Kernels::mismatch(J.image.ptr<uint8_t>(0) + ptrdiff_t(iny) * jstep + inx, jstep, wn, l.win, b);
+        // The first step at the top level starts on whole pixels (the grid point's own window).
+        if (wn.w00 == 1 << kWBits) {
+            Kernels::mismatchWhole(src, jstep, l.win, b);
+        } else {
+            Kernels::mismatch(src, jstep, wn, l.win, b);
+        }
         const float b1 = float(b[0]) * kFltScale, b2 = float(b[1]) * kFltScale;
         const cv::Point2f delta(float((l.A12 * b2 - l.A22 * b1) * l.D), float((l.A12 * b1 - l.A11 * b2) * l.D));
         l.nextPt += delta;
