@@ -68,25 +68,15 @@ inline bool ownDerivatives(int level, int ownLevels, Weights w, const cv::Mat &i
 // ---- portable kernels (the reference for the AVX2 ones, and the fallback) ----
 
 struct PortableKernels {
-    static void prepare(const uint8_t *img, ptrdiff_t istep, const int16_t *dx, const int16_t *dy, ptrdiff_t dstep,
-                        Weights w, Window &win, int64_t A[3]) {
+    // Fills the window from at(y, x, intensity << 5, dx, dy) (lane 15 stays zero) and sums its
+    // structure tensor.
+    template <typename At>
+    static void fill(Window &win, int64_t A[3], At at) {
         int64_t a11 = 0, a12 = 0, a22 = 0;
         for (int y = 0; y < kLKWindow; y++) {
-            const uint8_t *s = img + y * istep;
-            const int16_t *gx = dx + y * dstep, *gy = dy + y * dstep;
             for (int x = 0; x < kLanes; x++) {
-                if (x == kLKWindow) {
-                    win.image[y][x] = 0;
-                    win.dx[y][x] = 0;
-                    win.dy[y][x] = 0;
-                    continue;
-                }
-                const int iv = (s[x] * w.w00 + s[x + 1] * w.w01 + s[x + istep] * w.w10 + s[x + istep + 1] * w.w11 +
-                                (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
-                const int ix = (gx[x] * w.w00 + gx[x + 1] * w.w01 + gx[x + dstep] * w.w10 + gx[x + dstep + 1] * w.w11 +
-                                (1 << (kWBits - 1))) >> kWBits;
-                const int iy = (gy[x] * w.w00 + gy[x + 1] * w.w01 + gy[x + dstep] * w.w10 + gy[x + dstep + 1] * w.w11 +
-                                (1 << (kWBits - 1))) >> kWBits;
+                int iv = 0, ix = 0, iy = 0;
+                if (x < kLKWindow) at(y, x, iv, ix, iy);
                 win.image[y][x] = int16_t(iv);
                 win.dx[y][x] = int16_t(ix);
                 win.dy[y][x] = int16_t(iy);
@@ -100,32 +90,29 @@ struct PortableKernels {
         A[2] = a22;
     }
 
-    // A window on whole pixels, inside the image by at least one pixel: the Scharr derivatives are
+    static void prepare(const uint8_t *img, ptrdiff_t istep, const int16_t *dx, const int16_t *dy, ptrdiff_t dstep,
+                        Weights w, Window &win, int64_t A[3]) {
+        fill(win, A, [&](int y, int x, int &iv, int &ix, int &iy) {
+            const uint8_t *s = img + y * istep + x;
+            const int16_t *gx = dx + y * dstep + x, *gy = dy + y * dstep + x;
+            iv = (s[0] * w.w00 + s[1] * w.w01 + s[istep] * w.w10 + s[istep + 1] * w.w11 + (1 << (kWBits - kIBits - 1))) >>
+                 (kWBits - kIBits);
+            ix = (gx[0] * w.w00 + gx[1] * w.w01 + gx[dstep] * w.w10 + gx[dstep + 1] * w.w11 + (1 << (kWBits - 1))) >>
+                 kWBits;
+            iy = (gy[0] * w.w00 + gy[1] * w.w01 + gy[dstep] * w.w10 + gy[dstep + 1] * w.w11 + (1 << (kWBits - 1))) >>
+                 kWBits;
+        });
+    }
+
+    // A window on whole pixels inside the image (see ownDerivatives): the Scharr derivatives are
     // computed here from the image rows around it, as the bands would compute them.
     static void prepareOwn(const uint8_t *img, ptrdiff_t istep, Window &win, int64_t A[3]) {
-        int64_t a11 = 0, a12 = 0, a22 = 0;
-        for (int y = 0; y < kLKWindow; y++) {
-            const uint8_t *u = img + (y - 1) * istep, *m = img + y * istep, *d = img + (y + 1) * istep;
-            for (int x = 0; x < kLanes; x++) {
-                if (x == kLKWindow) {
-                    win.image[y][x] = 0;
-                    win.dx[y][x] = 0;
-                    win.dy[y][x] = 0;
-                    continue;
-                }
-                const int ix = (u[x + 1] + d[x + 1] - u[x - 1] - d[x - 1]) * 3 + (m[x + 1] - m[x - 1]) * 10;
-                const int iy = (d[x - 1] - u[x - 1] + d[x + 1] - u[x + 1]) * 3 + (d[x] - u[x]) * 10;
-                win.image[y][x] = int16_t(m[x] << kIBits);
-                win.dx[y][x] = int16_t(ix);
-                win.dy[y][x] = int16_t(iy);
-                a11 += ix * ix;
-                a12 += ix * iy;
-                a22 += iy * iy;
-            }
-        }
-        A[0] = a11;
-        A[1] = a12;
-        A[2] = a22;
+        fill(win, A, [&](int y, int x, int &iv, int &ix, int &iy) {
+            const uint8_t *u = img + (y - 1) * istep + x, *m = img + y * istep + x, *d = img + (y + 1) * istep + x;
+            ix = (u[1] + d[1] - u[-1] - d[-1]) * 3 + (m[1] - m[-1]) * 10;
+            iy = (d[-1] - u[-1] + d[1] - u[1]) * 3 + (d[0] - u[0]) * 10;
+            iv = m[0] << kIBits;
+        });
     }
 
     // mismatch() for a window on whole pixels: the interpolation is the pixel itself (<< 5).
