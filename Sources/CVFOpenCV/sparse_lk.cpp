@@ -95,8 +95,8 @@ struct PortableKernels {
         fill(win, A, [&](int y, int x, int &iv, int &ix, int &iy) {
             const uint8_t *s = img + y * istep + x;
             const int16_t *gx = dx + y * dstep + x, *gy = dy + y * dstep + x;
-            iv = (s[0] * w.w00 + s[1] * w.w01 + s[istep] * w.w10 + s[istep + 1] * w.w11 + (1 << (kWBits - kIBits - 1))) >>
-                 (kWBits - kIBits);
+            iv = (s[0] * w.w00 + s[1] * w.w01 + s[istep] * w.w10 + s[istep + 1] * w.w11 +
+                  (1 << (kWBits - kIBits - 1))) >> (kWBits - kIBits);
             ix = (gx[0] * w.w00 + gx[1] * w.w01 + gx[dstep] * w.w10 + gx[dstep + 1] * w.w11 + (1 << (kWBits - 1))) >>
                  kWBits;
             iy = (gy[0] * w.w00 + gy[1] * w.w01 + gy[dstep] * w.w10 + gy[dstep + 1] * w.w11 + (1 << (kWBits - 1))) >>
@@ -265,10 +265,10 @@ struct AVX2Kernels {
             const __m256i dm = loadU8(below - 1), d0 = loadU8(below), dp = loadU8(below + 1);
             const __m256i sx = _mm256_sub_epi16(_mm256_add_epi16(up, dp), _mm256_add_epi16(um, dm));
             const __m256i sy = _mm256_sub_epi16(_mm256_add_epi16(dm, dp), _mm256_add_epi16(um, up));
-            const __m256i ix = _mm256_and_si256(
-                _mm256_add_epi16(_mm256_mullo_epi16(sx, three), _mm256_mullo_epi16(_mm256_sub_epi16(mp, mm), ten)), keep);
-            const __m256i iy = _mm256_and_si256(
-                _mm256_add_epi16(_mm256_mullo_epi16(sy, three), _mm256_mullo_epi16(_mm256_sub_epi16(d0, u0), ten)), keep);
+            const __m256i cx = _mm256_mullo_epi16(_mm256_sub_epi16(mp, mm), ten);
+            const __m256i cy = _mm256_mullo_epi16(_mm256_sub_epi16(d0, u0), ten);
+            const __m256i ix = _mm256_and_si256(_mm256_add_epi16(_mm256_mullo_epi16(sx, three), cx), keep);
+            const __m256i iy = _mm256_and_si256(_mm256_add_epi16(_mm256_mullo_epi16(sy, three), cy), keep);
             _mm256_store_si256(reinterpret_cast<__m256i *>(win.image[y]), _mm256_slli_epi16(m0, kIBits));
             _mm256_store_si256(reinterpret_cast<__m256i *>(win.dx[y]), ix);
             _mm256_store_si256(reinterpret_cast<__m256i *>(win.dy[y]), iy);
@@ -510,10 +510,10 @@ void fillBorder(cv::Mat &buffer, cv::Size size) {
     }
     const size_t width = size_t(w + 2 * b);
     for (int k = 0; k < b; k++) {
-        std::memcpy(buffer.ptr<uint8_t>(k), buffer.ptr<uint8_t>(b + cv::borderInterpolate(k - b, h, cv::BORDER_REFLECT_101)),
-                    width);
-        std::memcpy(buffer.ptr<uint8_t>(b + h + k), buffer.ptr<uint8_t>(b + cv::borderInterpolate(h + k, h, cv::BORDER_REFLECT_101)),
-                    width);
+        const int above = cv::borderInterpolate(k - b, h, cv::BORDER_REFLECT_101);
+        const int below = cv::borderInterpolate(h + k, h, cv::BORDER_REFLECT_101);
+        std::memcpy(buffer.ptr<uint8_t>(k), buffer.ptr<uint8_t>(b + above), width);
+        std::memcpy(buffer.ptr<uint8_t>(b + h + k), buffer.ptr<uint8_t>(b + below), width);
     }
 }
 
@@ -528,8 +528,8 @@ __attribute__((target("avx2"))) inline int pyrRowAVX2(const uint8_t *src, uint16
         const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p - 2));
         const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
         const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2));
-        const __m256i sum = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(a, w14), _mm256_maddubs_epi16(b, w64)),
-                                             _mm256_maddubs_epi16(c, w10));
+        const __m256i ab = _mm256_add_epi16(_mm256_maddubs_epi16(a, w14), _mm256_maddubs_epi16(b, w64));
+        const __m256i sum = _mm256_add_epi16(ab, _mm256_maddubs_epi16(c, w10));
         _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + x), sum);
     }
     return x;
