@@ -831,14 +831,187 @@ struct Tracker {
                 for (int i = 0; i < n; i++) tracked[base + i] = lanes[i].out;
             }
         }
-        // OpenCV's last check (made while it measures the error): the final window must start
-        // inside the image's bordered area.
+        lastCheck(count, tracked);
+    }
+
+    // OpenCV's last check (made while it measures the error): the final window must start inside
+    // the image's bordered area.
+    __attribute__((always_inline)) inline void lastCheck(int count, const cv::Point2f *tracked) {
         const LKLevel &J = next.level(0);
         for (int k = 0; k < count; k++) {
             if (!status[k]) continue;
             const cv::Point2f p = tracked[k] - halfWin;
             const int ix = floorInt(p.x), iy = floorInt(p.y);
             if (ix < -kLKWindow || ix >= J.image.cols || iy < -kLKWindow || iy >= J.image.rows) status[k] = 0;
+        }
+    }
+};
+
+// The AVX2 tracker: eight points at a time, their scalar steps in the eight float lanes of one
+// register. A step's own work is one window pass (mismatch), but between two passes each point
+// waits on a chain of dependent scalar steps (floor, weights, reduction, the 2x2 solve, the
+// stopping rules) that the vector work of one or two other points cannot hide. Here one chain
+// serves eight points, and their eight window passes, independent of each other, run in between.
+// A lane whose point stops takes the next point at once. The float and double operations are
+// OpenCV's, lane by lane, in the same order: the answers are the scalar tracker's.
+struct BatchTracker {
+    static constexpr int N = 8;
+    Tracker<AVX2Kernels> &t;  // its startLevel() sets a lane up
+    cv::Point2f *tracked;
+    Lane lanes[N];
+    alignas(32) float nx[N], ny[N], ox[N], oy[N], pdx[N], pdy[N], a11[N], a12[N], a22[N], dinv[N], b1[N], b2[N];
+    alignas(32) int jn[N], inx[N], iny[N], w[4][N];
+    int task[N];  // the lane's point, or -1
+
+    BatchTracker(Tracker<AVX2Kernels> &tracker, cv::Point2f *out) : t(tracker), tracked(out) {}
+
+    // Takes points from *nextPoint until one needs iterating at this level (the others are done
+    // at once: left the image, or a flat window); false when none is left.
+    __attribute__((target("avx2"), always_inline)) inline bool fill(int i, int level, int &nextPoint, int count) {
+        while (nextPoint < count) {
+            Lane &l = lanes[i];
+            l.k = nextPoint++;
+            l.out = tracked[l.k];
+            t.startLevel(l, level);
+            if (!l.iterating) {
+                tracked[l.k] = l.out;
+                continue;
+            }
+            task[i] = l.k;
+            nx[i] = l.nextPt.x;
+            ny[i] = l.nextPt.y;
+            ox[i] = l.out.x;
+            oy[i] = l.out.y;
+            pdx[i] = pdy[i] = 0.f;
+            a11[i] = l.A11;
+            a12[i] = l.A12;
+            a22[i] = l.A22;
+            dinv[i] = l.D;
+            jn[i] = 0;
+            return true;
+        }
+        task[i] = -1;
+        return false;
+    }
+
+    // floorInt and weightsFor of every lane's window corner.
+    __attribute__((target("avx2"), always_inline)) inline void corners() {
+        const __m256 x = _mm256_load_ps(nx), y = _mm256_load_ps(ny);
+        const __m256i tx = _mm256_cvttps_epi32(x), ty = _mm256_cvttps_epi32(y);
+        // truncation, minus one where it went up (negative non-integers): floorInt
+        const __m256i fx = _mm256_add_epi32(tx, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(tx), x, _CMP_GT_OQ)));
+        const __m256i fy = _mm256_add_epi32(ty, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(ty), y, _CMP_GT_OQ)));
+        _mm256_store_si256(reinterpret_cast<__m256i *>(inx), fx);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(iny), fy);
+        const __m256 a = _mm256_sub_ps(x, _mm256_cvtepi32_ps(fx)), b = _mm256_sub_ps(y, _mm256_cvtepi32_ps(fy));
+        const __m256 one = _mm256_set1_ps(1.f), scale = _mm256_set1_ps(float(1 << kWBits));
+        const __m256 na = _mm256_sub_ps(one, a), nb = _mm256_sub_ps(one, b);
+        const __m256i w00 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(na, nb), scale));
+        const __m256i w01 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(a, nb), scale));
+        const __m256i w10 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(na, b), scale));
+        const __m256i w11 = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_set1_epi32(1 << kWBits), w00), w01),
+                                             w10);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[0]), w00);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[1]), w01);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[2]), w10);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[3]), w11);
+    }
+
+    // Tracker::step's move and stopping rules for every lane; returns the lanes that stop.
+    __attribute__((target("avx2"), always_inline)) inline int finishAll(int maxCount, double eps2) {
+        const __m256 B1 = _mm256_load_ps(b1), B2 = _mm256_load_ps(b2);
+        const __m256 A11 = _mm256_load_ps(a11), A12 = _mm256_load_ps(a12), A22 = _mm256_load_ps(a22);
+        const __m256 D = _mm256_load_ps(dinv);
+        const __m256 dx = _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(A12, B2), _mm256_mul_ps(A22, B1)), D);
+        const __m256 dy = _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(A12, B1), _mm256_mul_ps(A11, B2)), D);
+        const __m256 X = _mm256_add_ps(_mm256_load_ps(nx), dx), Y = _mm256_add_ps(_mm256_load_ps(ny), dy);
+        const __m256 half = _mm256_set1_ps(float(kHalfWin));
+        __m256 OX = _mm256_add_ps(X, half), OY = _mm256_add_ps(Y, half);
+        // delta.ddot(delta) <= eps2, in double
+        auto ddot = [](__m128 x, __m128 y) __attribute__((target("avx2"))) {
+            const __m256d dx2 = _mm256_cvtps_pd(x), dy2 = _mm256_cvtps_pd(y);
+            return _mm256_add_pd(_mm256_mul_pd(dx2, dx2), _mm256_mul_pd(dy2, dy2));
+        };
+        const __m256d e = _mm256_set1_pd(eps2);
+        const __m256d smallLo = _mm256_cmp_pd(ddot(_mm256_castps256_ps128(dx), _mm256_castps256_ps128(dy)), e, _CMP_LE_OQ);
+        const __m256d smallHi =
+            _mm256_cmp_pd(ddot(_mm256_extractf128_ps(dx, 1), _mm256_extractf128_ps(dy, 1)), e, _CMP_LE_OQ);
+        const int small = _mm256_movemask_pd(smallLo) | _mm256_movemask_pd(smallHi) << 4;
+        // j > 0 && |delta + prevDelta| < 0.01 on both axes, the sums in float, compared in double
+        const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        const __m256 sx = _mm256_and_ps(_mm256_add_ps(dx, _mm256_load_ps(pdx)), absMask);
+        const __m256 sy = _mm256_and_ps(_mm256_add_ps(dy, _mm256_load_ps(pdy)), absMask);
+        const __m256d limit = _mm256_set1_pd(0.01);
+        auto below = [limit](__m128 v) __attribute__((target("avx2"))) {
+            return _mm256_movemask_pd(_mm256_cmp_pd(_mm256_cvtps_pd(v), limit, _CMP_LT_OQ));
+        };
+        const int backX = below(_mm256_castps256_ps128(sx)) | below(_mm256_extractf128_ps(sx, 1)) << 4;
+        const int backY = below(_mm256_castps256_ps128(sy)) | below(_mm256_extractf128_ps(sy, 1)) << 4;
+        const __m256i J = _mm256_load_si256(reinterpret_cast<const __m256i *>(jn));
+        const int started = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(J, _mm256_setzero_si256())));
+        const int back = started & backX & backY & ~small;
+        // out -= delta * 0.5f where a point stops on a back-and-forth step
+        const __m256 halfBack = _mm256_castsi256_ps(_mm256_setr_epi32(back & 1 ? -1 : 0, back & 2 ? -1 : 0,
+            back & 4 ? -1 : 0, back & 8 ? -1 : 0, back & 16 ? -1 : 0, back & 32 ? -1 : 0, back & 64 ? -1 : 0,
+            back & 128 ? -1 : 0));
+        const __m256 halfStep = _mm256_set1_ps(0.5f);
+        OX = _mm256_blendv_ps(OX, _mm256_sub_ps(OX, _mm256_mul_ps(dx, halfStep)), halfBack);
+        OY = _mm256_blendv_ps(OY, _mm256_sub_ps(OY, _mm256_mul_ps(dy, halfStep)), halfBack);
+        const __m256i J1 = _mm256_add_epi32(J, _mm256_set1_epi32(1));
+        const int spent = _mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(maxCount), J1))) ^ 0xff;
+        _mm256_store_ps(nx, X);
+        _mm256_store_ps(ny, Y);
+        _mm256_store_ps(ox, OX);
+        _mm256_store_ps(oy, OY);
+        _mm256_store_ps(pdx, dx);
+        _mm256_store_ps(pdy, dy);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(jn), J1);
+        return small | back | spent;
+    }
+
+    __attribute__((target("avx2"), always_inline)) inline void run(int count, int maxLevel, int maxCount,
+                                                                   double eps2) {
+        for (int level = maxLevel; level >= 0; level--) {
+            const LKLevel &J = t.next.level(level);
+            const ptrdiff_t jstep = ptrdiff_t(J.image.step);
+            const uint8_t *origin = J.image.ptr<uint8_t>(0);
+            int nextPoint = 0, busy = 0;
+            for (int i = 0; i < N; i++)
+                if (fill(i, level, nextPoint, count)) busy |= 1 << i;
+            while (busy) {
+                corners();
+                int stepped = 0;
+                for (int i = 0; i < N; i++) {
+                    if (!(busy >> i & 1)) continue;
+                    if (inx[i] < -kLKWindow || inx[i] >= J.image.cols || iny[i] < -kLKWindow ||
+                        iny[i] >= J.image.rows) {
+                        // The window left the image: the point stops where it was (lost at level 0).
+                        if (level == 0) t.status[task[i]] = 0;
+                        tracked[task[i]] = cv::Point2f(ox[i], oy[i]);
+                        continue;
+                    }
+                    stepped |= 1 << i;
+                    const uint8_t *src = origin + ptrdiff_t(iny[i]) * jstep + inx[i];
+                    const Weights wi{w[0][i], w[1][i], w[2][i], w[3][i]};
+                    int64_t b[2];
+                    if (wi.w00 == 1 << kWBits) {
+                        AVX2Kernels::mismatchWhole(src, jstep, lanes[i].win, b);
+                    } else {
+                        AVX2Kernels::mismatch(src, jstep, wi, lanes[i].win, b);
+                    }
+                    b1[i] = float(b[0]) * kFltScale;
+                    b2[i] = float(b[1]) * kFltScale;
+                }
+                const int stops = finishAll(maxCount, eps2) & stepped;
+                for (int i = 0; i < N; i++) {
+                    if (!(busy >> i & 1)) continue;
+                    const bool done = !(stepped >> i & 1) || (stops >> i & 1);
+                    if (!done) continue;
+                    if (stepped >> i & 1) tracked[task[i]] = cv::Point2f(ox[i], oy[i]);
+                    if (!fill(i, level, nextPoint, count)) busy &= ~(1 << i);
+                }
+            }
         }
     }
 };
@@ -857,7 +1030,12 @@ __attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, LKPyramid 
                                                int maxLevel, const cv::Point2f *points, int count,
                                                cv::Point2f *tracked, unsigned char *status, int maxCount,
                                                double epsilon, int ownLevels) {
-    track<AVX2Kernels>(prev, lazy, next, maxLevel, points, count, tracked, status, maxCount, epsilon, ownLevels);
+    maxLevel = std::min({maxLevel, prev.levels() - 1, next.levels() - 1});
+    Tracker<AVX2Kernels> t{prev, lazy, next, points, status, maxLevel, maxCount, epsilon * epsilon, ownLevels};
+    for (int k = 0; k < count; k++) status[k] = 1;
+    BatchTracker b(t, tracked);
+    b.run(count, maxLevel, maxCount, epsilon * epsilon);
+    t.lastCheck(count, tracked);
 }
 
 }  // namespace
