@@ -855,7 +855,7 @@ struct Tracker {
 // A lane whose point stops takes the next point at once. The float and double operations are
 // OpenCV's, lane by lane, in the same order: the answers are the scalar tracker's.
 struct BatchTracker {
-    static constexpr int N = 8;
+    static constexpr int N = 16;  // two registers' lanes
     Tracker<AVX2Kernels> &t;  // its startLevel() sets a lane up
     cv::Point2f *tracked;
     Lane lanes[N];
@@ -895,14 +895,14 @@ struct BatchTracker {
     }
 
     // floorInt and weightsFor of every lane's window corner.
-    __attribute__((target("avx2"), always_inline)) inline void corners() {
-        const __m256 x = _mm256_load_ps(nx), y = _mm256_load_ps(ny);
+    __attribute__((target("avx2"), always_inline)) inline void corners(int o) {
+        const __m256 x = _mm256_load_ps(nx + o), y = _mm256_load_ps(ny + o);
         const __m256i tx = _mm256_cvttps_epi32(x), ty = _mm256_cvttps_epi32(y);
         // truncation, minus one where it went up (negative non-integers): floorInt
         const __m256i fx = _mm256_add_epi32(tx, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(tx), x, _CMP_GT_OQ)));
         const __m256i fy = _mm256_add_epi32(ty, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(ty), y, _CMP_GT_OQ)));
-        _mm256_store_si256(reinterpret_cast<__m256i *>(inx), fx);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(iny), fy);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(inx + o), fx);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(iny + o), fy);
         const __m256 a = _mm256_sub_ps(x, _mm256_cvtepi32_ps(fx)), b = _mm256_sub_ps(y, _mm256_cvtepi32_ps(fy));
         const __m256 one = _mm256_set1_ps(1.f), scale = _mm256_set1_ps(float(1 << kWBits));
         const __m256 na = _mm256_sub_ps(one, a), nb = _mm256_sub_ps(one, b);
@@ -911,20 +911,20 @@ struct BatchTracker {
         const __m256i w10 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(na, b), scale));
         const __m256i w11 = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_set1_epi32(1 << kWBits), w00), w01),
                                              w10);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(w[0]), w00);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(w[1]), w01);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(w[2]), w10);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(w[3]), w11);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[0] + o), w00);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[1] + o), w01);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[2] + o), w10);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(w[3] + o), w11);
     }
 
     // Tracker::step's move and stopping rules for every lane; returns the lanes that stop.
-    __attribute__((target("avx2"), always_inline)) inline int finishAll(int maxCount, double eps2) {
-        const __m256 B1 = _mm256_load_ps(b1), B2 = _mm256_load_ps(b2);
-        const __m256 A11 = _mm256_load_ps(a11), A12 = _mm256_load_ps(a12), A22 = _mm256_load_ps(a22);
-        const __m256 D = _mm256_load_ps(dinv);
+    __attribute__((target("avx2"), always_inline)) inline int finishAll(int o, int maxCount, double eps2) {
+        const __m256 B1 = _mm256_load_ps(b1 + o), B2 = _mm256_load_ps(b2 + o);
+        const __m256 A11 = _mm256_load_ps(a11 + o), A12 = _mm256_load_ps(a12 + o), A22 = _mm256_load_ps(a22 + o);
+        const __m256 D = _mm256_load_ps(dinv + o);
         const __m256 dx = _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(A12, B2), _mm256_mul_ps(A22, B1)), D);
         const __m256 dy = _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(A12, B1), _mm256_mul_ps(A11, B2)), D);
-        const __m256 X = _mm256_add_ps(_mm256_load_ps(nx), dx), Y = _mm256_add_ps(_mm256_load_ps(ny), dy);
+        const __m256 X = _mm256_add_ps(_mm256_load_ps(nx + o), dx), Y = _mm256_add_ps(_mm256_load_ps(ny + o), dy);
         const __m256 half = _mm256_set1_ps(float(kHalfWin));
         __m256 OX = _mm256_add_ps(X, half), OY = _mm256_add_ps(Y, half);
         // delta.ddot(delta) <= eps2, in double
@@ -939,15 +939,15 @@ struct BatchTracker {
         const int small = _mm256_movemask_pd(smallLo) | _mm256_movemask_pd(smallHi) << 4;
         // j > 0 && |delta + prevDelta| < 0.01 on both axes, the sums in float, compared in double
         const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-        const __m256 sx = _mm256_and_ps(_mm256_add_ps(dx, _mm256_load_ps(pdx)), absMask);
-        const __m256 sy = _mm256_and_ps(_mm256_add_ps(dy, _mm256_load_ps(pdy)), absMask);
+        const __m256 sx = _mm256_and_ps(_mm256_add_ps(dx, _mm256_load_ps(pdx + o)), absMask);
+        const __m256 sy = _mm256_and_ps(_mm256_add_ps(dy, _mm256_load_ps(pdy + o)), absMask);
         const __m256d limit = _mm256_set1_pd(0.01);
         auto below = [limit](__m128 v) __attribute__((target("avx2"))) {
             return _mm256_movemask_pd(_mm256_cmp_pd(_mm256_cvtps_pd(v), limit, _CMP_LT_OQ));
         };
         const int backX = below(_mm256_castps256_ps128(sx)) | below(_mm256_extractf128_ps(sx, 1)) << 4;
         const int backY = below(_mm256_castps256_ps128(sy)) | below(_mm256_extractf128_ps(sy, 1)) << 4;
-        const __m256i J = _mm256_load_si256(reinterpret_cast<const __m256i *>(jn));
+        const __m256i J = _mm256_load_si256(reinterpret_cast<const __m256i *>(jn + o));
         const int started = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(J, _mm256_setzero_si256())));
         const int back = started & backX & backY & ~small;
         // out -= delta * 0.5f where a point stops on a back-and-forth step
@@ -960,13 +960,13 @@ struct BatchTracker {
         const __m256i J1 = _mm256_add_epi32(J, _mm256_set1_epi32(1));
         const int spent = _mm256_movemask_ps(
             _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(maxCount), J1))) ^ 0xff;
-        _mm256_store_ps(nx, X);
-        _mm256_store_ps(ny, Y);
-        _mm256_store_ps(ox, OX);
-        _mm256_store_ps(oy, OY);
-        _mm256_store_ps(pdx, dx);
-        _mm256_store_ps(pdy, dy);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(jn), J1);
+        _mm256_store_ps(nx + o, X);
+        _mm256_store_ps(ny + o, Y);
+        _mm256_store_ps(ox + o, OX);
+        _mm256_store_ps(oy + o, OY);
+        _mm256_store_ps(pdx + o, dx);
+        _mm256_store_ps(pdy + o, dy);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(jn + o), J1);
         return small | back | spent;
     }
 
@@ -976,12 +976,13 @@ struct BatchTracker {
             const LKLevel &J = t.next.level(level);
             const ptrdiff_t jstep = ptrdiff_t(J.image.step);
             const uint8_t *origin = J.image.ptr<uint8_t>(0);
-            int nextPoint = 0, busy = 0;
+            int nextPoint = 0;
+            uint32_t busy = 0;
             for (int i = 0; i < N; i++)
-                if (fill(i, level, nextPoint, count)) busy |= 1 << i;
+                if (fill(i, level, nextPoint, count)) busy |= 1u << i;
             while (busy) {
-                corners();
-                int stepped = 0;
+                for (int o = 0; o < N; o += 8) corners(o);
+                uint32_t stepped = 0;
                 for (int i = 0; i < N; i++) {
                     if (!(busy >> i & 1)) continue;
                     if (inx[i] < -kLKWindow || inx[i] >= J.image.cols || iny[i] < -kLKWindow ||
@@ -991,7 +992,7 @@ struct BatchTracker {
                         tracked[task[i]] = cv::Point2f(ox[i], oy[i]);
                         continue;
                     }
-                    stepped |= 1 << i;
+                    stepped |= 1u << i;
                     const uint8_t *src = origin + ptrdiff_t(iny[i]) * jstep + inx[i];
                     const Weights wi{w[0][i], w[1][i], w[2][i], w[3][i]};
                     int64_t b[2];
@@ -1003,13 +1004,15 @@ struct BatchTracker {
                     b1[i] = float(b[0]) * kFltScale;
                     b2[i] = float(b[1]) * kFltScale;
                 }
-                const int stops = finishAll(maxCount, eps2) & stepped;
+                uint32_t stops = 0;
+                for (int o = 0; o < N; o += 8) stops |= uint32_t(finishAll(o, maxCount, eps2)) << o;
+                stops &= stepped;
                 for (int i = 0; i < N; i++) {
                     if (!(busy >> i & 1)) continue;
                     const bool done = !(stepped >> i & 1) || (stops >> i & 1);
                     if (!done) continue;
                     if (stepped >> i & 1) tracked[task[i]] = cv::Point2f(ox[i], oy[i]);
-                    if (!fill(i, level, nextPoint, count)) busy &= ~(1 << i);
+                    if (!fill(i, level, nextPoint, count)) busy &= ~(1u << i);
                 }
             }
         }
