@@ -52,12 +52,15 @@ const int kOwnDerivativeSpacing = 12;
 // Cell (cx, cy) holds the pixels nearest to grid point (cx, cy); the last row/column take the
 // remainder of the frame. Each band of cell rows is first folded column by column (a loop the
 // compiler turns into whole-register byte max/min), then each cell reduces its columns.
+// With `bgr`, the current grey image is converted from it band by band, just before the band is
+// folded (so the fold reads it from the cache).
 // Compiled twice: for the baseline CPU and, chosen at run time, with AVX2 (32 bytes per step).
-__attribute__((always_inline)) inline void cellStatisticsBody(const cv::Mat &prev, const cv::Mat &cur, int g, int gw,
+__attribute__((always_inline)) inline void cellStatisticsBody(const cv::Mat &prev, cv::Mat &cur, int g, int gw,
                                                               int gh, std::vector<unsigned char> &diff,
                                                               std::vector<unsigned char> &lo,
                                                               std::vector<unsigned char> &hi,
-                                                              std::vector<unsigned char> &columns) {
+                                                              std::vector<unsigned char> &columns,
+                                                              const cv::Mat *bgr) {
     const size_t n = size_t(gw) * size_t(gh);
     diff.resize(n);
     lo.resize(n);
@@ -67,6 +70,7 @@ __attribute__((always_inline)) inline void cellStatisticsBody(const cv::Mat &pre
     unsigned char *__restrict cd = columns.data(), *__restrict cl = cd + w, *__restrict ch = cl + w;
     for (int cy = 0; cy < gh; cy++) {
         const int y0 = cy * g, y1 = cy == gh - 1 ? cur.rows : std::min(cur.rows, y0 + g);
+        if (bgr) cvf::bgrToGrey(*bgr, cur, y0, y1);
         std::memset(cd, 0, size_t(w));
         std::memset(cl, 255, size_t(w));
         std::memset(ch, 0, size_t(w));
@@ -97,22 +101,22 @@ __attribute__((always_inline)) inline void cellStatisticsBody(const cv::Mat &pre
     }
 }
 
-__attribute__((target("avx2"))) void cellStatisticsAVX2(const cv::Mat &prev, const cv::Mat &cur, int g, int gw, int gh,
+__attribute__((target("avx2"))) void cellStatisticsAVX2(const cv::Mat &prev, cv::Mat &cur, int g, int gw, int gh,
                                                         std::vector<unsigned char> &diff,
                                                         std::vector<unsigned char> &lo,
                                                         std::vector<unsigned char> &hi,
-                                                        std::vector<unsigned char> &columns) {
-    cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns);
+                                                        std::vector<unsigned char> &columns, const cv::Mat *bgr) {
+    cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);
 }
 
-void cellStatistics(const cv::Mat &prev, const cv::Mat &cur, int g, int gw, int gh, std::vector<unsigned char> &diff,
-                    std::vector<unsigned char> &lo, std::vector<unsigned char> &hi,
-                    std::vector<unsigned char> &columns) {
+void cellStatistics(const cv::Mat &prev, cv::Mat &cur, int g, int gw, int gh, std::vector<unsigned char> &diff,
+                    std::vector<unsigned char> &lo, std::vector<unsigned char> &hi, std::vector<unsigned char> &columns,
+                    const cv::Mat *bgr) {
     static const bool avx2 = __builtin_cpu_supports("avx2");
     if (avx2) {
-        cellStatisticsAVX2(prev, cur, g, gw, gh, diff, lo, hi, columns);
+        cellStatisticsAVX2(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);
     } else {
-        cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns);
+        cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);
     }
 }
 
@@ -210,8 +214,10 @@ void appendVector(cvf_stream *s, cv::Point2f p, cv::Point2f q) {
 }
 
 // The gated path: only points whose neighbourhood changed go to LK (see kChangeLevel).
+// The current frame's grey image goes into level 0 of fastPyramid: converted along with the
+// gate's statistics when there is a previous frame to compare with, on its own otherwise.
 int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
-    const cv::Mat &grey = s->fastPyramid.grey();
+    cv::Mat grey = s->fastPyramid.greyTarget(s->frame.size());
     const cv::Mat &prevGrey = prevInFastPyramid ? s->prevFastPyramid.grey() : s->grey;
     const cv::Size size = grey.size();
     const bool comparable = s->havePrevious && s->previousSize == size;
@@ -219,11 +225,13 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
     s->previousSize = size;
     s->vectors.clear();
     s->activePoints = 0;
-    if (!comparable) return 0;
-    ensureGrid(s, grid_size, size);
-    if (s->grid.empty()) return 0;
+    if (comparable) ensureGrid(s, grid_size, size);
+    if (!comparable || s->grid.empty()) {
+        cvf::bgrToGrey(s->frame, grey);
+        return 0;
+    }
     const int gw = s->gridCols, gh = s->gridRows;
-    cellStatistics(prevGrey, grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi, s->columnStats);
+    cellStatistics(prevGrey, grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi, s->columnStats, &s->frame);
     const size_t n = size_t(gw) * size_t(gh);
     s->changed.assign(n, 0);
     s->active.assign(n, 0);
@@ -262,17 +270,26 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
                          s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon,
                          ownDerivativeLevels(grid_size));
     }
-    s->vectors.reserve(n * 4);
+    // Every grid point in grid order: zero where the gate kept it from LK, LK's vector where it
+    // tracked (none where LK lost it). Written in place, the buffer sized once.
+    s->vectors.resize(n * 4);
+    float *out = s->vectors.data();
     size_t next = 0;  // index into subset, which is in grid order
     for (size_t i = 0; i < n; i++) {
         const cv::Point2f p = s->grid[i];
+        cv::Point2f q = p;
         if (next < s->subsetIndex.size() && size_t(s->subsetIndex[next]) == i) {
-            if (s->status[next]) appendVector(s, p, s->subsetTracked[next]);
-            next++;
-        } else {
-            appendVector(s, p, p);
+            const bool tracked = s->status[next];
+            q = s->subsetTracked[next++];
+            if (!tracked) continue;
         }
+        out[0] = p.x;
+        out[1] = p.y;
+        out[2] = q.x - p.x;
+        out[3] = q.y - p.y;
+        out += 4;
     }
+    s->vectors.resize(size_t(out - s->vectors.data()));
     return int(s->vectors.size() / 4);
 }
 
@@ -379,8 +396,6 @@ extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
             // Two pyramids swap roles each frame, the grey image is written straight into level 0
             // of the new one (the same pixels as cvtColor): no per-frame allocation, no copy.
             std::swap(s->prevFastPyramid, s->fastPyramid);
-            cv::Mat target = s->fastPyramid.greyTarget(s->frame.size());
-            cvf::bgrToGrey(s->frame, target);
             const bool prevInFastPyramid = s->greyInFastPyramid;
             s->greyInFastPyramid = true;
             return fastFlow(s, grid_size, prevInFastPyramid);

@@ -457,9 +457,9 @@ __attribute__((target("avx2"))) inline int greyRowAVX2(const uint8_t *p, uint8_t
 }
 
 template <bool AVX2>
-__attribute__((always_inline)) inline void bgrToGreyRows(const cv::Mat &bgr, cv::Mat &grey) {
+__attribute__((always_inline)) inline void bgrToGreyRows(const cv::Mat &bgr, cv::Mat &grey, int y0, int y1) {
     const int w = bgr.cols;
-    for (int y = 0; y < bgr.rows; y++) {
+    for (int y = y0; y < y1; y++) {
         const uint8_t *p = bgr.ptr<uint8_t>(y);
         uint8_t *g = grey.ptr<uint8_t>(y);
         int x = 0;
@@ -471,8 +471,8 @@ __attribute__((always_inline)) inline void bgrToGreyRows(const cv::Mat &bgr, cv:
     }
 }
 
-__attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &grey) {
-    bgrToGreyRows<true>(bgr, grey);
+__attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &grey, int y0, int y1) {
+    bgrToGreyRows<true>(bgr, grey, y0, y1);
 }
 
 // Fills the kLKBorder-pixel frame around the size-sized interior of a bordered buffer with the
@@ -605,10 +605,14 @@ void pyrDown(const cv::Mat &src, cv::Mat &dst, std::vector<int16_t> &buf) {
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey) {
     CV_Assert(bgr.type() == CV_8UC3);
     grey.create(bgr.size(), CV_8UC1);
+    bgrToGrey(bgr, grey, 0, bgr.rows);
+}
+
+void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey, int y0, int y1) {
     if (gHasAVX2) {
-        bgrToGreyAVX2(bgr, grey);
+        bgrToGreyAVX2(bgr, grey, y0, y1);
     } else {
-        bgrToGreyRows<false>(bgr, grey);
+        bgrToGreyRows<false>(bgr, grey, y0, y1);
     }
 }
 
@@ -899,8 +903,10 @@ struct BatchTracker {
         const __m256 x = _mm256_load_ps(nx + o), y = _mm256_load_ps(ny + o);
         const __m256i tx = _mm256_cvttps_epi32(x), ty = _mm256_cvttps_epi32(y);
         // truncation, minus one where it went up (negative non-integers): floorInt
-        const __m256i fx = _mm256_add_epi32(tx, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(tx), x, _CMP_GT_OQ)));
-        const __m256i fy = _mm256_add_epi32(ty, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(ty), y, _CMP_GT_OQ)));
+        const __m256 upX = _mm256_cmp_ps(_mm256_cvtepi32_ps(tx), x, _CMP_GT_OQ);
+        const __m256 upY = _mm256_cmp_ps(_mm256_cvtepi32_ps(ty), y, _CMP_GT_OQ);
+        const __m256i fx = _mm256_add_epi32(tx, _mm256_castps_si256(upX));
+        const __m256i fy = _mm256_add_epi32(ty, _mm256_castps_si256(upY));
         _mm256_store_si256(reinterpret_cast<__m256i *>(inx + o), fx);
         _mm256_store_si256(reinterpret_cast<__m256i *>(iny + o), fy);
         const __m256 a = _mm256_sub_ps(x, _mm256_cvtepi32_ps(fx)), b = _mm256_sub_ps(y, _mm256_cvtepi32_ps(fy));
@@ -909,8 +915,8 @@ struct BatchTracker {
         const __m256i w00 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(na, nb), scale));
         const __m256i w01 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(a, nb), scale));
         const __m256i w10 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(na, b), scale));
-        const __m256i w11 = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_set1_epi32(1 << kWBits), w00), w01),
-                                             w10);
+        const __m256i w11 =
+            _mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_set1_epi32(1 << kWBits), w00), w01), w10);
         _mm256_store_si256(reinterpret_cast<__m256i *>(w[0] + o), w00);
         _mm256_store_si256(reinterpret_cast<__m256i *>(w[1] + o), w01);
         _mm256_store_si256(reinterpret_cast<__m256i *>(w[2] + o), w10);
@@ -933,7 +939,8 @@ struct BatchTracker {
             return _mm256_add_pd(_mm256_mul_pd(dx2, dx2), _mm256_mul_pd(dy2, dy2));
         };
         const __m256d e = _mm256_set1_pd(eps2);
-        const __m256d smallLo = _mm256_cmp_pd(ddot(_mm256_castps256_ps128(dx), _mm256_castps256_ps128(dy)), e, _CMP_LE_OQ);
+        const __m256d smallLo =
+            _mm256_cmp_pd(ddot(_mm256_castps256_ps128(dx), _mm256_castps256_ps128(dy)), e, _CMP_LE_OQ);
         const __m256d smallHi =
             _mm256_cmp_pd(ddot(_mm256_extractf128_ps(dx, 1), _mm256_extractf128_ps(dy, 1)), e, _CMP_LE_OQ);
         const int small = _mm256_movemask_pd(smallLo) | _mm256_movemask_pd(smallHi) << 4;

@@ -81,5 +81,7 @@ void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv:
 // BGR to grey exactly as cv::cvtColor(COLOR_BGR2GRAY) computes it for 8-bit images
 // ((3735 B + 19235 G + 9798 R + 2^14) >> 15), into `grey` (same size, CV_8UC1, allocated).
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey);
+// The same for rows [y0, y1) only, into a grey image already allocated.
+void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey, int y0, int y1);
 
 }  // namespace cvf
