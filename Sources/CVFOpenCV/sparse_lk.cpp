@@ -851,26 +851,31 @@ struct Tracker {
     }
 };
 
-// The AVX2 tracker: eight points at a time, their scalar steps in the eight float lanes of one
-// register. A step's own work is one window pass (mismatch), but between two passes each point
+// The AVX2 tracker: sixteen points at a time, their scalar steps in the float lanes of two
+// registers. A step's own work is one window pass (mismatch), but between two passes each point
 // waits on a chain of dependent scalar steps (floor, weights, reduction, the 2x2 solve, the
 // stopping rules) that the vector work of one or two other points cannot hide. Here one chain
-// serves eight points, and their eight window passes, independent of each other, run in between.
-// A lane whose point stops takes the next point at once. The float and double operations are
-// OpenCV's, lane by lane, in the same order: the answers are the scalar tracker's.
+// serves sixteen points, and their sixteen window passes, independent of each other, run in
+// between. A lane whose point stops takes the next point at once. The float and double
+// operations are OpenCV's, lane by lane, in the same order: the answers are the scalar
+// tracker's (Tracker, which the portable kernels run). Measured in docs/notes/speed.md.
 struct BatchTracker {
     static constexpr int N = 16;  // two registers' lanes
     Tracker<AVX2Kernels> &t;  // its startLevel() sets a lane up
     cv::Point2f *tracked;
     Lane lanes[N];
-    alignas(32) float nx[N], ny[N], ox[N], oy[N], pdx[N], pdy[N], a11[N], a12[N], a22[N], dinv[N], b1[N], b2[N];
-    alignas(32) int jn[N], inx[N], iny[N], w[4][N];
-    int task[N];  // the lane's point, or -1
+    // Lane by lane; an idle lane keeps finite values (zeros, or its last point's), which the
+    // register-wide steps compute on and nobody reads.
+    alignas(32) float nx[N] = {}, ny[N] = {}, ox[N] = {}, oy[N] = {}, pdx[N] = {}, pdy[N] = {};
+    alignas(32) float a11[N] = {}, a12[N] = {}, a22[N] = {}, dinv[N] = {}, b1[N] = {}, b2[N] = {};
+    alignas(32) int jn[N] = {}, inx[N] = {}, iny[N] = {}, w[4][N] = {};
+    int task[N] = {};  // the lane's point, or -1
 
     BatchTracker(Tracker<AVX2Kernels> &tracker, cv::Point2f *out) : t(tracker), tracked(out) {}
 
-    // Takes points from *nextPoint until one needs iterating at this level (the others are done
-    // at once: left the image, or a flat window); false when none is left.
+    // Gives lane i the next point (from nextPoint on) that needs iterating at this level; the
+    // points passed over are done at once (window outside the image, or flat); false when no
+    // point is left.
     __attribute__((target("avx2"), always_inline)) inline bool fill(int i, int level, int &nextPoint, int count) {
         while (nextPoint < count) {
             Lane &l = lanes[i];
