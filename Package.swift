@@ -58,12 +58,16 @@ let package = Package(
         ),
         // A minimal server on VFNet for the protocol tests and bench/http.
         .executableTarget(name: "vfnet-testserver", dependencies: ["VFNet"], swiftSettings: strict),
+        // Helpers shared by the test targets (a plain library: it builds without XCTest).
+        .target(name: "VFTestSupport", dependencies: ["VFCore"], path: "Tests/VFTestSupport", swiftSettings: strict),
         .testTarget(name: "VFNetTests", dependencies: ["VFNet"], swiftSettings: strict),
         .testTarget(name: "VFCoreTests", dependencies: ["VFCore"], swiftSettings: strict),
-        .testTarget(name: "VFStoreTests", dependencies: ["VFStore"], swiftSettings: strict),
-        .testTarget(name: "VFFlowTests", dependencies: ["VFFlow"], swiftSettings: strict),
-        .testTarget(name: "VFBusTests", dependencies: ["VFBus"], swiftSettings: strict),
-        .testTarget(name: "VFRuntimeTests", dependencies: ["VFRuntime"], swiftSettings: strict),
-        .testTarget(name: "VFLiveTests", dependencies: ["VFLive", "VFNet", "VFBus", "VFRuntime"], swiftSettings: strict),
+        .testTarget(name: "VFStoreTests", dependencies: ["VFStore", "VFTestSupport"], swiftSettings: strict),
+        .testTarget(name: "VFFlowTests", dependencies: ["VFFlow", "VFTestSupport"], swiftSettings: strict),
+        .testTarget(name: "VFBusTests", dependencies: ["VFBus", "VFTestSupport"], swiftSettings: strict),
+        .testTarget(name: "VFRuntimeTests", dependencies: ["VFRuntime", "VFTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "VFLiveTests", dependencies: ["VFLive", "VFNet", "VFBus", "VFRuntime", "VFTestSupport"],
+            swiftSettings: strict),
     ]
 )

@@ -6,9 +6,10 @@
 // converge). It differs in two ways that cost nothing in accuracy: the window sums are exact
 // integers (OpenCV adds them up in float, which rounds differently in the last bits), and a
 // whole 15-pixel window row is one AVX2 step (OpenCV does 8 pixels in SSE and 7 one by one).
-// Derivatives are kept as two planes (Ix, Iy) rather than interleaved, so they are interpolated
-// with the same instructions as the pixels, and computed only in the bands of rows that windows
-// read.
+// With AVX2, sixteen points are tracked at once, their scalar steps in the lanes of two
+// registers. Derivatives are kept as two planes (Ix, Iy) rather than interleaved, so they are
+// interpolated with the same instructions as the pixels, and computed only in the bands of rows
+// that windows read (full-resolution windows compute their own).
 #pragma once
 
 #include <opencv2/core.hpp>

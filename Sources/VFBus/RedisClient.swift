@@ -38,7 +38,7 @@ public final class RedisClient: Sendable {
                 if let c = s.connection {
                     conn = c
                 } else {
-                    let now = monotonicSeconds()
+                    let now = monotonicNow()
                     if now < s.retryAt {
                         return .failure(RedisError("Redis unavailable (\(s.lastError))"))
                     }
@@ -59,7 +59,7 @@ public final class RedisClient: Sendable {
                     s.connection = nil
                     s.lastError = error.description
                     if !retry {
-                        s.retryAt = monotonicSeconds() + s.backoff.nextDelay()
+                        s.retryAt = monotonicNow() + s.backoff.nextDelay()
                         return .failure(error)
                     }
                 }
@@ -84,8 +84,3 @@ public final class RedisClient: Sendable {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

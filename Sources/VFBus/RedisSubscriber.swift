@@ -57,8 +57,8 @@ public final class RedisSubscriber: Sendable {
             } catch {
                 // Connection lost or refused: wait, then subscribe again.
             }
-            let deadline = monotonicSeconds() + backoff.nextDelay()
-            while !isStopped && monotonicSeconds() < deadline { usleep(50_000) }
+            let deadline = monotonicNow() + backoff.nextDelay()
+            while !isStopped && monotonicNow() < deadline { usleep(50_000) }
         }
     }
 

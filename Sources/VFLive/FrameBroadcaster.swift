@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import VFBus
+import VFCore
 import VFNet
 
 /// A stream's live status as its worker reports it in the `vectorflow:status:<id>` hash.
@@ -213,7 +214,7 @@ public final class FrameBroadcaster: Sendable {
             let targets = r.byStream[id] ?? []
             var firstSeen = false
             if !r.all.isEmpty {
-                firstSeen = r.seenByAll.updateValue(monotonicSeconds(), forKey: id) == nil
+                firstSeen = r.seenByAll.updateValue(monotonicNow(), forKey: id) == nil
                 if firstSeen && targets.isEmpty { r.markNow.insert(id) }
             }
             r.forwarded += targets.count + r.all.count
@@ -237,7 +238,7 @@ public final class FrameBroadcaster: Sendable {
         var lastRefresh = 0.0
         var lastError = ""
         while true {
-            let now = monotonicSeconds()
+            let now = monotonicNow()
             let refreshAll = now - lastRefresh >= refreshInterval
             let (running, mark, clear) = registry.withLock { r -> (Bool, Set<String>, Set<String>) in
                 // Streams the "all" clients have not received for a TTL are no longer watched by them.
@@ -269,7 +270,7 @@ public final class FrameBroadcaster: Sendable {
             wake.lock()
             if !woken.load(ordering: .acquiring) {
                 _ = wake.wait(
-                    until: Date(timeIntervalSinceNow: max(0.05, refreshInterval - (monotonicSeconds() - lastRefresh))))
+                    until: Date(timeIntervalSinceNow: max(0.05, refreshInterval - (monotonicNow() - lastRefresh))))
             }
             woken.store(false, ordering: .relaxed)
             wake.unlock()
@@ -277,8 +278,3 @@ public final class FrameBroadcaster: Sendable {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VFCore
 
 /// Thin wrappers over the process system calls the process runtime needs (spawn, liveness,
 /// /proc checks, port allocation), kept apart from the bookkeeping in `ProcessRuntime`.
@@ -146,9 +147,3 @@ enum ProcessSupport {
     }
 }
 
-/// Seconds on a clock that never jumps (for timeouts and backoff deadlines).
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

@@ -1,11 +1,5 @@
 import Foundation
-
-/// Monotonic seconds, for durations and pacing (wall-clock time can jump).
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+import VFCore
 
 /// Unix time in seconds, for timestamps other programs read.
 func unixNow() -> Double {

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import VFBus
+import VFCore
 
 /// The worker's lifecycle as the API reads it from `vectorflow:status:<stream_id>`.
 enum WorkerState: String, Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import VFTestSupport
 import XCTest
 
 @testable import VFBus
@@ -15,7 +16,7 @@ final class RedisClientTests: XCTestCase {
         }
         dir = NSTemporaryDirectory() + "vf-bus-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        port = Self.freePort()
+        port = freePort()
         try startRedis()
     }
 
@@ -145,23 +146,6 @@ final class RedisClientTests: XCTestCase {
         // The daemon is not our child: wait for its port to close rather than for the process.
         while Date() < deadline && Self.canConnect(port) { usleep(20_000) }
         try? FileManager.default.removeItem(atPath: dir + "/r.pid")
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
-        }
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 
     static func canConnect(_ port: Int) -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import VFTestSupport
 import XCTest
 
 @testable import VFFlow
@@ -44,9 +45,9 @@ final class VideoStreamTests: XCTestCase {
     /// The decoder gets the thread count set through `setThreads`, not one thread per CPU of the
     /// machine (OpenCV's own choice): H.264's frame threads are started when the capture opens.
     func testDecoderThreadsFollowTheSetting() throws {
-        guard let samples = ProcessInfo.processInfo.environment["VF_SAMPLES_DIR"],
-            FileManager.default.fileExists(atPath: samples + "/vtest.mp4")
-        else { throw XCTSkip("VF_SAMPLES_DIR with vtest.mp4 is not set (scripts/fetch-samples.sh)") }
+        guard let samples = samplesDirectory(holding: "vtest.mp4") else {
+            throw XCTSkip("VF_SAMPLES_DIR with vtest.mp4 is not set (scripts/fetch-samples.sh)")
+        }
         func threads() throws -> Int {
             try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count
         }

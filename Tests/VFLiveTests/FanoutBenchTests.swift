@@ -1,7 +1,9 @@
 import Foundation
 import Glibc
 import VFBus
+import VFCore
 import VFNet
+import VFTestSupport
 import XCTest
 
 @testable import VFLive
@@ -51,7 +53,7 @@ final class FanoutBenchTests: XCTestCase {
                     while let m = try? client.receive() {
                         local += 1
                         // The header carries the publish time (monotonic, same machine).
-                        if let sent = Self.sentAt(m.payload) { lat.append(now() - sent) }
+                        if let sent = Self.sentAt(m.payload) { lat.append(monotonicNow() - sent) }
                     }
                     counter.lock.lock()
                     counter.frames += local
@@ -66,16 +68,16 @@ final class FanoutBenchTests: XCTestCase {
         threads.forEach { $0.start() }
         let jpeg = [UInt8](repeating: 0x55, count: frameBytes)
         var published = 0
-        let t0 = now()
+        let t0 = monotonicNow()
         var round = 0.0
-        while now() - t0 < seconds {
+        while monotonicNow() - t0 < seconds {
             if fps > 0 {
                 round += 1
                 let due = t0 + round / fps
-                if due > now() { usleep(useconds_t((due - now()) * 1e6)) }
+                if due > monotonicNow() { usleep(useconds_t((due - monotonicNow()) * 1e6)) }
             }
             for id in ids {
-                let header = Array("{\"stream_id\":\"\(id)\",\"sent\":\(now())}".utf8)
+                let header = Array("{\"stream_id\":\"\(id)\",\"sent\":\(monotonicNow())}".utf8)
                 let n = UInt32(header.count)
                 let payload =
                     [UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + header + jpeg
@@ -83,7 +85,7 @@ final class FanoutBenchTests: XCTestCase {
                 published += 1
             }
         }
-        let elapsed = now() - t0
+        let elapsed = monotonicNow() - t0
         _ = stop
         XCTAssertEqual(finished.wait(timeout: .now() + 10), .success)
         let lat = counter.latencies.sorted()

@@ -1,7 +1,9 @@
 import Foundation
 import Glibc
 import VFBus
+import VFCore
 import VFNet
+import VFTestSupport
 import XCTest
 
 @testable import VFLive
@@ -166,7 +168,7 @@ final class FrameBroadcasterTests: XCTestCase {
                 if let (_, seq) = parseEnvelope(m.payload) {
                     received.lastSeq = seq
                     received.count += 1
-                    received.lastAt = now()
+                    received.lastAt = monotonicNow()
                     if seq == frames - 1 { break }
                 }
             }
@@ -177,7 +179,7 @@ final class FrameBroadcasterTests: XCTestCase {
         var publishedLastAt = 0.0
         for seq in 0..<frames {
             publish(Self.x, seq: seq, bytes: size)
-            publishedLastAt = now()
+            publishedLastAt = monotonicNow()
         }
         XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
         let growth = residentBytes() - rssBefore

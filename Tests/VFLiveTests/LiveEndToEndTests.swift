@@ -3,6 +3,7 @@ import Glibc
 import VFBus
 import VFNet
 import VFRuntime
+import VFTestSupport
 import XCTest
 
 @testable import VFLive
@@ -12,14 +13,12 @@ import XCTest
 /// stream as watched, and a WebSocket viewer receives the worker's frame envelopes.
 final class LiveEndToEndTests: XCTestCase {
     func testViewerReceivesFramesOfARealWorker() throws {
-        let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-        let worker = ProcessInfo.processInfo.environment["VF_WORKER_BIN"] ?? "\(binDir)/vectorflow-worker"
-        guard FileManager.default.isExecutableFile(atPath: worker) else {
-            throw XCTSkip("no vectorflow-worker at \(worker) (build the package's products first)")
+        guard let worker = builtWorker() else {
+            throw XCTSkip("no vectorflow-worker next to the tests (build the package's products first)")
         }
-        guard let samples = ProcessInfo.processInfo.environment["VF_SAMPLES_DIR"],
-            FileManager.default.fileExists(atPath: "\(samples)/vtest.avi")
-        else { throw XCTSkip("VF_SAMPLES_DIR with vtest.avi is not set (scripts/fetch-samples.sh)") }
+        guard let samples = samplesDirectory(holding: "vtest.avi") else {
+            throw XCTSkip("VF_SAMPLES_DIR with vtest.avi is not set (scripts/fetch-samples.sh)")
+        }
         guard let redis = RedisProcess() else { throw XCTSkip("redis-server is not installed") }
         defer { redis.stop() }
 

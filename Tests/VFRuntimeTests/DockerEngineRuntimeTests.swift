@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import VFCore
+import VFTestSupport
 import XCTest
 
 @testable import VFRuntime

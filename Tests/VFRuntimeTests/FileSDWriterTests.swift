@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VFTestSupport
 import XCTest
 
 @testable import VFRuntime

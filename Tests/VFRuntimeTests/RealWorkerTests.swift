@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import VFCore
+import VFTestSupport
 import XCTest
 
 @testable import VFRuntime
@@ -10,14 +11,10 @@ import XCTest
 /// /metrics on the loopback port the runtime gave it, and stops on SIGTERM well within the grace.
 final class RealWorkerTests: XCTestCase {
     func testRealWorkerUnderTheProcessRuntime() throws {
-        let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-        let worker = ProcessInfo.processInfo.environment["VF_WORKER_BIN"] ?? "\(binDir)/vectorflow-worker"
-        guard FileManager.default.isExecutableFile(atPath: worker) else {
-            throw XCTSkip("no vectorflow-worker at \(worker) (build the package's products first)")
+        guard let worker = builtWorker() else {
+            throw XCTSkip("no vectorflow-worker next to the tests (build the package's products first)")
         }
-        guard let samples = ProcessInfo.processInfo.environment["VF_SAMPLES_DIR"],
-            FileManager.default.fileExists(atPath: "\(samples)/vtest.avi")
-        else {
+        guard let samples = samplesDirectory(holding: "vtest.avi") else {
             throw XCTSkip("VF_SAMPLES_DIR with vtest.avi is not set (scripts/fetch-samples.sh)")
         }
         let dir = makeTestFolder("real-worker")

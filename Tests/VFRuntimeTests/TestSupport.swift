@@ -19,40 +19,6 @@ func makeTestFolder(_ name: String) -> String {
     return path
 }
 
-/// Polls `condition` every 20 ms for at most `timeout` seconds.
-@discardableResult
-func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = monotonicNow() + timeout
-    while monotonicNow() < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
-}
-
-/// Runs a command to completion; returns exit status and combined output. posix_spawn + a
-/// blocking waitpid rather than Foundation's Process, whose exit notification was seen to hang
-/// when the command leaves a daemon behind (scripts/docker-engine.sh start).
-@discardableResult
-func runCommand(_ argv: [String]) -> (status: Int32, output: String) {
-    let outPath = "/tmp/vf-runtime-cmd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
-    defer { unlink(outPath) }
-    var env = ProcessInfo.processInfo.environment
-    env["PATH"] = env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
-    let pid: pid_t
-    do {
-        pid = try ProcessSupport.spawn(
-            path: argv[0], arguments: Array(argv.dropFirst()), environment: env, logPath: outPath)
-    } catch {
-        return (-1, "\(error)")
-    }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-    let exited = (status & 0x7f) == 0
-    return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
-}
-
 /// True while /proc shows `pid` as a live (not zombie) process.
 func processExists(_ pid: Int32) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
