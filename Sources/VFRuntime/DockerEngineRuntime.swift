@@ -165,7 +165,9 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
             guard let streamID = labels["vectorflow.stream_id"] else { return nil }
             let state: WorkerState
             switch item["State"] as? String ?? "" {
-            case "running", "created", "paused": state = .running
+            // "created" is not running: a container whose start never came (the API died between
+            // create and start) must be replaced, not waited for.
+            case "running", "paused": state = .running
             case "restarting": state = .restarting
             default: state = .exited
             }
@@ -182,6 +184,9 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
     public func start(_ spec: WorkerSpec) throws(RuntimeError) -> WorkerInfo {
         try prepare()
         let name = spec.workerName
+        // Every container labelled with this stream goes, not only the one of the expected name
+        // (a renamed or hand-made one would be a second worker): at most one per stream, ever.
+        try removeAll(streamID: spec.streamID, except: name)
         try remove(name: name)
         let hostNetwork = configuration.network == "host"
         let port: Int
@@ -266,6 +271,21 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
         guard [204, 304, 404].contains(r.status) else { throw engineError(r, doing: "stop \(name)") }
         try remove(name: name)
         if r.status != 404 { log("stopped container \(name)") }
+    }
+
+    /// Force-removes the managed containers of `streamID` other than `name` (found by label).
+    private func removeAll(streamID: String, except name: String) throws(RuntimeError) {
+        let filters = Self.queryEscape(
+            "{\"label\":[\"\(Self.managedLabel)=true\",\"vectorflow.stream_id=\(streamID)\"]}")
+        let r = try call("GET", "/containers/json?all=1&filters=\(filters)")
+        guard r.status == 200 else { throw engineError(r, doing: "list the containers of \(streamID)") }
+        let items = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [[String: Any]] ?? []
+        for item in items {
+            let names = (item["Names"] as? [String] ?? []).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "/")) }
+            guard !names.contains(name), let id = item["Id"] as? String else { continue }
+            log("removing extra container \(names.first ?? id) of stream \(streamID)")
+            try remove(name: id)
+        }
     }
 
     /// Force-removes a container by name or id; a missing one is fine.

@@ -58,7 +58,8 @@ public final class FileSDWriter: @unchecked Sendable {
     }
 
     /// temp file + fsync + rename + fsync of the folder (so the rename itself survives a crash).
-    static func atomicWrite(_ bytes: [UInt8], to path: String) throws(RuntimeError) {
+    /// `mode` applies from the first byte written (the temp file is created with it).
+    static func atomicWrite(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(RuntimeError) {
         let dir = (path as NSString).deletingLastPathComponent
         let folder = dir.isEmpty ? "." : dir
         do {
@@ -67,7 +68,7 @@ public final class FileSDWriter: @unchecked Sendable {
             throw RuntimeError(.local, "cannot create \(folder): \(error)")
         }
         let tmp = "\(folder)/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw RuntimeError(.local, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
         var offset = 0
         while offset < bytes.count {

@@ -9,6 +9,8 @@ public struct ProcessRuntimeConfiguration: Sendable {
     /// Arguments after argv[0] (the worker's default subcommand is `run`, so none are needed).
     public var arguments: [String]
     /// Where pid + config hash records live so a restarted API adopts its workers (`VF_STATE_DIR`).
+    /// Always absolute (a relative path is resolved against the working folder once, here), so
+    /// an API started from another folder still finds its workers.
     public var stateDirectory: String
     /// One `<worker name>.log` per worker (stdout and stderr); defaults to `<state dir>/logs`.
     public var logDirectory: String
@@ -26,7 +28,7 @@ public struct ProcessRuntimeConfiguration: Sendable {
     public var monitorInterval: Double
 
     public init(
-        workerBinary: String, arguments: [String] = [], stateDirectory: String = ".vf/workers",
+        workerBinary: String, arguments: [String] = [], stateDirectory: String = ProcessRuntimeConfiguration.defaultStateDirectory,
         logDirectory: String? = nil, redisURL: String = "redis://localhost:6379/0",
         extraEnvironment: [String: String] = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
         stopGrace: Double = 5, restartBackoff: Backoff = Backoff(initial: 0.5, maximum: 30),
@@ -34,8 +36,11 @@ public struct ProcessRuntimeConfiguration: Sendable {
     ) {
         self.workerBinary = workerBinary
         self.arguments = arguments
-        self.stateDirectory = stateDirectory
-        self.logDirectory = logDirectory ?? (stateDirectory as NSString).appendingPathComponent("logs")
+        let state = URL(fileURLWithPath: stateDirectory).standardizedFileURL.path
+        self.stateDirectory = state
+        self.logDirectory = URL(
+            fileURLWithPath: logDirectory ?? (state as NSString).appendingPathComponent("logs")
+        ).standardizedFileURL.path
         self.redisURL = redisURL
         self.extraEnvironment = extraEnvironment
         self.stopGrace = stopGrace
@@ -43,24 +48,44 @@ public struct ProcessRuntimeConfiguration: Sendable {
         self.stableAfter = stableAfter
         self.monitorInterval = monitorInterval
     }
+
+    /// `/var/lib/vectorflow/workers` for root, else `$XDG_STATE_HOME/vectorflow/workers`
+    /// (`~/.local/state/vectorflow/workers`): one absolute place per user, whatever the working folder.
+    public static var defaultStateDirectory: String {
+        if getuid() == 0 { return "/var/lib/vectorflow/workers" }
+        let env = ProcessInfo.processInfo.environment
+        let base = env["XDG_STATE_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+            ?? ((env["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/state")
+        return (base as NSString).appendingPathComponent("vectorflow/workers")
+    }
 }
 
 /// Runs each worker as a child process: own process group, environment from the spec, output to
 /// a log file; restarts it with `Backoff` when it dies; SIGTERM then SIGKILL to stop; reaps every
 /// child. A record per worker (pid, config hash, port) in the state folder lets a new API instance
 /// adopt live workers instead of starting duplicates.
+///
+/// Crash safety: a record is written *before* each spawn (pid 0 until the spawn returns), and
+/// every worker carries `VF_WORKER_OWNER=<state folder>` in its environment. A new instance
+/// scans /proc for that mark, so a worker whose record never got its pid (the API died between
+/// spawn and write) is adopted through its intent record, and one with no record at all, or a
+/// second one for the same stream, is stopped: at most one worker per stream, and none unknown.
+/// The state folder is locked (`flock`) for the instance's lifetime, so two APIs never share it.
 public final class ProcessRuntime: WorkerRuntime, @unchecked Sendable {
-    // @unchecked: every mutable field (`workers`, `running`) is guarded by `lock`; the supervisor
-    // thread and callers only meet there.
+    // @unchecked: every mutable field (`workers`, `running`, `lockFD`) is guarded by `lock`; the
+    // supervisor thread and callers only meet there.
     public let kind = "process"
     public let configuration: ProcessRuntimeConfiguration
+    /// The environment variable that marks a worker as spawned by the runtime of one state folder.
+    static let ownerVariable = "VF_WORKER_OWNER"
     private let log: RuntimeLog
     private let lock = NSCondition()
     private var workers: [String: Worker] = [:]
     private var running = true
     private var supervisor: Thread?
+    private var lockFD: Int32
 
-    /// One managed worker, as recorded on disk.
+    /// One managed worker, as recorded on disk. `pid` 0: the spawn was about to happen.
     struct Record: Codable {
         var spec: WorkerSpec
         var pid: Int32
@@ -79,20 +104,31 @@ public final class ProcessRuntime: WorkerRuntime, @unchecked Sendable {
         var stopping = false
     }
 
-    /// Loads the state folder, adopts the workers still alive (dropping the records of dead ones)
-    /// and starts the supervisor thread.
-    public init(configuration: ProcessRuntimeConfiguration, log: @escaping RuntimeLog = stderrRuntimeLog) {
+    /// Locks the state folder (failing when another live API holds it), adopts the workers still
+    /// alive, stops the unknown ones, and starts the supervisor thread.
+    public init(configuration: ProcessRuntimeConfiguration, log: @escaping RuntimeLog = stderrRuntimeLog)
+        throws(RuntimeError)
+    {
         self.configuration = configuration
         self.log = log
-        try? FileManager.default.createDirectory(
-            atPath: configuration.stateDirectory, withIntermediateDirectories: true)
-        try? FileManager.default.createDirectory(atPath: configuration.logDirectory, withIntermediateDirectories: true)
-        adoptRecords()
+        for dir in [configuration.stateDirectory, configuration.logDirectory] {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw RuntimeError(.local, "cannot create \(dir): \(error.localizedDescription)")
+            }
+        }
+        lockFD = try ProcessSupport.lockExclusively(
+            (configuration.stateDirectory as NSString).appendingPathComponent(".lock"))
+        adoptWorkers()
         let thread = Thread { [weak self] in self?.supervise() }
         thread.name = "vf-process-runtime"
         supervisor = thread
         thread.start()
     }
+
+    deinit { if lockFD >= 0 { close(lockFD) } }
 
     public func prepare() throws(RuntimeError) {
         guard access(configuration.workerBinary, X_OK) == 0 else {
@@ -117,7 +153,15 @@ public final class ProcessRuntime: WorkerRuntime, @unchecked Sendable {
         var record = Record(
             spec: spec, pid: 0, configHash: spec.configHash, metricsPort: port,
             startedAt: Date().timeIntervalSince1970, binary: configuration.workerBinary)
-        record.pid = try spawn(record)
+        // The intent first: if this process dies right after the spawn, the next instance finds
+        // the worker in /proc and this record tells it which settings and port the worker has.
+        try persist(record)
+        do {
+            record.pid = try spawn(record)
+        } catch {
+            unlink(recordPath(spec.streamID))
+            throw error
+        }
         try persist(record)
         workers[spec.streamID] = Worker(
             record: record, state: .running, backoff: configuration.restartBackoff,
@@ -159,6 +203,11 @@ public final class ProcessRuntime: WorkerRuntime, @unchecked Sendable {
         lock.lock()
         running = false
         lock.broadcast()
+        // The next instance (an API restart in the same process, as the tests do) may lock now.
+        if lockFD >= 0 {
+            close(lockFD)
+            lockFD = -1
+        }
         lock.unlock()
     }
 
@@ -186,6 +235,7 @@ public final class ProcessRuntime: WorkerRuntime, @unchecked Sendable {
         {
             env[k] = v
         }
+        env[Self.ownerVariable] = configuration.stateDirectory
         let path = logPath(streamID: record.spec.streamID)
         rotateIfLarge(path)
         return try ProcessSupport.spawn(
@@ -206,13 +256,18 @@ public final class ProcessRuntime: WorkerRuntime, @unchecked Sendable {
     private func persist(_ record: Record) throws(RuntimeError) {
         let data: Data
         do { data = try JSONEncoder().encode(record) } catch { throw RuntimeError(.local, "encode state: \(error)") }
-        try FileSDWriter.atomicWrite(Array(data), to: recordPath(record.spec.streamID))
+        // 0600: a record holds the stream's URL, credentials included.
+        try FileSDWriter.atomicWrite(Array(data), to: recordPath(record.spec.streamID), mode: 0o600)
     }
 
-    /// Called from init only (no other thread yet).
-    private func adoptRecords() {
+    /// Called from init only (no other thread yet). Records first, then /proc: a record whose
+    /// process still runs is adopted; a worker found in /proc with this folder's mark is adopted
+    /// through the record of its stream when that record's own process is gone (the API died
+    /// between spawn and record, or during a restart); every other marked worker is stopped.
+    private func adoptWorkers() {
         let dir = configuration.stateDirectory
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        var records: [String: (path: String, record: Record)] = [:]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
             let path = (dir as NSString).appendingPathComponent(name)
             guard let data = FileManager.default.contents(atPath: path),
@@ -221,20 +276,45 @@ public final class ProcessRuntime: WorkerRuntime, @unchecked Sendable {
                 log("ignoring unreadable state record \(path)")
                 continue
             }
+            records[record.spec.streamID] = (path, record)
+        }
+        var found: [String: [ProcessSupport.FoundWorker]] = [:]
+        for w in ProcessSupport.findWorkers(ownerVariable: Self.ownerVariable, owner: dir) {
+            found[w.streamID, default: []].append(w)
+        }
+        for (streamID, (path, var record)) in records {
+            var candidates = found.removeValue(forKey: streamID) ?? []
             // liveness first: it reaps the record's process if it is a dead child of ours.
-            if ProcessSupport.liveness(pid: record.pid, binary: record.binary, streamID: record.spec.streamID)
-                == .alive,
-                ProcessSupport.matches(pid: record.pid, binary: record.binary, streamID: record.spec.streamID)
-            {
-                workers[record.spec.streamID] = Worker(
-                    record: record, state: .running, backoff: configuration.restartBackoff,
-                    restartAt: nil, startedMonotonic: monotonicNow())
-                log("adopted \(record.spec.workerName) pid \(record.pid)")
+            let recordAlive =
+                record.pid > 0
+                && ProcessSupport.liveness(pid: record.pid, binary: record.binary, streamID: streamID) == .alive
+                && ProcessSupport.matches(pid: record.pid, binary: record.binary, streamID: streamID)
+            if recordAlive {
+                candidates.removeAll { $0.pid == record.pid }
+            } else if let newest = candidates.popLast() {
+                log("found \(record.spec.workerName) pid \(newest.pid) running without its record; adopting it")
+                record.pid = newest.pid
+                record.binary = newest.binary
+                if (try? persist(record)) == nil { log("cannot update the state record \(path)") }
             } else {
                 unlink(path)  // dead: the reconciler starts a fresh one if the stream is still active
                 log("dropped the record of dead worker \(record.spec.workerName) pid \(record.pid)")
+                continue
             }
+            for extra in candidates { stopUnknown(extra, why: "a second worker of the same stream") }
+            workers[streamID] = Worker(
+                record: record, state: .running, backoff: configuration.restartBackoff,
+                restartAt: nil, startedMonotonic: monotonicNow())
+            log("adopted \(record.spec.workerName) pid \(record.pid)")
         }
+        for extra in found.values.joined() { stopUnknown(extra, why: "no state record") }
+    }
+
+    /// Stops a marked worker the state folder does not account for (its settings are unknown,
+    /// so it cannot be adopted; the reconciler starts a fresh one if its stream is active).
+    private func stopUnknown(_ w: ProcessSupport.FoundWorker, why: String) {
+        log("stopping worker pid \(w.pid) of stream \(w.streamID): \(why)")
+        ProcessSupport.terminate(pid: w.pid, grace: configuration.stopGrace, binary: w.binary, streamID: w.streamID)
     }
 
     /// The supervisor thread: finds dead workers (reaping them) and restarts them after a backoff.

@@ -39,7 +39,7 @@ enum ProcessSupport {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         if let closeFrom { _ = closeFrom(&actions, 3) }
 
@@ -98,6 +98,88 @@ enum ProcessSupport {
             return environ.split(separator: 0).contains { Array($0) == wanted }
         }
         return true
+    }
+
+    /// A live worker found in /proc by the owner mark in its environment.
+    struct FoundWorker: Equatable {
+        var pid: pid_t
+        var streamID: String
+        /// argv[0]: the binary it runs (what liveness checks compare against).
+        var binary: String
+        /// Start time in clock ticks since boot (/proc/<pid>/stat field 22): orders duplicates.
+        var startTicks: UInt64
+    }
+
+    /// Every live process whose environment holds `ownerVariable=owner` and a STREAM_ID: the
+    /// workers one state folder's runtime spawned, whether or not a record of them survived.
+    /// The environment read is the one the process was exec'd with, which the worker never changes.
+    static func findWorkers(ownerVariable: String, owner: String) -> [FoundWorker] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        let mark = Array("\(ownerVariable)=\(owner)".utf8)
+        let streamPrefix = Array("STREAM_ID=".utf8)
+        var found: [FoundWorker] = []
+        for entry in entries {
+            guard let pid = pid_t(entry), pid > 0, pid != getpid(),
+                let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+            else { continue }
+            var owned = false
+            var streamID: String?
+            for variable in environ.split(separator: 0) {
+                if variable.elementsEqual(mark) {
+                    owned = true
+                } else if variable.starts(with: streamPrefix) {
+                    streamID = String(decoding: variable.dropFirst(streamPrefix.count), as: UTF8.self)
+                }
+            }
+            guard owned, let streamID, let stat = procStat(pid), !stat.zombie,
+                let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+            else { continue }
+            let argv0 = String(
+                decoding: cmdline.split(separator: 0, omittingEmptySubsequences: false).first ?? [], as: UTF8.self)
+            found.append(FoundWorker(pid: pid, streamID: streamID, binary: argv0, startTicks: stat.startTicks))
+        }
+        return found.sorted { ($0.streamID, $0.startTicks, $0.pid) < ($1.streamID, $1.startTicks, $1.pid) }
+    }
+
+    /// The state letter and start time of /proc/<pid>/stat (fields after the command's ")").
+    private static func procStat(_ pid: pid_t) -> (zombie: Bool, startTicks: UInt64)? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); start time is field 22.
+        guard fields.count > 19 else { return nil }
+        return (fields[0] == "Z" || fields[0] == "X", UInt64(fields[19]) ?? 0)
+    }
+
+    /// An exclusive `flock` on `path`, held as long as the returned descriptor stays open (the
+    /// kernel drops it when the process dies, however it dies). The file holds the holder's pid,
+    /// for the error message of the next one that tries.
+    static func lockExclusively(_ path: String) throws(RuntimeError) -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw RuntimeError(.local, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            let reason = String(cString: strerror(errno))
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 32, 0) }
+            close(fd)
+            let holder = String(decoding: buffer.prefix(max(0, n)), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if busy {
+                throw RuntimeError(
+                    .local,
+                    "the worker state folder \((path as NSString).deletingLastPathComponent) is in use by another "
+                        + "vectorflow-api (pid \(holder.isEmpty ? "unknown" : holder)); give each API its own VF_STATE_DIR")
+            }
+            throw RuntimeError(.local, "cannot lock \(path): \(reason)")
+        }
+        let text = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, text.count, 0) }
+        return fd
     }
 
     /// SIGTERM to the worker's process group, SIGKILL after `grace` seconds, then wait until

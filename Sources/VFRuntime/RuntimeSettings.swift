@@ -37,7 +37,7 @@ public struct RuntimeSettings: Sendable {
         dockerfile = c.string("VF_WORKER_DOCKERFILE", default: "Dockerfile.worker")
         workerBinary = c.string(
             "VF_WORKER_BIN", default: (apiBinaryDirectory as NSString).appendingPathComponent("vectorflow-worker"))
-        stateDirectory = c.string("VF_STATE_DIR", default: ".vf/workers")
+        stateDirectory = c.string("VF_STATE_DIR", default: ProcessRuntimeConfiguration.defaultStateDirectory)
         fileSDPath = c.string("VF_FILE_SD_PATH", default: "prometheus/file_sd/workers.json")
         workerRedisURL = c.string("VF_WORKER_REDIS_URL", default: redisURL)
         reconcileInterval = try c.double("VF_RECONCILE_INTERVAL", default: 5, range: 0.2...3600)
@@ -45,8 +45,9 @@ public struct RuntimeSettings: Sendable {
     }
 
     /// The runtime these settings ask for. Without `VF_RUNTIME`, docker when its socket answers
-    /// within a second, else the embedded process runtime.
-    public func makeRuntime(log: @escaping RuntimeLog = stderrRuntimeLog) -> any WorkerRuntime {
+    /// within a second, else the embedded process runtime (which fails when another live API
+    /// holds its state folder).
+    public func makeRuntime(log: @escaping RuntimeLog = stderrRuntimeLog) throws(RuntimeError) -> any WorkerRuntime {
         let kind = runtime ?? (DockerEngineRuntime.isReachable(dockerHost: dockerHost) ? "docker" : "process")
         if kind == "docker" {
             return DockerEngineRuntime(
@@ -54,7 +55,7 @@ public struct RuntimeSettings: Sendable {
                     dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
                     network: workerNetwork, redisURL: workerRedisURL), log: log)
         }
-        return ProcessRuntime(
+        return try ProcessRuntime(
             configuration: ProcessRuntimeConfiguration(
                 workerBinary: workerBinary, stateDirectory: stateDirectory, redisURL: workerRedisURL), log: log)
     }
@@ -62,10 +63,10 @@ public struct RuntimeSettings: Sendable {
     /// A reconciler over `store` and a new runtime, writing file_sd to `fileSDPath`. Call
     /// `start()` on it, and `kick()` after every change to a stream.
     public func makeReconciler(store: any DesiredStateStore, log: @escaping RuntimeLog = stderrRuntimeLog)
-        -> StreamReconciler
+        throws(RuntimeError) -> StreamReconciler
     {
         StreamReconciler(
-            store: store, runtime: makeRuntime(log: log), fileSD: FileSDWriter(path: fileSDPath),
+            store: store, runtime: try makeRuntime(log: log), fileSD: FileSDWriter(path: fileSDPath),
             interval: reconcileInterval, stopTimeout: stopTimeout, log: log)
     }
 }

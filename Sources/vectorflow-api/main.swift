@@ -43,7 +43,12 @@ do {
 
 // The reconciler reads the desired state through a one-connection pool of its own.
 let reconcilerPool = DatabasePool(url: config.databaseURL, size: 1)
-let reconciler = runtimeSettings.makeReconciler(store: PostgresDesiredState(pool: reconcilerPool))
+let reconciler: StreamReconciler
+do {
+    reconciler = try runtimeSettings.makeReconciler(store: PostgresDesiredState(pool: reconcilerPool))
+} catch {
+    fail(error.description)
+}
 let api = APIServer(
     config: config, redis: redis, lifecycle: ReconcilingLifecycle(reconciler: reconciler),
     statuses: live.statusProvider, workerStarted: reconciler.workerStartObserver)

@@ -30,7 +30,7 @@ final class LiveEndToEndTests: XCTestCase {
 
         let state = NSTemporaryDirectory() + "vf-live-e2e-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let runtime = ProcessRuntime(
+        let runtime = try ProcessRuntime(
             configuration: ProcessRuntimeConfiguration(
                 workerBinary: worker, stateDirectory: state, redisURL: redis.url),
             log: { _ in })

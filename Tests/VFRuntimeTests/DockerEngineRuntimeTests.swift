@@ -25,7 +25,7 @@ final class DockerEngineRuntimeTests: XCTestCase {
             dockerHost = host
         } else {
             skipReason = "dockerd cannot start here: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))"
-            print(skipReason!)
+            print(skipReason ?? "")
         }
     }
 
@@ -39,7 +39,7 @@ final class DockerEngineRuntimeTests: XCTestCase {
 
     func host() throws -> String {
         if let reason = Self.skipReason { throw XCTSkip(reason) }
-        return Self.dockerHost!
+        return try XCTUnwrap(Self.dockerHost)
     }
 
     /// A build context: Dockerfile + rootfs holding `binary` and every library `ldd` lists.
@@ -98,20 +98,20 @@ final class DockerEngineRuntimeTests: XCTestCase {
         let info = try runtime.start(s)
         XCTAssertEqual(info.name, "vector-worker-\(IDs.a)")
         let inspect = try XCTUnwrap(engine(host, "/containers/vector-worker-\(IDs.a)/json"))
-        let state = inspect["State"] as! [String: Any]
+        let state = try XCTUnwrap(inspect["State"] as? [String: Any])
         XCTAssertEqual(state["Running"] as? Bool, true, "\(state)")
-        let configJSON = inspect["Config"] as! [String: Any]
-        let labels = configJSON["Labels"] as! [String: String]
+        let configJSON = try XCTUnwrap(inspect["Config"] as? [String: Any])
+        let labels = try XCTUnwrap(configJSON["Labels"] as? [String: String])
         XCTAssertEqual(labels["vectorflow.stream_id"], IDs.a)
         XCTAssertEqual(labels["vectorflow.stream_name"], "Lobby")
         XCTAssertEqual(labels["vectorflow.config_hash"], s.configHash)
         XCTAssertEqual(configJSON["User"] as? String, "10001:10001")
-        let env = configJSON["Env"] as! [String]
+        let env = try XCTUnwrap(configJSON["Env"] as? [String])
         XCTAssertTrue(env.contains("STREAM_ID=\(IDs.a)"))
         XCTAssertTrue(env.contains("THRESHOLD=2.0"))
         XCTAssertTrue(env.contains("REDIS_URL=redis://127.0.0.1:6390/0"))
         XCTAssertTrue(env.contains("METRICS_HOST=127.0.0.1"))
-        let hostConfig = inspect["HostConfig"] as! [String: Any]
+        let hostConfig = try XCTUnwrap(inspect["HostConfig"] as? [String: Any])
         XCTAssertEqual(hostConfig["NetworkMode"] as? String, "host")
         XCTAssertEqual(hostConfig["CapDrop"] as? [String], ["ALL"])
         XCTAssertEqual(hostConfig["SecurityOpt"] as? [String], ["no-new-privileges"])
@@ -131,12 +131,33 @@ final class DockerEngineRuntimeTests: XCTestCase {
         XCTAssertEqual(listed.first?.state, .running)
         XCTAssertEqual(listed.first?.configHash, s.configHash)
         XCTAssertEqual(listed.first?.metricsTarget, info.metricsTarget)
-        XCTAssertTrue(info.metricsTarget!.hasPrefix("127.0.0.1:"))
+        XCTAssertTrue(info.metricsTarget?.hasPrefix("127.0.0.1:") ?? false)
 
         // Starting again replaces the container (never two of one stream).
         let again = try runtime.start(s)
         XCTAssertNotEqual(again.identifier, info.identifier)
         XCTAssertEqual(try runtime.list().count, 1)
+
+        // What a crash can leave: a container created but never started (the API died between
+        // the two calls) is not taken for a running worker, and a second container labelled for
+        // the same stream under another name goes at the next start: exactly one remains.
+        let engineHTTP = CurlHTTP(dockerHost: host)
+        let stray: [String: Any] = [
+            "Image": image, "Cmd": ["/usr/bin/sleep", "300"],
+            "Labels": [
+                "vectorflow.managed": "true", "vectorflow.stream_id": IDs.a, "vectorflow.config_hash": s.configHash,
+            ],
+            "HostConfig": ["NetworkMode": "host"],
+        ]
+        let created = try engineHTTP.request(
+            "POST", "/containers/create?name=vf-stray-\(IDs.a.prefix(8))",
+            body: Array(try JSONSerialization.data(withJSONObject: stray)), timeout: 10)
+        XCTAssertEqual(created.status, 201, String(decoding: created.body, as: UTF8.self))
+        XCTAssertEqual(try runtime.list().filter { $0.streamID == IDs.a }.map(\.state).sorted { $0.rawValue < $1.rawValue },
+                       [.exited, .running], "the never-started container counts as exited")
+        let third = try runtime.start(s)
+        let left = try runtime.list()
+        XCTAssertEqual(left.map(\.identifier), [third.identifier], "one container for the stream, the new one")
 
         // sleep is PID 1 in the container and so ignores SIGTERM: the engine kills it after t=1.
         let t0 = monotonicNow()
@@ -154,7 +175,7 @@ final class DockerEngineRuntimeTests: XCTestCase {
             stopTimeout: 1, log: { _ in })
         XCTAssertEqual(reconciler.reconcileNow().started, [IDs.b])
         XCTAssertEqual(store.row(IDs.b)?.worker_container_name, "vector-worker-\(IDs.b)")
-        store.update { $0[0].is_active = false }
+        try store.update { $0[0].is_active = false }
         XCTAssertEqual(reconciler.reconcileNow().stopped, [IDs.b])
         XCTAssertEqual(try runtime.list().count, 0)
         XCTAssertNil(store.row(IDs.b)?.worker_container_name)
@@ -167,7 +188,7 @@ final class DockerEngineRuntimeTests: XCTestCase {
         var t0 = monotonicNow()
         XCTAssertThrowsError(try DockerEngineRuntime(configuration: config, log: { _ in }).start(spec(IDs.c))) {
             error in
-            let e = error as! RuntimeError
+            guard let e = error as? RuntimeError else { return XCTFail("\(error)") }
             XCTAssertEqual(e.kind, .engine)
             XCTAssertEqual(e.httpStatus, 502)
             XCTAssertTrue(e.message.contains("vf-no-such-image:nope"), e.message)
@@ -178,7 +199,7 @@ final class DockerEngineRuntimeTests: XCTestCase {
         config.image = "Bad Image Name!"
         t0 = monotonicNow()
         XCTAssertThrowsError(try DockerEngineRuntime(configuration: config, log: { _ in }).prepare()) { error in
-            let e = error as! RuntimeError
+            guard let e = error as? RuntimeError else { return XCTFail("\(error)") }
             XCTAssertEqual(e.kind, .engine)
             XCTAssertTrue(e.message.contains("HTTP 400") || e.message.contains("invalid"), e.message)
         }
@@ -188,7 +209,7 @@ final class DockerEngineRuntimeTests: XCTestCase {
         config.dockerHost = "unix:///tmp/vf-no-engine-\(getpid()).sock"
         t0 = monotonicNow()
         XCTAssertThrowsError(try DockerEngineRuntime(configuration: config, log: { _ in }).list()) { error in
-            let e = error as! RuntimeError
+            guard let e = error as? RuntimeError else { return XCTFail("\(error)") }
             XCTAssertEqual(e.kind, .unavailable)
             XCTAssertEqual(e.httpStatus, 503)
         }

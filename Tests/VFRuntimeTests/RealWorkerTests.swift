@@ -18,13 +18,14 @@ final class RealWorkerTests: XCTestCase {
             throw XCTSkip("VF_SAMPLES_DIR with vtest.avi is not set (scripts/fetch-samples.sh)")
         }
         let dir = makeTestFolder("real-worker")
-        let runtime = ProcessRuntime(
+        let runtime = try ProcessRuntime(
             configuration: ProcessRuntimeConfiguration(
                 workerBinary: worker, stateDirectory: dir, redisURL: "redis://127.0.0.1:1/0", stopGrace: 5,
                 restartBackoff: Backoff(initial: 0.2, maximum: 1), monitorInterval: 0.05), log: { _ in })
         defer { runtime.shutdown(stopWorkers: true) }
         let info = try runtime.start(spec(IDs.a, url: "file://\(samples)/vtest.avi"))
-        let http = CurlHTTP(dockerHost: "http://\(info.metricsTarget!)", service: "worker metrics")
+        let target = try XCTUnwrap(info.metricsTarget)
+        let http = CurlHTTP(dockerHost: "http://\(target)", service: "worker metrics")
         XCTAssertTrue(
             waitUntil(15) { (try? http.request("GET", "/health", timeout: 1))?.status == 200 },
             "worker log: \((try? String(contentsOfFile: runtime.logPath(streamID: IDs.a), encoding: .utf8)) ?? "")")
@@ -32,7 +33,7 @@ final class RealWorkerTests: XCTestCase {
         let text = String(decoding: metrics.body, as: UTF8.self)
         XCTAssertTrue(text.contains("stream_id=\"\(IDs.a)\""), text)
 
-        let pid = Int32(info.identifier)!
+        let pid = try XCTUnwrap(Int32(info.identifier))
         let t0 = monotonicNow()
         try runtime.stop(streamID: IDs.a, timeout: 5)
         XCTAssertLessThan(monotonicNow() - t0, 2.5, "the worker must exit on SIGTERM within 2 s")

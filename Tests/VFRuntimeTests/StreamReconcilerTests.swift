@@ -8,15 +8,16 @@ import XCTest
 
 /// The reconciler against a real desired-state file and real processes.
 final class StreamReconcilerTests: XCTestCase {
-    func makeRuntime(_ dir: String) -> ProcessRuntime {
-        ProcessRuntime(
+    func makeRuntime(_ dir: String) throws -> ProcessRuntime {
+        try ProcessRuntime(
             configuration: ProcessRuntimeConfiguration(
                 workerBinary: "/usr/bin/sleep", arguments: ["300"], stateDirectory: "\(dir)/state",
                 stopGrace: 2, restartBackoff: Backoff(initial: 0.2, maximum: 1), monitorInterval: 0.05), log: { _ in })
     }
 
     func targets(_ path: String) throws -> [[String: Any]] {
-        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [[String: Any]]
+        try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]])
     }
 
     func testFollowsTheDesiredState() throws {
@@ -26,7 +27,7 @@ final class StreamReconcilerTests: XCTestCase {
             rows: [
                 JSONFileStore.row(IDs.a), JSONFileStore.row(IDs.b), JSONFileStore.row(IDs.c, active: false),
             ])
-        let runtime = makeRuntime(dir)
+        let runtime = try makeRuntime(dir)
         defer { runtime.shutdown(stopWorkers: true) }
         let sdPath = "\(dir)/file_sd/workers.json"
         let reconciler = StreamReconciler(
@@ -42,30 +43,30 @@ final class StreamReconcilerTests: XCTestCase {
         XCTAssertNotNil(store.row(IDs.a)?.worker_started_at)
         XCTAssertNil(store.row(IDs.c)?.worker_container_name)
         let sd = try targets(sdPath)
-        XCTAssertEqual(sd.map { ($0["labels"] as! [String: String])["stream_id"] }, [IDs.a, IDs.b])
+        XCTAssertEqual(sd.map { ($0["labels"] as? [String: String])?["stream_id"] }, [IDs.a, IDs.b])
         let runningTargets = try runtime.list().compactMap(\.metricsTarget)
-        XCTAssertEqual(sd.map { ($0["targets"] as! [String])[0] }, runningTargets)
+        XCTAssertEqual(sd.map { ($0["targets"] as? [String])?.first ?? "" }, runningTargets)
 
         // Nothing changed: nothing is touched, the file is not rewritten.
-        let pidA = try runtime.list()[0].identifier
-        let mtime = try FileManager.default.attributesOfItem(atPath: sdPath)[.modificationDate] as! Date
+        let pidA = try pidOf(try runtime.list().first)
+        let mtime = try FileManager.default.attributesOfItem(atPath: sdPath)[.modificationDate] as? Date
         report = reconciler.reconcileNow()
         XCTAssertEqual(report.started, [])
         XCTAssertEqual(report.stopped, [])
         XCTAssertFalse(report.fileSDChanged)
-        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: sdPath)[.modificationDate] as! Date, mtime)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: sdPath)[.modificationDate] as? Date, mtime)
 
         // The threshold of a changes: its worker is replaced (new process, new hash).
-        store.update { $0[0].threshold = 3.0 }
+        try store.update { $0[0].threshold = 3.0 }
         report = reconciler.reconcileNow()
         XCTAssertEqual(report.started, [IDs.a])
-        let a2 = try runtime.list().first { $0.streamID == IDs.a }!
-        XCTAssertNotEqual(a2.identifier, pidA)
-        XCTAssertFalse(processExists(Int32(pidA)!))
-        XCTAssertEqual(environmentOf(Int32(a2.identifier)!)["THRESHOLD"], "3.0")
+        let a2 = try pidOf(try runtime.list().first { $0.streamID == IDs.a })
+        XCTAssertNotEqual(a2, pidA)
+        XCTAssertFalse(processExists(pidA))
+        XCTAssertEqual(environmentOf(a2)["THRESHOLD"], "3.0")
 
         // b is deactivated, c activated: b stops and its record is cleared; c starts.
-        store.update { rows in
+        try store.update { rows in
             rows[1].is_active = false
             rows[2].is_active = true
         }
@@ -75,10 +76,10 @@ final class StreamReconcilerTests: XCTestCase {
         XCTAssertNil(store.row(IDs.b)?.worker_container_name)
         XCTAssertNil(store.row(IDs.b)?.worker_started_at)
         XCTAssertEqual(try runtime.list().map(\.streamID), [IDs.a, IDs.c])
-        XCTAssertEqual(try targets(sdPath).map { ($0["labels"] as! [String: String])["stream_id"] }, [IDs.a, IDs.c])
+        XCTAssertEqual(try targets(sdPath).map { ($0["labels"] as? [String: String])?["stream_id"] }, [IDs.a, IDs.c])
 
         // c is deleted from the database: its worker is an orphan.
-        store.update { $0.remove(at: 2) }
+        try store.update { $0.remove(at: 2) }
         report = reconciler.reconcileNow()
         XCTAssertEqual(report.stopped, [IDs.c])
         XCTAssertEqual(try runtime.list().map(\.streamID), [IDs.a])
@@ -93,7 +94,7 @@ final class StreamReconcilerTests: XCTestCase {
     func testThreadReplacesKilledWorkerAndCoalescesKicks() throws {
         let dir = makeTestFolder("reconcile-thread")
         let store = JSONFileStore(path: "\(dir)/streams.json", rows: [JSONFileStore.row(IDs.a)])
-        let runtime = makeRuntime(dir)
+        let runtime = try makeRuntime(dir)
         defer { runtime.shutdown(stopWorkers: true) }
         let reconciler = StreamReconciler(
             store: store, runtime: runtime, fileSD: FileSDWriter(path: "\(dir)/sd.json"),
@@ -101,7 +102,7 @@ final class StreamReconcilerTests: XCTestCase {
         reconciler.start()
         defer { reconciler.stop() }
         XCTAssertTrue(waitUntil(5) { (try? runtime.list().first?.state) == .running })
-        let pid = Int32(try runtime.list()[0].identifier)!
+        let pid = try pidOf(try runtime.list().first)
 
         kill(pid, SIGKILL)
         XCTAssertTrue(
@@ -126,7 +127,7 @@ final class StreamReconcilerTests: XCTestCase {
         XCTAssertLessThan(store.reads - readsBefore, 10, "kicks must be coalesced")
 
         // A kick after a change is reflected in the report handed to the waiter.
-        store.update { $0[0].is_active = false }
+        try store.update { $0[0].is_active = false }
         let stopped = expectation(description: "report")
         reconciler.kick { report in
             XCTAssertEqual(report.stopped, [IDs.a])
@@ -141,7 +142,7 @@ final class StreamReconcilerTests: XCTestCase {
     func testFailedPrepareIsRetriedWithBackoffUnlessForced() throws {
         let dir = makeTestFolder("reconcile-prepare")
         let store = JSONFileStore(path: "\(dir)/streams.json", rows: [JSONFileStore.row(IDs.a)])
-        let real = ProcessRuntime(
+        let real = try ProcessRuntime(
             configuration: ProcessRuntimeConfiguration(
                 workerBinary: "\(dir)/not-built-yet/vectorflow-worker", stateDirectory: "\(dir)/state"), log: { _ in })
         defer { real.shutdown(stopWorkers: true) }

@@ -36,6 +36,12 @@ func isZombie(_ pid: Int32) -> Bool {
     return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
 }
 
+/// The pid of a process-runtime worker (its `identifier`), failing the test (not the run) when
+/// there is no worker or no number.
+func pidOf(_ info: WorkerInfo?, file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
+    try XCTUnwrap(info.flatMap { Int32($0.identifier) }, "no worker pid", file: file, line: line)
+}
+
 func environmentOf(_ pid: Int32) -> [String: String] {
     guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return [:] }
     var env: [String: String] = [:]
@@ -108,14 +114,15 @@ final class JSONFileStore: DesiredStateStore, @unchecked Sendable {
     }
 
     func save(_ rows: [Row]) {
-        let data = try! JSONEncoder().encode(rows)
-        try! data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        // A failed write shows up as the reconciler's unreadable desired state, and fails the test.
+        let data = (try? JSONEncoder().encode(rows)) ?? Data()
+        try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    func update(_ change: (inout [Row]) -> Void) {
+    func update(_ change: (inout [Row]) -> Void) throws {
         lock.lock()
         defer { lock.unlock() }
-        var rows = try! load()
+        var rows = try load()
         change(&rows)
         save(rows)
     }
