@@ -52,7 +52,7 @@ final class EventLoopTests: XCTestCase {
 
     /// An event already fetched by `epoll_wait` for a descriptor that is closed and reused within
     /// the same batch must not reach the new owner (the generation id in `epoll_data`).
-    func testStaleEventForReusedDescriptorIsDropped() {
+    func testStaleEventForReusedDescriptorIsDropped() throws {
         final class Recorder: Selectable, @unchecked Sendable {  // touched on the loop thread only
             let onRead: (Recorder) -> Void
             var reads = 0
@@ -101,7 +101,7 @@ final class EventLoopTests: XCTestCase {
             _ = write(p1[1], &one, 1)
         }
         XCTAssertTrue(waitFor { result.withLock { $0 } != nil })
-        let r = result.withLock { $0 }!
+        let r = try XCTUnwrap(result.withLock { $0 })
         XCTAssertTrue(r.closerRan)
         if r.reused {
             XCTAssertEqual(r.newOwnerReads, 0, "a stale event reached the descriptor's new owner")
@@ -196,7 +196,8 @@ enum DispatchLikeThreads {
             pthread_create(
                 &t, nil,
                 { arg in
-                    let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                    guard let arg else { return nil }
+                    let b = Unmanaged<Box>.fromOpaque(arg).takeRetainedValue()
                     b.body(b.index)
                     return nil
                 }, box)

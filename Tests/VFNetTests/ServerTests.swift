@@ -267,7 +267,7 @@ final class ServerTests: XCTestCase {
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         XCTAssertEqual(c.response()?.status, 101)
         XCTAssertTrue(waitFor { socket.withLock { $0 } != nil })
-        let ws = socket.withLock { $0 }!
+        let ws = try XCTUnwrap(socket.withLock { $0 })
         DispatchLikeThreads.run(4) { t in
             for i in 0..<100 { ws.send(text: "\(t):\(i)") }
         }

@@ -13,7 +13,7 @@ final class FileSDWriterTests: XCTestCase {
         let b = FileSDTarget(target: "vector-worker-\(IDs.a):9100", streamID: IDs.a, streamName: "Lobby")
         let bytes = FileSDWriter.render([a, b])
         XCTAssertEqual(bytes, FileSDWriter.render([b, a]), "order must not matter")
-        let parsed = try JSONSerialization.jsonObject(with: Data(bytes)) as! [[String: Any]]
+        let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes)) as? [[String: Any]])
         XCTAssertEqual(parsed.count, 2)
         XCTAssertEqual(parsed[0]["targets"] as? [String], ["vector-worker-\(IDs.a):9100"])
         XCTAssertEqual((parsed[1]["labels"] as? [String: String])?["stream_name"], "Gate \"B\"\n")
@@ -40,8 +40,8 @@ final class FileSDWriterTests: XCTestCase {
         let dir = makeTestFolder("filesd-prometheus")
         let sdPath = "\(dir)/file_sd/workers.json"
         let writer = FileSDWriter(path: sdPath)
-        let port = ProcessSupport.freeLoopbackPort(excluding: [])!
-        let unused = ProcessSupport.freeLoopbackPort(excluding: [port])!
+        let port = try XCTUnwrap(ProcessSupport.freeLoopbackPort(excluding: []))
+        let unused = try XCTUnwrap(ProcessSupport.freeLoopbackPort(excluding: [port]))
         try writer.write([
             FileSDTarget(target: "127.0.0.1:\(unused)", streamID: IDs.a, streamName: "Lobby"),
             FileSDTarget(target: "127.0.0.1:\(unused + 1)", streamID: IDs.b, streamName: "Gate"),
