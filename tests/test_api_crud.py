@@ -4,6 +4,7 @@ import json
 import re
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -46,9 +47,15 @@ def make_database(postgres) -> str:
     return f"postgresql://vectorflow:vectorflow@127.0.0.1:{postgres.port}/{name}", name
 
 
+def own_state_dir() -> str:
+    """A worker state folder of its own: a live API locks its folder, and these tests run several."""
+    return tempfile.mkdtemp(prefix="vf-api-state-")
+
+
 def start_api(request, bin_dir, name, env):
     """Starts vectorflow-api on a free port; returns (proc, base_url)."""
-    full = {"VF_HOST": "127.0.0.1", "VF_PORT": "0", "VF_STATIC_DIR": str(OUT / "no-static")}
+    full = {"VF_HOST": "127.0.0.1", "VF_PORT": "0", "VF_STATIC_DIR": str(OUT / "no-static"),
+            "VF_STATE_DIR": own_state_dir()}
     full.update(env)
     p = Proc(name, [str(bin_dir / "vectorflow-api")], env=full)
     request.addfinalizer(p.stop)
@@ -347,7 +354,7 @@ def test_auth_and_cors(static_api):
                                       ({"VF_ALLOW_FILE_SOURCES": "maybe"}, None), ({"DATABASE_URL": "mysql://x"}, None),
                                       ({"REDIS_URL": "http://x"}, None), ({}, ["--vf-port", "-5"])])
 def test_bad_configuration_exits_2(bin_dir, env, flag):
-    full = {"VF_HOST": "127.0.0.1", "VF_PORT": "0", **env}
+    full = {"VF_HOST": "127.0.0.1", "VF_PORT": "0", "VF_STATE_DIR": own_state_dir(), **env}
     import os
     r = subprocess.run([str(bin_dir / "vectorflow-api")] + (flag or []), env={**os.environ, **full},
                        capture_output=True, text=True, timeout=10)
@@ -382,6 +389,7 @@ def test_port_in_use_exits_2(bin_dir):
         s.listen(1)
         port = s.getsockname()[1]
         r = subprocess.run([str(bin_dir / "vectorflow-api")], capture_output=True, text=True, timeout=10,
-                           env={**os.environ, "VF_HOST": "127.0.0.1", "VF_PORT": str(port)})
+                           env={**os.environ, "VF_HOST": "127.0.0.1", "VF_PORT": str(port),
+                                "VF_STATE_DIR": own_state_dir()})
     assert r.returncode == 2, r
     assert len(r.stderr.strip().splitlines()) == 1 and "cannot listen" in r.stderr

@@ -23,9 +23,15 @@ public final class APIMetrics: Sendable {
                 helpText: "Streams whose desired state is active"))
     }
 
-    /// Records one answered request. `route` is the route pattern, or "unmatched".
+    /// The methods that get a label value of their own; any other token a client sends counts as
+    /// `OTHER`, so no request can add label values (and memory) to the exposition.
+    public static let labelledMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
+
+    /// Records one answered request. `route` is the route pattern, or "unmatched"; `status` is
+    /// one the server itself chose. Every label comes from a closed set.
     public func observe(method: String, route: String, status: Int, seconds: Double) {
-        let labels = [("method", method), ("route", route), ("status", String(status))]
+        let m = Self.labelledMethods.contains(method) ? method : "OTHER"
+        let labels = [("method", m), ("route", route), ("status", String(status))]
         registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: requestsName, unitName: "", helpText: "HTTP requests answered, by method, route and status"),

@@ -100,6 +100,9 @@ public struct JSONParser {
     private mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
         i += 1
         var members: [(String, JSONValue)] = []
+        // Key → position, built once an object is big enough for a scan to cost: a body of many
+        // distinct keys must stay linear to parse.
+        var index: [String: Int] = [:]
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "}") {
             i += 1
@@ -116,8 +119,24 @@ public struct JSONParser {
             i += 1
             skipSpace()
             let v = try value(depth: depth + 1)
-            if let k = members.firstIndex(where: { $0.0 == key }) { members.remove(at: k) }
-            members.append((key, v))
+            // A repeated key keeps its first place and takes the last value, as Python's json does.
+            if members.count < 16 {
+                if let k = members.firstIndex(where: { $0.0 == key }) {
+                    members[k].1 = v
+                } else {
+                    members.append((key, v))
+                }
+            } else {
+                if index.isEmpty {
+                    for (k, m) in members.enumerated() { index[m.0] = k }
+                }
+                if let k = index[key] {
+                    members[k].1 = v
+                } else {
+                    index[key] = members.count
+                    members.append((key, v))
+                }
+            }
             skipSpace()
             guard i < b.count else { throw fail("Expecting ',' delimiter") }
             if b[i] == UInt8(ascii: ",") {

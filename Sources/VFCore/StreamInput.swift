@@ -141,6 +141,10 @@ public struct StreamValidator: Sendable {
 
     public enum Mode: Sendable { case create, update }
 
+    /// A 422 answer lists at most this many problems: a body of a million unknown keys must not
+    /// turn into a ten-megabyte answer (pydantic lists them all; clients read the first ones).
+    public static let maxReportedIssues = 20
+
     /// Checks the media type and parses the body as a JSON object.
     /// A missing Content-Type is read as JSON (FastAPI does the same).
     public static func decodeObject(_ body: [UInt8], contentType: String?) -> Result<[(String, JSONValue)], APIError> {
@@ -306,9 +310,10 @@ public struct StreamValidator: Sendable {
         }
 
         for (k, _) in members where !known.contains(k) {
+            if issues.count >= Self.maxReportedIssues { break }
             issue(k, "extra_forbidden", "Extra inputs are not permitted")
         }
-        return issues.isEmpty ? .success(f) : .failure(APIError(issues: issues))
+        return issues.isEmpty ? .success(f) : .failure(APIError(issues: Array(issues.prefix(Self.maxReportedIssues))))
     }
 }
 

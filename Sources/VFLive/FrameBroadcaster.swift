@@ -38,6 +38,8 @@ public final class FrameBroadcaster: Sendable {
     public static let channelPrefix = "vectorflow:frames:"
     public static let viewersPrefix = "vectorflow:viewers:"
     public static let statusPrefix = "vectorflow:status:"
+    /// The largest message a viewer may send on `/ws/frames` (it needs none; pings are control frames).
+    public static let maxClientMessageBytes = 4096
 
     private struct Registry {
         var byStream: [String: [WebSocket]] = [:]
@@ -107,9 +109,12 @@ public final class FrameBroadcaster: Sendable {
             let raw = request.query["stream_id"] ?? ""
             if !raw.isEmpty && !Self.isUUID(raw) { return nil }
             let streamID: String? = raw.isEmpty ? nil : raw.lowercased()
-            return WebSocketHandlers(
+            var handlers = WebSocketHandlers(
                 onOpen: { [self] ws in add(ws, streamID: streamID) },
                 onClose: { [self] ws, _ in remove(ws, streamID: streamID) })
+            // Viewers only receive; whatever they send is read and dropped, a few KiB at most.
+            handlers.maxMessageBytes = Self.maxClientMessageBytes
+            return handlers
         }
     }
 

@@ -11,6 +11,10 @@ public struct WebSocketHandlers: Sendable {
     /// Sent back as `Sec-WebSocket-Protocol` (pick one the client offered; browsers fail the
     /// handshake when they offered protocols and none is chosen).
     public var subprotocol: String?
+    /// The largest message this endpoint takes from the client, below the server-wide
+    /// `HTTPLimits.maxWebSocketMessageBytes`: an endpoint that only needs small control messages
+    /// says so, and a client's unfinished fragmented message can pin no more than this (1009).
+    public var maxMessageBytes: Int?
 
     public init(
         onOpen: (@Sendable (WebSocket) -> Void)? = nil,
@@ -54,7 +58,8 @@ public final class WebSocket: @unchecked Sendable, Hashable {
         self.connection = connection
         self.loop = connection.loop
         self.handlers = handlers
-        assembler = WebSocketMessageAssembler(maxMessageBytes: connection.limits.maxWebSocketMessageBytes)
+        assembler = WebSocketMessageAssembler(
+            maxMessageBytes: min(handlers.maxMessageBytes ?? Int.max, connection.limits.maxWebSocketMessageBytes))
         lastPong = connection.loop.now
     }
 
@@ -225,8 +230,9 @@ extension HTTPConnection {
 
     /// Decodes and handles every complete frame in the input buffer.
     func webSocketInput() {
-        let maxPayload = limits.maxWebSocketMessageBytes
         while phase == .upgraded, inputStart < input.count, let ws = webSocket {
+            // The endpoint's own limit: a frame announcing more is refused before it is buffered.
+            let maxPayload = ws.assembler.maxMessageBytes
             let start = inputStart
             let result = input.withUnsafeBytes {
                 WebSocketFrameCodec.decode(UnsafeRawBufferPointer(rebasing: $0[start...]), maxPayload: maxPayload)

@@ -23,8 +23,10 @@ public struct DockerRuntimeConfiguration: Sendable {
     public var restartPolicy: String
     /// CPU limit in billionths of a CPU (0: none).
     public var nanoCPUs: Int
-    /// Memory limit in bytes (0: none).
+    /// Memory limit in bytes (0: none); swap is held to the same figure.
     public var memoryBytes: Int
+    /// Most processes and threads in one worker container (0: the engine's default, none).
+    public var pidsLimit: Int
     public var extraEnvironment: [String: String]
     /// Bound of every ordinary engine call; stops add their own grace period.
     public var requestTimeout: Double
@@ -36,7 +38,7 @@ public struct DockerRuntimeConfiguration: Sendable {
         buildContext: String? = nil, dockerfile: String = "Dockerfile", network: String = "host",
         redisURL: String = "redis://localhost:6379/0", metricsPort: Int = 9100, command: [String]? = nil,
         user: String = "10001:10001", restartPolicy: String = "unless-stopped",
-        nanoCPUs: Int = 1_000_000_000, memoryBytes: Int = 512 * 1024 * 1024,
+        nanoCPUs: Int = 1_000_000_000, memoryBytes: Int = 512 * 1024 * 1024, pidsLimit: Int = 128,
         extraEnvironment: [String: String] = [:], requestTimeout: Double = 30, buildTimeout: Double = 900
     ) {
         self.dockerHost = dockerHost
@@ -51,6 +53,7 @@ public struct DockerRuntimeConfiguration: Sendable {
         self.restartPolicy = restartPolicy
         self.nanoCPUs = nanoCPUs
         self.memoryBytes = memoryBytes
+        self.pidsLimit = pidsLimit
         self.extraEnvironment = extraEnvironment
         self.requestTimeout = requestTimeout
         self.buildTimeout = buildTimeout
@@ -224,7 +227,13 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
             "Init": true,
         ]
         if configuration.nanoCPUs > 0 { hostConfig["NanoCpus"] = configuration.nanoCPUs }
-        if configuration.memoryBytes > 0 { hostConfig["Memory"] = configuration.memoryBytes }
+        if configuration.memoryBytes > 0 {
+            hostConfig["Memory"] = configuration.memoryBytes
+            // Swap equal to the limit: no swap on top of it (the engine's default doubles it).
+            hostConfig["MemorySwap"] = configuration.memoryBytes
+        }
+        // A worker runs a handful of threads; a fork bomb in a decoder gets no further than this.
+        if configuration.pidsLimit > 0 { hostConfig["PidsLimit"] = configuration.pidsLimit }
         var body: [String: Any] = [
             "Image": configuration.image,
             "Env": env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },

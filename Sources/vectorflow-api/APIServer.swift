@@ -148,10 +148,9 @@ final class APIServer: Sendable {
     /// mutating handlers themselves (not before routing), so unknown paths and methods still get
     /// their 404/405 as in FastAPI, where auth is a dependency of the operation.
     private func authorized(_ handler: @escaping HTTPHandler) -> HTTPHandler {
-        guard let token = config.apiToken.map({ Array("Bearer \($0)".utf8) }) else { return handler }
+        guard let token = config.apiToken.map({ Array($0.utf8) }) else { return handler }
         return { req, res in
-            let sent = Array((req.headers["Authorization"] ?? "").utf8)
-            guard constantTimeEqual(sent, token) else {
+            guard let sent = bearerToken(req.headers["Authorization"]), constantTimeEqual(sent, token) else {
                 var r = HTTPResponse.json(raw: APIError.notAuthenticated.body, status: 401)
                 r.headers.add("WWW-Authenticate", "Bearer")
                 return res.respond(r)
@@ -219,6 +218,15 @@ final class APIServer: Sendable {
         }
         return HTTPServerHooks(before: before, after: after)
     }
+}
+
+/// The credentials of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235 §2.1).
+func bearerToken(_ header: String?) -> [UInt8]? {
+    guard let header else { return nil }
+    let bytes = Array(header.utf8)
+    guard bytes.count > 7, String(decoding: bytes[0..<6], as: UTF8.self).lowercased() == "bearer", bytes[6] == 0x20
+    else { return nil }
+    return Array(bytes[7...].drop { $0 == 0x20 })
 }
 
 /// Compares secrets without an early exit, so timing does not reveal how much of a guess matched.

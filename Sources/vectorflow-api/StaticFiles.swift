@@ -36,8 +36,12 @@ struct StaticFiles: Sendable {
         let resolved = String(cString: real)
         free(real)
         guard resolved.hasPrefix(root + "/") else { return nil }
-        guard let data = FileManager.default.contents(atPath: resolved) else { return nil }
+        // Only web assets: the folder may hold other files (an nginx.conf beside the pages) that
+        // are nobody's business.
         let ext = resolved.split(separator: ".").last.map { $0.lowercased() } ?? ""
-        return ([UInt8](data), Self.contentTypes[ext] ?? "application/octet-stream")
+        guard let type = Self.contentTypes[ext], let data = FileManager.default.contents(atPath: resolved) else {
+            return nil
+        }
+        return ([UInt8](data), type)
     }
 }

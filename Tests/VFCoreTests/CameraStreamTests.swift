@@ -32,5 +32,11 @@ final class CameraStreamTests: XCTestCase {
         XCTAssertTrue(
             text.contains(#"vector_flow_http_requests_total{method="GET",route="/streams",status="200"} 1"#), text)
         XCTAssertTrue(text.contains("vector_flow_http_request_duration_seconds_bucket"), text)
+        // Methods outside the standard ones share one label value: the exposition stays small.
+        let size = m.render().count
+        for k in 0..<500 { m.observe(method: "M\(k)", route: "unmatched", status: 405, seconds: 0.001) }
+        let after = String(decoding: m.render(), as: UTF8.self)
+        XCTAssertTrue(after.contains(#"vector_flow_http_requests_total{method="OTHER",route="unmatched",status="405"} 500"#))
+        XCTAssertLessThan(after.utf8.count - size, 4096)
     }
 }

@@ -25,6 +25,17 @@ final class JSONParserTests: XCTestCase {
 
     func testDuplicateKeysLastWins() throws {
         XCTAssertEqual(try parse("{\"a\":1,\"a\":2}"), .object([("a", .int(2))]))
+        // The first place, the last value (Python's dict), in small and in indexed objects.
+        XCTAssertEqual(try parse("{\"a\":1,\"b\":2,\"a\":3}"), .object([("a", .int(3)), ("b", .int(2))]))
+        let many = (0..<40).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        guard case .object(let members) = try parse("{\(many),\"k3\":-1,\"k39\":-2,\"new\":0}") else {
+            return XCTFail("not an object")
+        }
+        XCTAssertEqual(members.count, 41)
+        XCTAssertEqual(members[3].0, "k3")
+        XCTAssertEqual(members[3].1, .int(-1))
+        XCTAssertEqual(members[39].1, .int(-2))
+        XCTAssertEqual(members.last?.0, "new")
     }
 
     func testRejectsMalformed() {

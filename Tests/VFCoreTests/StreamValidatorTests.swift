@@ -38,6 +38,15 @@ final class StreamValidatorTests: XCTestCase {
         XCTAssertEqual(e.issues.last?.loc, [.key("body"), .key("extra")])
     }
 
+    func testReportedProblemsAreBounded() {
+        let unknown = (0..<5000).map { "\"x\($0)\":1" }.joined(separator: ",")
+        let r = check("{\"name\":\"\",\(unknown)}")
+        guard case .failure(let e) = r else { return XCTFail("accepted") }
+        XCTAssertEqual(e.issues.count, StreamValidator.maxReportedIssues)
+        XCTAssertEqual(e.issues.first?.type, "string_too_short", "the named fields' problems come first")
+        XCTAssertLessThan(e.body.count, 4096)
+    }
+
     func testTypesAndNulls() {
         XCTAssertEqual(types(check(#"{"name":null,"rtsp_url":5}"#)), ["string_type", "string_type"])
         XCTAssertEqual(types(check(#"{"name":"a","rtsp_url":"http://h","grid_size":16.5}"#)), ["int_from_float"])

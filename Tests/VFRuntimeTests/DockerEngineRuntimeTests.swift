@@ -118,6 +118,8 @@ final class DockerEngineRuntimeTests: XCTestCase {
         XCTAssertEqual(hostConfig["ReadonlyRootfs"] as? Bool, true)
         XCTAssertEqual((hostConfig["RestartPolicy"] as? [String: Any])?["Name"] as? String, "unless-stopped")
         XCTAssertEqual(hostConfig["Memory"] as? Int, 512 * 1024 * 1024)
+        XCTAssertEqual(hostConfig["MemorySwap"] as? Int, 512 * 1024 * 1024, "no swap beyond the memory limit")
+        XCTAssertEqual(hostConfig["PidsLimit"] as? Int, 128)
         XCTAssertEqual(hostConfig["NanoCpus"] as? Int, 1_000_000_000)
 
         let listed = try runtime.list()
