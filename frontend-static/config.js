@@ -4,9 +4,9 @@
 //                        (the API serves this page at /, and nginx proxies the API on :5173).
 //   grafanaDashboardUrl  the provisioned "Vector Flow Overview" dashboard; the page adds
 //                        var-stream_id=<selected stream>.
-//   apiToken             sent as "Authorization: Bearer <token>" when the API has VF_API_TOKEN set.
+// No token here: a file served to everyone is no place for it. When the API has VF_API_TOKEN set,
+// the dashboard asks for the token in a sign-in dialog and keeps it in the browser tab's session.
 window.VF_CONFIG = {
   apiUrl: "",
   grafanaDashboardUrl: "http://localhost:3000/d/vector-flow/vector-flow-overview",
-  apiToken: "",
 };

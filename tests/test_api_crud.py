@@ -332,14 +332,21 @@ def test_auth_and_cors(static_api):
     assert r.status_code == 201
     sid = r.json()["id"]
     assert requests.delete(f"{base}/streams/{sid}", timeout=5).status_code == 401
-    assert requests.get(f"{base}/streams/{sid}", timeout=5).status_code == 200  # reads stay open
+    # Reads are as private as changes: the camera list and the metrics need the token too.
+    assert requests.get(f"{base}/streams/{sid}", timeout=5).status_code == 401
+    assert requests.get(f"{base}/streams", timeout=5).status_code == 401
+    assert requests.get(f"{base}/metrics", timeout=5).status_code == 401
+    assert requests.get(f"{base}/streams/{sid}", headers={"Authorization": "Bearer s3cret"}, timeout=5).status_code == 200
+    assert requests.get(f"{base}/health", timeout=5).status_code == 200
     spec = requests.get(base + "/openapi.json", timeout=5).json()
     assert "401" in spec["paths"]["/streams"]["post"]["responses"]
-    assert "security" in spec["paths"]["/streams"]["post"] and "security" not in spec["paths"]["/streams"]["get"]
+    assert "security" in spec["paths"]["/streams"]["post"] and "security" in spec["paths"]["/streams"]["get"]
+    assert "security" not in spec["paths"]["/health"]["get"]
     # CORS: the configured origin only; preflight needs no token.
-    r = requests.get(base + "/streams", headers={"Origin": "http://dash.example"}, timeout=5)
+    auth = {"Authorization": "Bearer s3cret"}
+    r = requests.get(base + "/streams", headers={"Origin": "http://dash.example", **auth}, timeout=5)
     assert r.headers["Access-Control-Allow-Origin"] == "http://dash.example"
-    r = requests.get(base + "/streams", headers={"Origin": "http://evil.example"}, timeout=5)
+    r = requests.get(base + "/streams", headers={"Origin": "http://evil.example", **auth}, timeout=5)
     assert "Access-Control-Allow-Origin" not in r.headers
     r = requests.options(base + "/streams", headers={"Origin": "http://dash.example", "Access-Control-Request-Method": "POST",
                                                      "Access-Control-Request-Headers": "authorization, content-type"}, timeout=5)

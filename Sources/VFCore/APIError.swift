@@ -68,6 +68,8 @@ public struct APIError: Error, Sendable, Equatable {
     public static let unsupportedMediaType = APIError(
         status: 415, detail: "Unsupported Media Type: use application/json")
     public static let notAuthenticated = APIError(status: 401, detail: "Not authenticated")
+    public static let invalidHost = APIError(status: 400, detail: "Invalid host header")
+    public static let originNotAllowed = APIError(status: 403, detail: "Origin not allowed")
     public static let databaseUnavailable = APIError(status: 503, detail: "Database unavailable")
     public static let busy = APIError(status: 503, detail: "Server busy, retry later")
 }

@@ -43,7 +43,8 @@ public struct CameraStream: Sendable, Equatable {
         key(",\"name\":")
         JSONSerializer.appendString(name, to: &out)
         key(",\"rtsp_url\":")
-        JSONSerializer.appendString(rtspURL, to: &out)
+        // Never the camera's password: what the API shows, `PUT` accepts back unchanged.
+        JSONSerializer.appendString(Credentials.maskURL(rtspURL), to: &out)
         key(",\"grid_size\":")
         out.append(contentsOf: String(gridSize).utf8)
         key(",\"threshold\":")

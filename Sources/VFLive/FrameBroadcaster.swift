@@ -114,8 +114,18 @@ public final class FrameBroadcaster: Sendable {
                 onClose: { [self] ws, _ in remove(ws, streamID: streamID) })
             // Viewers only receive; whatever they send is read and dropped, a few KiB at most.
             handlers.maxMessageBytes = Self.maxClientMessageBytes
+            handlers.subprotocol = Self.chooseSubprotocol(request.headers["Sec-WebSocket-Protocol"])
             return handlers
         }
+    }
+
+    /// The subprotocol to answer with: `vectorflow.frames` when offered, else the first one offered
+    /// (a browser fails a handshake that offered protocols and got none back; a browser sends its
+    /// token as one, `bearer.<token>`, which the access check has read by then). nil: none offered.
+    static func chooseSubprotocol(_ offered: String?) -> String? {
+        let list = (offered ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        return list.contains("vectorflow.frames") ? "vectorflow.frames" : list.first
     }
 
     /// Number of connected viewers (per stream and "all streams" together).

@@ -86,13 +86,15 @@ public struct StreamService: Sendable {
     /// A partial update: only the fields present in the body change.
     public func update(id rawID: String, body: [UInt8], contentType: String?, _ db: Database) -> ServiceResponse {
         guard let id = UUIDText.canonical(rawID) else { return ServiceResponse(UUIDText.issue(rawID)) }
-        let fields: StreamFields
+        var fields: StreamFields
         switch validator.validate(body, contentType: contentType, mode: .update) {
         case .failure(let e): return ServiceResponse(e)
         case .success(let f): fields = f
         }
         return run {
             guard let before = try StreamRepository.get(db, id: id) else { return ServiceResponse(.streamNotFound) }
+            // The masked URL the client was shown, sent back as it was: keep the stored secret.
+            fields.rtspURL = fields.rtspURL.map { Credentials.unmask($0, stored: before.rtspURL) }
             if fields.isEmpty { return ServiceResponse(status: 200, body: before.json) }
             guard let after = try StreamRepository.update(db, id: id, fields) else {
                 return ServiceResponse(.streamNotFound)

@@ -10,8 +10,12 @@ struct APIConfiguration: Sendable {
     var apiToken: String?
     var allowFileSources: Bool
     var staticDir: String
-    /// `["*"]` for any origin, else the exact origins allowed.
+    /// `["*"]` for any origin, else the exact origins allowed besides the API's own (same origin:
+    /// the scheme and `Host` of the request itself), for CORS and for WebSocket upgrades.
     var corsOrigins: [String]
+    /// `VF_ALLOWED_HOSTS`: the `Host` values (with or without port) the API answers; empty: any.
+    /// Set it where a browser can reach the API, against DNS rebinding.
+    var allowedHosts: [String]
     var databasePoolSize: Int
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
@@ -31,13 +35,15 @@ struct APIConfiguration: Sendable {
         }
         allowFileSources = try c.bool("VF_ALLOW_FILE_SOURCES", default: false)
         staticDir = c.string("VF_STATIC_DIR", default: "frontend-static")
-        let origins = c.string("VF_CORS_ORIGINS", default: "*")
+        let origins = c.string("VF_CORS_ORIGINS", default: "")
             .split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for o in origins where o != "*" && !(o.hasPrefix("http://") || o.hasPrefix("https://")) {
             throw ConfigurationError(
                 "VF_CORS_ORIGINS must be * or a comma-separated list of http(s) origins, got \"\(o)\"")
         }
-        corsOrigins = origins.isEmpty ? ["*"] : origins
+        corsOrigins = origins
+        allowedHosts = c.string("VF_ALLOWED_HOSTS", default: "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
         databasePoolSize = try c.int("VF_DB_POOL_SIZE", default: 4, range: 1...64)
     }
 }

@@ -55,7 +55,7 @@ final class APIServer: Sendable {
         var r = Router()
         let service = self.service
         r.get("/health") { [self] _, res in database(res) { db in self.health(db) } }
-        r.get("/streams") { [self] _, res in database(res) { db in service.list(db).http } }
+        r.get("/streams", authorized { [self] _, res in database(res) { db in service.list(db).http } })
         r.post(
             "/streams",
             authorized { [self] req, res in
@@ -63,10 +63,12 @@ final class APIServer: Sendable {
                 let ct = req.headers["Content-Type"]
                 database(res) { db in service.create(body: body, contentType: ct, db).http }
             })
-        r.get("/streams/{id}") { [self] req, res in
-            let id = req.pathParameters["id"] ?? ""
-            database(res) { db in service.get(id: id, db).http }
-        }
+        r.get(
+            "/streams/{id}",
+            authorized { [self] req, res in
+                let id = req.pathParameters["id"] ?? ""
+                database(res) { db in service.get(id: id, db).http }
+            })
         r.put(
             "/streams/{id}",
             authorized { [self] req, res in
@@ -97,7 +99,7 @@ final class APIServer: Sendable {
                     waitForWorker(id.lowercased()) { failure in
                         loop.cancel(fallback)
                         if let failure {
-                            res.respond(.json(raw: APIError(status: failure.status, detail: failure.message).body,
+                            res.respond(.json(raw: APIError(status: failure.status, detail: Credentials.maskText(failure.message)).body,
                                               status: failure.status))
                         } else {
                             res.respond(answer.http)
@@ -112,7 +114,9 @@ final class APIServer: Sendable {
                 let id = req.pathParameters["id"] ?? ""
                 database(res) { db in service.setActive(id: id, false, db).http }
             })
-        r.get("/metrics") { [self] _, res in
+        r.get(
+            "/metrics",
+            authorized { [self] _, res in
             database(res) { db in
                 if let c = try? StreamRepository.counts(db) {
                     self.metrics.managedStreams.set(to: Double(c.managed))
@@ -122,7 +126,7 @@ final class APIServer: Sendable {
                     status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
                     body: self.metrics.render())
             }
-        }
+            })
         let spec = openAPI
         r.get("/openapi.json") { _, res in res.respond(.json(raw: spec)) }
         r.get("/docs") { _, res in res.respond(.text(DocsPage.html, contentType: "text/html; charset=utf-8")) }
@@ -144,9 +148,10 @@ final class APIServer: Sendable {
         return r
     }
 
-    /// Requires `Authorization: Bearer <VF_API_TOKEN>` when a token is configured. Checked in the
-    /// mutating handlers themselves (not before routing), so unknown paths and methods still get
-    /// their 404/405 as in FastAPI, where auth is a dependency of the operation.
+    /// Requires `Authorization: Bearer <VF_API_TOKEN>` when a token is configured: every stream
+    /// read and change, and the metrics (the live frames check it in the upgrade hook). Checked in
+    /// the handlers themselves (not before routing), so unknown paths and methods still get their
+    /// 404/405 as in FastAPI, where auth is a dependency of the operation.
     private func authorized(_ handler: @escaping HTTPHandler) -> HTTPHandler {
         guard let token = config.apiToken.map({ Array($0.utf8) }) else { return handler }
         return { req, res in
@@ -182,15 +187,60 @@ final class APIServer: Sendable {
     func makeHooks() -> HTTPServerHooks {
         let origins = config.corsOrigins
         let anyOrigin = origins.contains("*")
+        let hosts = config.allowedHosts
+        let token = config.apiToken.map { Array($0.utf8) }
         let metrics = self.metrics
+
+        /// The request's own origin, as a browser on a page the API served would send it.
+        @Sendable func isSameOrigin(_ origin: String, _ req: HTTPRequest) -> Bool {
+            guard let host = req.headers["Host"] else { return false }
+            return origin == "http://\(host)" || origin == "https://\(host)"
+        }
 
         @Sendable func allowedOrigin(_ req: HTTPRequest) -> String? {
             guard let origin = req.headers["Origin"] else { return nil }
             if anyOrigin { return "*" }
-            return origins.contains(origin) ? origin : nil
+            return origins.contains(origin) || isSameOrigin(origin, req) ? origin : nil
+        }
+
+        @Sendable func hostAllowed(_ req: HTTPRequest) -> Bool {
+            guard !hosts.isEmpty else { return true }
+            guard let host = req.headers["Host"]?.lowercased() else { return false }
+            if hosts.contains(host) { return true }
+            // Without its port (a bracketed IPv6 literal keeps its brackets).
+            if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]") {
+                return hosts.contains(String(host[..<colon]))
+            }
+            return false
+        }
+
+        /// The live frames are as private as the streams: a configured token is needed, sent as a
+        /// bearer header, a `bearer.<token>` WebSocket subprotocol (what a browser can send), or
+        /// an `access_token` query parameter.
+        @Sendable func upgradeAuthorized(_ req: HTTPRequest) -> Bool {
+            guard let token else { return true }
+            if let sent = bearerToken(req.headers["Authorization"]), constantTimeEqual(sent, token) { return true }
+            for offered in (req.headers["Sec-WebSocket-Protocol"] ?? "").split(separator: ",") {
+                let p = offered.trimmingCharacters(in: .whitespaces)
+                if p.hasPrefix("bearer."), constantTimeEqual(Array(p.utf8.dropFirst(7)), token) { return true }
+            }
+            if let q = req.query["access_token"], constantTimeEqual(Array(q.utf8), token) { return true }
+            return false
         }
 
         let before: @Sendable (HTTPRequest) -> HTTPResponse? = { req in
+            guard hostAllowed(req) else { return .json(raw: APIError.invalidHost.body, status: 400) }
+            if req.headers["Upgrade"]?.lowercased() == "websocket" {
+                // Any page a user visits could open a socket to the API: only allowed origins may.
+                if req.headers["Origin"] != nil, allowedOrigin(req) == nil {
+                    return .json(raw: APIError.originNotAllowed.body, status: 403)
+                }
+                if !upgradeAuthorized(req) {
+                    var r = HTTPResponse.json(raw: APIError.notAuthenticated.body, status: 401)
+                    r.headers.add("WWW-Authenticate", "Bearer")
+                    return r
+                }
+            }
             if req.method == "OPTIONS", req.headers["Access-Control-Request-Method"] != nil,
                 req.headers["Origin"] != nil
             {

@@ -36,18 +36,18 @@ enum OpenAPIDocument {
             ("schema", o(("type", s("string")), ("format", s("uuid")))))
 
         func op(
-            _ id: String, _ summary: String, mutating: Bool = false, params: [J] = [], body: J? = nil,
+            _ id: String, _ summary: String, authenticated: Bool = false, params: [J] = [], body: J? = nil,
             _ responses: [(String, J)]
         ) -> J {
             var all = responses
-            if mutating && authRequired { all.append(("401", unauthorized)) }
+            if authenticated && authRequired { all.append(("401", unauthorized)) }
             for t in transport where !all.contains(where: { $0.0 == t.0 }) { all.append(t) }
             all.sort { $0.0 < $1.0 }
             var m: [(String, J)] = [("operationId", s(id)), ("summary", s(summary))]
             if !params.isEmpty { m.append(("parameters", .array(params))) }
             if let body { m.append(("requestBody", o(("required", .bool(true)), ("content", jsonContent(body))))) }
             m.append(("responses", .object(all)))
-            if mutating && authRequired { m.append(("security", .array([o(("bearer", .array([])))]))) }
+            if authenticated && authRequired { m.append(("security", .array([o(("bearer", .array([])))]))) }
             return .object(m)
         }
 
@@ -78,7 +78,7 @@ enum OpenAPIDocument {
                     (
                         "get",
                         op(
-                            "list_streams", "List streams (oldest first)",
+                            "list_streams", "List streams (oldest first)", authenticated: true,
                             [
                                 ("200", response("All streams", o(("type", s("array")), ("items", ref("Stream"))))),
                                 ("500", serverError), ("503", unavailable),
@@ -87,7 +87,7 @@ enum OpenAPIDocument {
                     (
                         "post",
                         op(
-                            "create_stream", "Create a stream", mutating: true, body: ref("StreamCreate"),
+                            "create_stream", "Create a stream", authenticated: true, body: ref("StreamCreate"),
                             [
                                 ("201", response("Created", ref("Stream"))),
                                 ("415", unsupported), ("422", validation), ("500", serverError), ("503", unavailable),
@@ -100,7 +100,7 @@ enum OpenAPIDocument {
                     (
                         "get",
                         op(
-                            "get_stream", "Fetch a stream", params: [idParam],
+                            "get_stream", "Fetch a stream", authenticated: true, params: [idParam],
                             [
                                 ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
                                 ("503", unavailable),
@@ -109,7 +109,7 @@ enum OpenAPIDocument {
                     (
                         "put",
                         op(
-                            "update_stream", "Update a stream (partial: only the fields sent change)", mutating: true,
+                            "update_stream", "Update a stream (partial: only the fields sent change)", authenticated: true,
                             params: [idParam], body: ref("StreamUpdate"),
                             [
                                 ("200", stream), ("404", notFound), ("415", unsupported), ("422", validation),
@@ -119,7 +119,7 @@ enum OpenAPIDocument {
                     (
                         "delete",
                         op(
-                            "delete_stream", "Delete a stream", mutating: true, params: [idParam],
+                            "delete_stream", "Delete a stream", authenticated: true, params: [idParam],
                             [
                                 ("204", response("Deleted")), ("404", notFound), ("422", validation),
                                 ("500", serverError), ("503", unavailable),
@@ -133,7 +133,7 @@ enum OpenAPIDocument {
                         "post",
                         op(
                             "activate_stream", "Mark a stream active (starts its worker)",
-                            mutating: true, params: [idParam],
+                            authenticated: true, params: [idParam],
                             [
                                 ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
                                 ("502", response("The container engine refused to start the worker", error)),
@@ -148,7 +148,7 @@ enum OpenAPIDocument {
                         "post",
                         op(
                             "deactivate_stream", "Mark a stream inactive (stops its worker)",
-                            mutating: true, params: [idParam],
+                            authenticated: true, params: [idParam],
                             [
                                 ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
                                 ("503", unavailable),
@@ -161,7 +161,7 @@ enum OpenAPIDocument {
                     (
                         "get",
                         op(
-                            "metrics", "Prometheus metrics of the API",
+                            "metrics", "Prometheus metrics of the API", authenticated: true,
                             [
                                 (
                                     "200",

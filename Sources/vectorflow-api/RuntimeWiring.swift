@@ -110,7 +110,10 @@ extension FrameBroadcaster {
                 .object([
                     ("state", .string(s.state)),
                     ("fps", s.fps.flatMap { $0.isFinite ? JSONValue.double($0) : nil } ?? .null),
-                    ("last_error", s.lastError.flatMap { $0.isEmpty ? nil : JSONValue.string($0) } ?? .null),
+                    (
+                        "last_error",
+                        s.lastError.flatMap { $0.isEmpty ? nil : JSONValue.string(Credentials.maskText($0)) } ?? .null
+                    ),
                     ("updated_at", s.updatedAt.map { .string(Self.isoTime($0)) } ?? .null),
                 ])
             }

@@ -1,6 +1,8 @@
 // REST client of the Vector Flow API. Errors keep the API's FastAPI-style body so that the form can
 // put each 422 message next to its field.
 
+import { askForToken, currentToken } from "./auth.js";
+
 const config = window.VF_CONFIG || {};
 
 /** Base URL of the API without a trailing slash; "" is the page's own origin. */
@@ -27,10 +29,11 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, body) {
+async function request(method, path, body, retried = false) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (config.apiToken) headers.Authorization = `Bearer ${config.apiToken}`;
+  const sent = currentToken();
+  if (sent) headers.Authorization = `Bearer ${sent}`;
   let response;
   try {
     response = await fetch(apiBase + path, {
@@ -40,6 +43,11 @@ async function request(method, path, body) {
     });
   } catch (e) {
     throw new ApiError(0, `The API at ${apiBase || window.location.origin} cannot be reached (${e.message}).`);
+  }
+  // The API wants a token (VF_API_TOKEN): ask for it once, then send the request again.
+  if (response.status === 401 && !retried) {
+    await askForToken(Boolean(sent));
+    return request(method, path, body, true);
   }
   if (response.status === 204) return null;
   const text = await response.text();

@@ -5,6 +5,7 @@
 // decoded replace each other: the canvas always shows the newest frame and never falls behind.
 
 import { framesSocketUrl } from "./api.js";
+import { socketProtocols } from "./auth.js";
 
 const utf8 = new TextDecoder("utf-8");
 
@@ -72,7 +73,7 @@ export class LivePreview {
     const streamId = this.streamId;
     let socket;
     try {
-      socket = new WebSocket(framesSocketUrl(streamId));
+      socket = new WebSocket(framesSocketUrl(streamId), socketProtocols());
     } catch (e) {
       this.state("error", `Cannot open the live feed: ${e.message}`);
       return;
