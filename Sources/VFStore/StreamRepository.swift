@@ -9,8 +9,9 @@ public enum StreamRepository {
         """
 
     static let list = Statement(
-        name: "streams_list", sql: "SELECT \(columns) FROM camera_streams ORDER BY created_at, id")
-    static let get = Statement(name: "streams_get", sql: "SELECT \(columns) FROM camera_streams WHERE id = $1::uuid")
+        name: "streams_list", sql: "SELECT \(columns) FROM camera_streams ORDER BY created_at, id", idempotent: true)
+    static let get = Statement(
+        name: "streams_get", sql: "SELECT \(columns) FROM camera_streams WHERE id = $1::uuid", idempotent: true)
     static let insert = Statement(
         name: "streams_insert",
         sql: """
@@ -24,25 +25,28 @@ public enum StreamRepository {
             UPDATE camera_streams SET name = COALESCE($2, name), rtsp_url = COALESCE($3, rtsp_url), \
             grid_size = COALESCE($4::integer, grid_size), threshold = COALESCE($5::double precision, threshold), \
             is_active = COALESCE($6::boolean, is_active) WHERE id = $1::uuid RETURNING \(columns)
-            """)
+            """, idempotent: true)
+    /// Not idempotent in its answer: a retry after a lost reply would find nothing and say 404
+    /// for a stream the first attempt deleted. So it is not retried: the client gets 503 and its
+    /// own retry gets 204 or 404, as any repeated DELETE may.
     static let delete = Statement(
         name: "streams_delete", sql: "DELETE FROM camera_streams WHERE id = $1::uuid RETURNING \(columns)")
     static let setActive = Statement(
         name: "streams_set_active",
         sql: """
             UPDATE camera_streams SET is_active = $2::boolean WHERE id = $1::uuid RETURNING \(columns)
-            """)
+            """, idempotent: true)
     static let recordWorker = Statement(
         name: "streams_record_worker",
         sql: """
             UPDATE camera_streams SET worker_container_name = $2::text, \
             worker_started_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END WHERE id = $1::uuid RETURNING \(columns)
-            """)
+            """, idempotent: true)  // a retry moves the start time by the retry's delay, no more
     static let counts = Statement(
         name: "streams_counts",
         sql: """
             SELECT count(*), count(*) FILTER (WHERE is_active) FROM camera_streams
-            """)
+            """, idempotent: true)
 
     public static func list(_ db: Database) throws(DatabaseError) -> [CameraStream] {
         try db.execute(list, []).rows.map(stream)
