@@ -12,12 +12,15 @@ public enum StreamRepository {
         name: "streams_list", sql: "SELECT \(columns) FROM camera_streams ORDER BY created_at, id", idempotent: true)
     static let get = Statement(
         name: "streams_get", sql: "SELECT \(columns) FROM camera_streams WHERE id = $1::uuid", idempotent: true)
+    /// The id comes from the API, not from the column's default: a retry after a lost reply
+    /// (committed, then the connection died) inserts nothing and finds the row by that id.
     static let insert = Statement(
-        name: "streams_insert",
+        name: "streams_insert_with_id",
         sql: """
-            INSERT INTO camera_streams (name, rtsp_url, grid_size, threshold, is_active) \
-            VALUES ($1, $2, $3::integer, $4::double precision, $5::boolean) RETURNING \(columns)
-            """)
+            INSERT INTO camera_streams (id, name, rtsp_url, grid_size, threshold, is_active) \
+            VALUES ($1::uuid, $2, $3, $4::integer, $5::double precision, $6::boolean) \
+            ON CONFLICT (id) DO NOTHING RETURNING \(columns)
+            """, idempotent: true)
     /// A partial update in one statement: a NULL parameter keeps the stored value.
     static let update = Statement(
         name: "streams_update",
@@ -56,17 +59,28 @@ public enum StreamRepository {
         try db.execute(get, [id]).rows.first.map(stream)
     }
 
-    /// `fields` must be complete (a validated create body).
-    public static func insert(_ db: Database, _ f: StreamFields) throws(DatabaseError) -> CameraStream {
+    /// Stores a new stream under `id` (a fresh lowercase UUID the caller made for this request).
+    /// `fields` must be complete (a validated create body). Idempotent: called again with the
+    /// same id and fields, it returns the stored row and adds none.
+    public static func insert(_ db: Database, id: String, _ f: StreamFields) throws(DatabaseError) -> CameraStream {
         let rows = try db.execute(
             insert,
             [
-                f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
+                id, f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
                 f.isActive.map { $0 ? "true" : "false" },
             ]
         ).rows
-        guard let row = rows.first else { throw .query(sqlState: "XX000", message: "INSERT returned no row") }
-        return stream(row)
+        if let row = rows.first { return stream(row) }
+        // Nothing inserted: the row is there already, from an attempt whose reply was lost.
+        guard let existing = try get(db, id: id) else {
+            throw .query(sqlState: "XX000", message: "INSERT of \(id) returned no row and none is stored")
+        }
+        // A random v4 UUID colliding with another stream's is next to impossible; if it ever
+        // happened, answering with someone else's stream would be wrong, so refuse instead.
+        guard existing.name == f.name, existing.rtspURL == f.rtspURL else {
+            throw .query(sqlState: "23505", message: "stream id \(id) is already used by another stream")
+        }
+        return existing
     }
 
     public static func update(_ db: Database, id: String, _ f: StreamFields) throws(DatabaseError) -> CameraStream? {

@@ -75,8 +75,11 @@ public struct StreamService: Sendable {
         case .failure(let e): return ServiceResponse(e)
         case .success(let f): fields = f
         }
+        // The id is chosen here, once per request, before the INSERT: the store's retry after a
+        // lost reply then finds this same row instead of adding a second one.
+        let id = UUID().uuidString.lowercased()
         return run {
-            let s = try StreamRepository.insert(db, fields)
+            let s = try StreamRepository.insert(db, id: id, fields)
             lifecycle.streamCreated(s)
             if s.isActive { lifecycle.streamActivated(s) }
             return ServiceResponse(status: 201, body: s.json)
