@@ -206,7 +206,9 @@ private final class SchemaState: @unchecked Sendable {
         if done { return }
         // The advisory lock makes concurrent appliers (other API processes) take turns, since
         // CREATE TABLE IF NOT EXISTS alone can still race on the catalog.
-        try c.script("BEGIN; SELECT pg_advisory_xact_lock(\(Schema.advisoryLockKey)); \(Schema.sql); COMMIT;", deadline: deadline)
+        try c.script(
+            "BEGIN; SELECT pg_advisory_xact_lock(\(Schema.advisoryLockKey)); \(Schema.sql); COMMIT;", deadline: deadline
+        )
         lock.lock()
         applied = true
         lock.unlock()

@@ -53,7 +53,9 @@ final class DatabaseTimeoutTests: XCTestCase {
             group.enter()
             let queued = pool.submit { db in
                 let r = job(db)
-                out.add(Timed(status: r.status, body: String(decoding: r.body, as: UTF8.self), seconds: monotonicNow() - t0))
+                out.add(
+                    Timed(status: r.status, body: String(decoding: r.body, as: UTF8.self), seconds: monotonicNow() - t0)
+                )
                 group.leave()
             }
             XCTAssertTrue(queued)
@@ -102,7 +104,10 @@ final class DatabaseTimeoutTests: XCTestCase {
         let first = concurrently(pool, jobs)
         XCTAssertEqual(first.count, 12)
         let times = first.map(\.seconds).sorted()
-        print(String(format: "frozen server, 12 calls on 3 threads: median %.3f s, max %.3f s", times[times.count / 2], times.last ?? 0))
+        print(
+            String(
+                format: "frozen server, 12 calls on 3 threads: median %.3f s, max %.3f s", times[times.count / 2],
+                times.last ?? 0))
         for t in first {
             XCTAssertEqual(t.status, 503, t.body)
             XCTAssertLessThan(t.seconds, 3, "answered within the bound, queueing included")
@@ -183,7 +188,11 @@ final class DatabaseTimeoutTests: XCTestCase {
                     do {
                         outcome.value = "ok \(try db.execute(statement, []).affected)"
                     } catch {
-                        if case .unavailable? = error as? DatabaseError { outcome.value = "unavailable" } else { outcome.value = "\(error)" }
+                        if case .unavailable? = error as? DatabaseError {
+                            outcome.value = "unavailable"
+                        } else {
+                            outcome.value = "\(error)"
+                        }
                     }
                     done.signal()
                 })
