@@ -173,6 +173,7 @@ def test_frozen_database(request, bin_dir, own_postgres, redis_server):
 
     # Recovery, bounded: the pool's next probe finds the server, and every thread works again.
     wait_until(lambda: requests.get(base + "/health", timeout=5).status_code == 200, 20, what="health to recover")
+    print(f"health ok {time.monotonic() - thawed_at:.3f} s after SIGCONT")
     h = requests.get(base + "/health", timeout=5).json()
     assert h == {"status": "ok", "database": "ok", "redis": "ok"}
     statuses = [requests.get(base + "/streams", timeout=5).status_code for _ in range(20)]
