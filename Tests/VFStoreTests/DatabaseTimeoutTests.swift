@@ -252,4 +252,53 @@ final class DatabaseTimeoutTests: XCTestCase {
         try pg.psql("INSERT INTO camera_streams (name, rtsp_url) VALUES ('by hand', 'rtsp://h')", db: "vectorflow")
         XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams"), 2)
     }
+
+    /// The connection dies after the server committed but before its reply arrived (a proxy drops
+    /// the reply): the create's retry finds its row by id and answers 201 with one row stored; a
+    /// statement that is not idempotent is not retried, so its committed row is there once; a
+    /// DELETE whose reply is lost answers 503, and asking again says 404.
+    func testAReplyLostAfterCommitNeverDoublesARow() throws {
+        let pg = try TestPostgres()
+        defer { pg.close() }
+        let proxy = try TestProxy(upstreamPort: pg.port)
+        defer { proxy.stop() }
+        let pool = DatabasePool(url: "postgresql://vectorflow:vectorflow@127.0.0.1:\(proxy.port)/vectorflow", size: 1)
+        defer { pool.shutdown() }  // first: no connection is left when the proxy stops
+        let service = StreamService(validator: StreamValidator(allowFileSources: false))
+        XCTAssertEqual(onPool(pool) { $0.state() }, .ok)
+
+        proxy.dropReply(containing: "INSERT 0 1")
+        let created = onPool(pool) {
+            service.create(body: Array(#"{"name":"Gate","rtsp_url":"rtsp://gate/live"}"#.utf8), contentType: nil, $0)
+        }
+        XCTAssertEqual(proxy.dropped, 1, "the reply was lost")
+        XCTAssertEqual(created?.status, 201)
+        XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE name = 'Gate'"), 1)
+        let body = try JSONParser.parse(created?.body ?? [])
+        guard case .string(let id)? = body["id"] else { return XCTFail("no id in \(body)") }
+        XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE id = '\(id)'"), 1)
+
+        let plain = Statement(
+            name: "t_plain_insert", sql: "INSERT INTO camera_streams (name, rtsp_url) VALUES ('plain', 'rtsp://p')")
+        proxy.dropReply(containing: "INSERT 0 1")
+        let outcome = onPool(pool) { db -> String in
+            do {
+                return "ok \(try db.execute(plain, []).affected)"
+            } catch {
+                if case .unavailable? = error as? DatabaseError { return "unavailable" }
+                return "\(error)"
+            }
+        }
+        XCTAssertEqual(proxy.dropped, 2)
+        XCTAssertEqual(outcome, "unavailable")
+        XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE name = 'plain'"), 1, "committed once")
+
+        proxy.dropReply(containing: "DELETE 1")
+        let deleted = onPool(pool) { service.delete(id: id, $0) }
+        XCTAssertEqual(proxy.dropped, 3)
+        XCTAssertEqual(deleted?.status, 503)
+        XCTAssertEqual(deleted.map { String(decoding: $0.body, as: UTF8.self) }, #"{"detail":"Database unavailable"}"#)
+        XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE id = '\(id)'"), 0)
+        XCTAssertEqual(onPool(pool) { service.delete(id: id, $0) }?.status, 404)
+    }
 }
