@@ -137,6 +137,35 @@ final class DatabaseTimeoutTests: XCTestCase {
             0)
     }
 
+    /// Connecting is bounded too: a frozen postmaster accepts the TCP connection (the kernel does)
+    /// but never answers the startup message.
+    func testConnectingToAFrozenServerIsBounded() throws {
+        let pg = try TestPostgres()
+        defer { pg.close() }
+        let frozen = pg.freeze()
+        defer { pg.thaw(frozen) }
+        XCTAssertFalse(frozen.isEmpty)
+        let pool = DatabasePool(url: pg.url, size: 2)
+        defer { pool.shutdown() }
+        let t0 = monotonicNow()
+        XCTAssertEqual(onPool(pool) { $0.state() }, .timeout)
+        let took = monotonicNow() - t0
+        XCTAssertGreaterThan(took, 1.5)
+        XCTAssertLessThan(took, 3)
+        // The next calls fail fast but for one probe at a time (which may start once the backoff
+        // has passed, on a slow machine).
+        let next = concurrently(
+            pool,
+            (0..<4).map { _ in
+                { db in ServiceResponse(status: 503, body: Array(db.state().rawValue.utf8)) }
+            })
+        XCTAssertEqual(next.map(\.body).sorted(), Array(repeating: "timeout", count: 4))
+        XCTAssertLessThanOrEqual(next.filter { $0.seconds > 0.5 }.count, 1, "\(next.map(\.seconds))")
+        XCTAssertTrue(next.allSatisfy { $0.seconds < 3 })
+        pg.thaw(frozen)
+        XCTAssertTrue(waitUntil(20) { self.onPool(pool) { $0.state() } == .ok })
+    }
+
     func testSlowStatementIsCancelledByTheServerAndTheConnectionKept() throws {
         let pg = try TestPostgres()
         defer { pg.close() }
