@@ -56,7 +56,10 @@ def freeze(pg):
     os.kill(pm, signal.SIGSTOP)
     _, kids = server_pids(pg)
     for k in kids:
-        os.kill(k, signal.SIGSTOP)
+        try:
+            os.kill(k, signal.SIGSTOP)
+        except ProcessLookupError:  # a child that just exited
+            pass
     return [pm] + kids
 
 
@@ -115,9 +118,10 @@ def test_frozen_database(request, bin_dir, own_postgres, redis_server):
     kinds = ["health", "list", "create", "update", "get", "openapi", "metrics"]
     records, lock = [], threading.Lock()
 
-    pids = freeze(pg)
-    frozen_at = time.monotonic()
+    pids = []
     try:
+        pids = freeze(pg)
+        frozen_at = time.monotonic()
         assert len(pids) > 1, "the postmaster and its children"
         stop_at = frozen_at + FREEZE_SECONDS
 
@@ -137,14 +141,14 @@ def test_frozen_database(request, bin_dir, own_postgres, redis_server):
             t.join(FREEZE_SECONDS + 20)
         assert not any(t.is_alive() for t in threads), "a client is still waiting for an answer"
     finally:
-        # Still frozen until here, whatever failed above.
+        # Still frozen until here, whatever failed above (thaw also finds the postmaster itself).
         thawed_at = time.monotonic()
         thaw(pg, pids)
 
     assert p.alive(), p.output()
     times = sorted(r["seconds"] for r in records)
     summary = {"requests": len(records), "median_s": round(statistics.median(times), 4), "max_s": round(times[-1], 4),
-               "p90_s": round(times[int(len(times) * 0.9)], 4),
+               "p90_s": round(times[int(len(times) * 0.9)], 4), "over_1s": sum(1 for t in times if t > 1),
                "by_kind_max_s": {k: round(max(r["seconds"] for r in records if r["kind"] == k), 4) for k in kinds}}
     OUT.mkdir(exist_ok=True)
     (OUT / "db-freeze-timings.json").write_text(json.dumps(summary, indent=2))
