@@ -193,6 +193,11 @@ final class DatabaseTimeoutTests: XCTestCase {
         let t1 = monotonicNow()
         XCTAssertEqual(onPool(pool) { $0.state() }, .ok)
         XCTAssertLessThan(monotonicNow() - t1, 1)
+
+        // A setting in the URL overrides the default (libpq: later settings win, the URL is last).
+        let custom = DatabasePool(url: pg.url + "?options=-c%20statement_timeout%3D3000", size: 1)
+        defer { custom.shutdown() }
+        XCTAssertEqual(onPool(custom) { try? $0.execute(show, []).rows.first?.first ?? nil }, "3s")
     }
 
     /// A connection killed while its statement runs: an idempotent statement is retried once on a
