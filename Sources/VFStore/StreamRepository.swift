@@ -9,14 +9,18 @@ public enum StreamRepository {
         """
 
     static let list = Statement(
-        name: "streams_list", sql: "SELECT \(columns) FROM camera_streams ORDER BY created_at, id")
-    static let get = Statement(name: "streams_get", sql: "SELECT \(columns) FROM camera_streams WHERE id = $1::uuid")
+        name: "streams_list", sql: "SELECT \(columns) FROM camera_streams ORDER BY created_at, id", idempotent: true)
+    static let get = Statement(
+        name: "streams_get", sql: "SELECT \(columns) FROM camera_streams WHERE id = $1::uuid", idempotent: true)
+    /// The id comes from the API, not from the column's default: a retry after a lost reply
+    /// (committed, then the connection died) inserts nothing and finds the row by that id.
     static let insert = Statement(
-        name: "streams_insert",
+        name: "streams_insert_with_id",
         sql: """
-            INSERT INTO camera_streams (name, rtsp_url, grid_size, threshold, is_active) \
-            VALUES ($1, $2, $3::integer, $4::double precision, $5::boolean) RETURNING \(columns)
-            """)
+            INSERT INTO camera_streams (id, name, rtsp_url, grid_size, threshold, is_active) \
+            VALUES ($1::uuid, $2, $3, $4::integer, $5::double precision, $6::boolean) \
+            ON CONFLICT (id) DO NOTHING RETURNING \(columns)
+            """, idempotent: true)
     /// A partial update in one statement: a NULL parameter keeps the stored value.
     static let update = Statement(
         name: "streams_update",
@@ -24,25 +28,28 @@ public enum StreamRepository {
             UPDATE camera_streams SET name = COALESCE($2, name), rtsp_url = COALESCE($3, rtsp_url), \
             grid_size = COALESCE($4::integer, grid_size), threshold = COALESCE($5::double precision, threshold), \
             is_active = COALESCE($6::boolean, is_active) WHERE id = $1::uuid RETURNING \(columns)
-            """)
+            """, idempotent: true)
+    /// Not idempotent in its answer: a retry after a lost reply would find nothing and say 404
+    /// for a stream the first attempt deleted. So it is not retried: the client gets 503 and its
+    /// own retry gets 204 or 404, as any repeated DELETE may.
     static let delete = Statement(
         name: "streams_delete", sql: "DELETE FROM camera_streams WHERE id = $1::uuid RETURNING \(columns)")
     static let setActive = Statement(
         name: "streams_set_active",
         sql: """
             UPDATE camera_streams SET is_active = $2::boolean WHERE id = $1::uuid RETURNING \(columns)
-            """)
+            """, idempotent: true)
     static let recordWorker = Statement(
         name: "streams_record_worker",
         sql: """
             UPDATE camera_streams SET worker_container_name = $2::text, \
             worker_started_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END WHERE id = $1::uuid RETURNING \(columns)
-            """)
+            """, idempotent: true)  // a retry moves the start time by the retry's delay, no more
     static let counts = Statement(
         name: "streams_counts",
         sql: """
             SELECT count(*), count(*) FILTER (WHERE is_active) FROM camera_streams
-            """)
+            """, idempotent: true)
 
     public static func list(_ db: Database) throws(DatabaseError) -> [CameraStream] {
         try db.execute(list, []).rows.map(stream)
@@ -52,17 +59,28 @@ public enum StreamRepository {
         try db.execute(get, [id]).rows.first.map(stream)
     }
 
-    /// `fields` must be complete (a validated create body).
-    public static func insert(_ db: Database, _ f: StreamFields) throws(DatabaseError) -> CameraStream {
+    /// Stores a new stream under `id` (a fresh lowercase UUID the caller made for this request).
+    /// `fields` must be complete (a validated create body). Idempotent: called again with the
+    /// same id and fields, it returns the stored row and adds none.
+    public static func insert(_ db: Database, id: String, _ f: StreamFields) throws(DatabaseError) -> CameraStream {
         let rows = try db.execute(
             insert,
             [
-                f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
+                id, f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
                 f.isActive.map { $0 ? "true" : "false" },
             ]
         ).rows
-        guard let row = rows.first else { throw .query(sqlState: "XX000", message: "INSERT returned no row") }
-        return stream(row)
+        if let row = rows.first { return stream(row) }
+        // Nothing inserted: the row is there already, from an attempt whose reply was lost.
+        guard let existing = try get(db, id: id) else {
+            throw .query(sqlState: "XX000", message: "INSERT of \(id) returned no row and none is stored")
+        }
+        // A random v4 UUID colliding with another stream's is next to impossible; if it ever
+        // happened, answering with someone else's stream would be wrong, so refuse instead.
+        guard existing.name == f.name, existing.rtspURL == f.rtspURL else {
+            throw .query(sqlState: "23505", message: "stream id \(id) is already used by another stream")
+        }
+        return existing
     }
 
     public static func update(_ db: Database, id: String, _ f: StreamFields) throws(DatabaseError) -> CameraStream? {

@@ -75,8 +75,11 @@ public struct StreamService: Sendable {
         case .failure(let e): return ServiceResponse(e)
         case .success(let f): fields = f
         }
+        // The id is chosen here, once per request, before the INSERT: the store's retry after a
+        // lost reply then finds this same row instead of adding a second one.
+        let id = UUID().uuidString.lowercased()
         return run {
-            let s = try StreamRepository.insert(db, fields)
+            let s = try StreamRepository.insert(db, id: id, fields)
             lifecycle.streamCreated(s)
             if s.isActive { lifecycle.streamActivated(s) }
             return ServiceResponse(status: 201, body: s.json)
@@ -133,20 +136,27 @@ public struct StreamService: Sendable {
         }
     }
 
-    /// Maps database failures to answers: unavailable → 503; anything else → 500 with a generic
-    /// message (the details go to the log, not to the client).
+    /// Maps database failures to answers: unavailable → 503 "Database unavailable"; timeout → 503
+    /// "Database timeout" (a write's outcome is then unknown: it may have been stored); anything
+    /// else → 500 with a generic message (the details go to the log, not to the client).
     private func run(_ body: () throws -> ServiceResponse) -> ServiceResponse {
         do {
             return try body()
         } catch {
             switch error as? DatabaseError {
             case .unavailable: return ServiceResponse(.databaseUnavailable)
+            case .timeout: return ServiceResponse(.databaseTimeout)
             case .query, nil:
                 logError("stream query failed: \(error)")
                 return ServiceResponse(APIError(status: 500, detail: "Internal Server Error"))
             }
         }
     }
+}
+
+extension APIError {
+    /// The database did not answer within its bound (see `DatabaseTimeouts`).
+    public static let databaseTimeout = APIError(status: 503, detail: "Database timeout")
 }
 
 /// One line on stderr; the API's log.

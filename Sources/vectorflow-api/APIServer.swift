@@ -170,15 +170,21 @@ final class APIServer: Sendable {
         if !queued { res.respond(.json(raw: APIError.busy.body, status: 503)) }
     }
 
+    /// `database`: "ok", "down" (refused: stopped or restarting) or "timeout" (not answering within
+    /// the call's bound: frozen, partitioned, overloaded); `detail` then matches the routes' 503s.
     private func health(_ db: Database) -> HTTPResponse {
-        let dbUp = db.ping()
+        let dbState = db.state()
+        let dbUp = dbState == .ok
         let redisState = redis.state()
         var members: [(String, JSONValue)] = [
             ("status", .string(dbUp ? "ok" : "unavailable")),
-            ("database", .string(dbUp ? "ok" : "down")),
+            ("database", .string(dbState.rawValue)),
             ("redis", .string(redisState)),
         ]
-        if !dbUp { members.append(("detail", .string("Database unavailable"))) }
+        if !dbUp {
+            let error: APIError = dbState == .timeout ? .databaseTimeout : .databaseUnavailable
+            members.append(("detail", .string(error.detail ?? "Database unavailable")))
+        }
         return .json(raw: JSONSerializer.encode(.object(members)), status: dbUp ? 200 : 503)
     }
 

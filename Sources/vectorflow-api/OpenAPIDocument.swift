@@ -26,7 +26,7 @@ enum OpenAPIDocument {
             ("431", response("Request headers too large", error)),
         ]
         let validation = response("Validation error", ref("HTTPValidationError"))
-        let unavailable = response("Database unavailable or server busy", error)
+        let unavailable = response("Database unavailable or not answering in time, or server busy", error)
         let serverError = response("Unexpected database error", error)
         let notFound = response("Stream not found", error)
         let unsupported = response("Content-Type is not application/json", error)
@@ -66,7 +66,7 @@ enum OpenAPIDocument {
                                 (
                                     "503",
                                     response(
-                                        "Database unavailable (or server busy)",
+                                        "Database unavailable or not answering in time (or server busy)",
                                         o(("anyOf", .array([ref("Health"), ref("ErrorMessage")]))))
                                 ),
                             ])
@@ -312,7 +312,7 @@ enum OpenAPIDocument {
                         "properties",
                         o(
                             ("status", o(("type", s("string")), ("enum", .array([s("ok"), s("unavailable")])))),
-                            ("database", o(("type", s("string")), ("enum", .array([s("ok"), s("down")])))),
+                            ("database", o(("type", s("string")), ("enum", .array([s("ok"), s("down"), s("timeout")])))),
                             ("redis", o(("type", s("string")), ("enum", .array([s("ok"), s("down"), s("unknown")])))),
                             ("detail", o(("type", s("string")))))
                     ))

@@ -56,8 +56,12 @@ final class PostgresDesiredState: DesiredStateStore {
                 done.signal()
             })
         else { throw RuntimeError(.local, "database pool is full or stopping") }
-        guard done.wait(timeout: .now() + 30) == .success, let result = box.value else {
-            throw RuntimeError(.local, "database did not answer within 30 s")
+        // Each call of the pool is bounded by `timeouts.call`; the reconciler is this pool's only
+        // user and waits for each job, so at most one job is ahead of this one. Past that bound the
+        // pass fails (and the next one retries) instead of holding the reconciler thread.
+        let limit = pool.timeouts.call * 2 + 1
+        guard done.wait(timeout: .now() + limit) == .success, let result = box.value else {
+            throw RuntimeError(.local, "database did not answer within \(limit) s")
         }
         return try result.get()
     }

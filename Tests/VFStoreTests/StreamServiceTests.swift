@@ -51,7 +51,7 @@ final class StreamServiceTests: XCTestCase {
     func testCRUDAndReconnect() throws {
         let pg = try TestPostgres()
         defer { pg.close() }
-        let pool = DatabasePool(url: pg.url, size: 2, connectTimeout: 1)
+        let pool = DatabasePool(url: pg.url, size: 2)
         defer { pool.shutdown() }
         let life = RecordingLifecycle()
         let service = StreamService(validator: StreamValidator(allowFileSources: false), lifecycle: life)

@@ -45,6 +45,47 @@ final class TestPostgres {
         ])
     }
 
+    /// The postmaster's pid (the first line of its pid file), or nil when it is not running.
+    var postmasterPID: pid_t? {
+        guard let text = try? String(contentsOfFile: dir.path + "/data/postmaster.pid", encoding: .utf8),
+            let first = text.split(separator: "\n").first
+        else { return nil }
+        return pid_t(first.trimmingCharacters(in: .whitespaces))
+    }
+
+    /// The postmaster's children (backends, checkpointer, ...), from /proc's parent pids.
+    func serverChildren(of postmaster: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            // "pid (comm) state ppid ...": comm may hold spaces, so read after the last ')'.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == postmaster ? pid : nil
+        }
+    }
+
+    /// Freezes the whole server with SIGSTOP, the postmaster first so that it forks no child
+    /// after the list is taken; the pids stopped. Pair with `thaw` in a `defer`.
+    func freeze() -> [pid_t] {
+        guard let pm = postmasterPID, kill(pm, SIGSTOP) == 0 else { return [] }
+        let children = serverChildren(of: pm)
+        for c in children { kill(c, SIGSTOP) }
+        return [pm] + children
+    }
+
+    /// Resumes what `freeze` stopped (and any child of the postmaster, to leave nothing stopped).
+    func thaw(_ pids: [pid_t]) {
+        var all = Set(pids)
+        if let pm = postmasterPID {
+            all.insert(pm)
+            all.formUnion(serverChildren(of: pm))
+        }
+        for p in all { kill(p, SIGCONT) }
+    }
+
     func close() {
         try? stop()
         try? FileManager.default.removeItem(at: dir)
