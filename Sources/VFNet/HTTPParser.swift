@@ -84,206 +84,32 @@ public enum HTTPHeadParseResult: Sendable {
 /// Content-Length, Content-Length with Transfer-Encoding, several Host fields, and
 /// Transfer-Encoding on HTTP/1.0 are all 400.
 public enum HTTPRequestParser {
+    /// The whole parse, in the order of the grammar; each step is a small method of `HeadCursor`,
+    /// which stops the parse (incomplete input, or an error) by throwing.
     public static func parseHead(_ bytes: UnsafeRawBufferPointer, limits: HTTPLimits) -> HTTPHeadParseResult {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return .incomplete }
-        let p = base.assumingMemoryBound(to: UInt8.self)
-        let headLimit = max(0, limits.maxHeaderBytes)
-        let bound = min(bytes.count, headLimit)
-        // Out of bytes at index i: either the head limit or the end of the input.
-        @inline(__always) func exhausted(_ i: Int) -> HTTPHeadParseResult {
-            i >= headLimit ? .error(.headersTooLarge) : .incomplete
-        }
-        var i = 0
-
-        // RFC 9112 §2.2: ignore empty lines before the request line (kept within the head limit).
-        while true {
-            if i >= bound { return exhausted(i) }
-            if p[i] != cr { break }
-            if i + 1 >= bound { return exhausted(i + 1) }
-            if p[i + 1] != lf { return .error(.malformed("bare CR")) }
-            i += 2
-        }
-
-        // ---- request line ----
-        let lineStart = i
-        let (rlLimit, rlOverflow) = lineStart.addingReportingOverflow(max(0, limits.maxRequestLineBytes))
-        let rlEnd = rlOverflow ? Int.max : rlLimit  // index where the CR must be at the latest
-        let methodStart = i
-        while true {
-            if i >= bound { return exhausted(i) }
-            let b = p[i]
-            if i >= rlEnd && b != cr { return .error(.requestLineTooLong) }
-            if b == sp { break }
-            if !isToken(b) { return .error(.malformed("invalid method")) }
-            i += 1
-        }
-        if i == methodStart { return .error(.malformed("empty method")) }
-        let methodEnd = i
-        i += 1
-        let targetStart = i
-        // Eight ordinary bytes at a time; the byte loop below takes every decision.
-        let fastTargetEnd = min(bound, rlEnd)
-        while i + 8 <= fastTargetEnd {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-            if hasByteLess(w, 0x21) || hasByte(w, 0x7F) { break }
-            i += 8
-        }
-        while true {
-            if i >= bound { return exhausted(i) }
-            let b = p[i]
-            if i >= rlEnd && b != cr { return .error(.requestLineTooLong) }
-            if b == sp { break }
-            if b <= 0x20 || b == 0x7F { return .error(.malformed("invalid request target")) }
-            i += 1
-        }
-        if i == targetStart { return .error(.malformed("empty request target")) }
-        let targetEnd = i
-        i += 1
-        // "HTTP/" DIGIT "." DIGIT CRLF
-        var major = 0
-        var minor = 0
-        for k in 0..<8 {
-            if i >= bound { return exhausted(i) }
-            let b = p[i]
-            if i >= rlEnd && b != cr { return .error(.requestLineTooLong) }
-            switch k {
-            case 0...4:
-                if b != ("HTTP/" as StaticString).utf8Start[k] { return .error(.malformed("invalid HTTP version")) }
-            case 5, 7:
-                guard b >= 0x30 && b <= 0x39 else { return .error(.malformed("invalid HTTP version")) }
-                if k == 5 { major = Int(b - 0x30) } else { minor = Int(b - 0x30) }
-            default:
-                if b != 0x2E { return .error(.malformed("invalid HTTP version")) }
+        var c = HeadCursor(base.assumingMemoryBound(to: UInt8.self), count: bytes.count, limits: limits)
+        do throws(HeadCursor.Stop) {
+            try c.skipEmptyLines()
+            let line = try c.requestLine()
+            var facts = HeaderFacts()
+            let fields = try c.headerFields(limits.maxHeaderCount, &facts)
+            try facts.checkFraming(minor: line.minor, maxBody: limits.maxBodyBytes)
+            let method = c.buffer(line.method)
+            let isGet = method.count == 3 && method[0] == 0x47 && method[1] == 0x45 && method[2] == 0x54
+            let head = HTTPRequestHead(
+                method: makeString(method), target: makeString(c.buffer(line.target)), versionMinor: line.minor,
+                headers: HTTPHeaders(fields: fields), contentLength: facts.contentLength, isChunked: facts.teCount > 0,
+                keepAlive: line.minor == 1 ? !facts.connClose : (facts.connKeepAlive && !facts.connClose),
+                expectsContinue: facts.expectsContinue,
+                isWebSocketUpgrade: isGet && line.minor == 1 && facts.upgradeWebSocket && facts.connUpgrade)
+            return .complete(head, consumed: c.i)
+        } catch {
+            switch error {
+            case .incomplete: return .incomplete
+            case .error(let e): return .error(e)
             }
-            i += 1
         }
-        if i >= bound { return exhausted(i) }
-        if p[i] != cr {
-            return .error(i >= rlEnd ? .requestLineTooLong : .malformed("invalid HTTP version"))
-        }
-        if i + 1 >= bound { return exhausted(i + 1) }
-        if p[i + 1] != lf { return .error(.malformed("bare CR")) }
-        i += 2
-        guard major == 1 && minor <= 1 else { return .error(.versionNotSupported) }
-
-        // ---- header fields ----
-        var fields: [HTTPHeaders.Element] = []
-        fields.reserveCapacity(16)
-        var contentLength: Int? = nil
-        var teCount = 0
-        var teChunked = false
-        var hostCount = 0
-        var connClose = false
-        var connKeepAlive = false
-        var connUpgrade = false
-        var upgradeWebSocket = false
-        var expectsContinue = false
-        let maxCount = limits.maxHeaderCount
-        while true {
-            if i >= bound { return exhausted(i) }
-            let first = p[i]
-            if first == cr {
-                if i + 1 >= bound { return exhausted(i + 1) }
-                if p[i + 1] != lf { return .error(.malformed("bare CR")) }
-                i += 2
-                break
-            }
-            if first == sp || first == ht { return .error(.malformed("obsolete line folding")) }
-            if fields.count >= maxCount { return .error(.headersTooLarge) }
-            let nameStart = i
-            while true {
-                if i >= bound { return exhausted(i) }
-                let b = p[i]
-                if b == colon { break }
-                if !isToken(b) { return .error(.malformed("invalid header name")) }
-                i += 1
-            }
-            if i == nameStart { return .error(.malformed("empty header name")) }
-            let nameEnd = i
-            i += 1
-            while true {
-                if i >= bound { return exhausted(i) }
-                let b = p[i]
-                if b != sp && b != ht { break }
-                i += 1
-            }
-            let valueStart = i
-            while i + 8 <= bound {
-                let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-                if hasByteLess(w, 0x20) || hasByte(w, 0x7F) { break }
-                i += 8
-            }
-            while true {
-                if i >= bound { return exhausted(i) }
-                let b = p[i]
-                if b == cr { break }
-                if (b < 0x20 && b != ht) || b == 0x7F { return .error(.malformed("invalid header value")) }
-                i += 1
-            }
-            var valueEnd = i
-            while valueEnd > valueStart && (p[valueEnd - 1] == sp || p[valueEnd - 1] == ht) { valueEnd -= 1 }
-            if i + 1 >= bound { return exhausted(i + 1) }
-            if p[i + 1] != lf { return .error(.malformed("bare CR")) }
-            i += 2
-
-            let name = UnsafeBufferPointer(start: p + nameStart, count: nameEnd - nameStart)
-            let value = UnsafeBufferPointer(start: p + valueStart, count: valueEnd - valueStart)
-            switch name.count {
-            case 4 where equalsLower(name, "host"):
-                hostCount += 1
-                if hostCount > 1 { return .error(.malformed("duplicate Host")) }
-            case 6 where equalsLower(name, "expect"):
-                if equalsLower(value, "100-continue") { expectsContinue = true }
-            case 7 where equalsLower(name, "upgrade"):
-                forEachToken(value) { if equalsLower($0, "websocket") { upgradeWebSocket = true } }
-            case 10 where equalsLower(name, "connection"):
-                forEachToken(value) { t in
-                    if equalsLower(t, "close") {
-                        connClose = true
-                    } else if equalsLower(t, "keep-alive") {
-                        connKeepAlive = true
-                    } else if equalsLower(t, "upgrade") {
-                        connUpgrade = true
-                    }
-                }
-            case 14 where equalsLower(name, "content-length"):
-                guard let v = parseContentLength(value) else {
-                    return .error(.malformed("invalid Content-Length"))
-                }
-                if let old = contentLength, old != v { return .error(.malformed("conflicting Content-Length")) }
-                contentLength = v
-            case 17 where equalsLower(name, "transfer-encoding"):
-                teCount += 1
-                teChunked = equalsLower(value, "chunked")
-            default:
-                break
-            }
-            fields.append((name: makeString(name), value: makeString(value)))
-        }
-
-        // ---- framing and connection semantics (RFC 9112 §6, §9) ----
-        if teCount > 0 {
-            if contentLength != nil { return .error(.malformed("both Content-Length and Transfer-Encoding")) }
-            if minor == 0 { return .error(.malformed("Transfer-Encoding in HTTP/1.0")) }
-            if teCount > 1 || !teChunked { return .error(.unsupportedTransferEncoding) }
-        }
-        if minor == 1 && hostCount == 0 { return .error(.malformed("missing Host")) }
-        if let cl = contentLength, cl > limits.maxBodyBytes { return .error(.bodyTooLarge) }
-
-        let method = UnsafeBufferPointer(start: p + methodStart, count: methodEnd - methodStart)
-        let isGet = method.count == 3 && method[0] == 0x47 && method[1] == 0x45 && method[2] == 0x54
-        let head = HTTPRequestHead(
-            method: makeString(method),
-            target: makeString(UnsafeBufferPointer(start: p + targetStart, count: targetEnd - targetStart)),
-            versionMinor: minor,
-            headers: HTTPHeaders(fields: fields),
-            contentLength: contentLength,
-            isChunked: teCount > 0,
-            keepAlive: minor == 1 ? !connClose : (connKeepAlive && !connClose),
-            expectsContinue: expectsContinue,
-            isWebSocketUpgrade: isGet && minor == 1 && upgradeWebSocket && connUpgrade
-        )
-        return .complete(head, consumed: i)
     }
 
     // MARK: - byte helpers
@@ -350,6 +176,221 @@ public enum HTTPRequestParser {
             n = (o1 || o2) ? Int.max : s
         }
         return n
+    }
+}
+
+/// A position in a request head being parsed, with the helpers the grammar is written in (as
+/// picohttpparser's `CHECK_EOF` and `EXPECT_CHAR`). Running out of bytes stops the parse as
+/// incomplete, or, past the head limit, as 431: a client cannot make the server buffer more.
+private struct HeadCursor {
+    enum Stop: Error {
+        case incomplete
+        case error(HTTPParseError)
+    }
+
+    let p: UnsafePointer<UInt8>
+    /// The input's end or the head limit, whichever comes first.
+    let bound: Int
+    let headLimit: Int
+    let maxRequestLine: Int
+    var i = 0
+    /// Where the request line's CR must be at the latest.
+    var lineEnd = Int.max
+
+    init(_ p: UnsafePointer<UInt8>, count: Int, limits: HTTPLimits) {
+        self.p = p
+        headLimit = max(0, limits.maxHeaderBytes)
+        bound = min(count, headLimit)
+        maxRequestLine = max(0, limits.maxRequestLineBytes)
+    }
+
+    func buffer(_ r: Range<Int>) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: p + r.lowerBound, count: r.count)
+    }
+
+    @inline(__always) func exhausted(_ at: Int) -> Stop { at >= headLimit ? .error(.headersTooLarge) : .incomplete }
+
+    @inline(__always) func malformed(_ why: String) -> Stop { .error(.malformed(why)) }
+
+    /// CHECK_EOF: the byte at the cursor.
+    @inline(__always) func byte() throws(Stop) -> UInt8 {
+        if i >= bound { throw exhausted(i) }
+        return p[i]
+    }
+
+    /// A byte of the request line: past `lineEnd` only its CR may stand.
+    @inline(__always) func lineByte() throws(Stop) -> UInt8 {
+        let b = try byte()
+        if i >= lineEnd && b != cr { throw .error(.requestLineTooLong) }
+        return b
+    }
+
+    /// EXPECT_CHAR(LF) after the CR at the cursor (a bare CR is a smuggling vector: 400).
+    @inline(__always) mutating func endOfLine() throws(Stop) {
+        if i + 1 >= bound { throw exhausted(i + 1) }
+        if p[i + 1] != lf { throw malformed("bare CR") }
+        i += 2
+    }
+
+    /// Eight ordinary bytes at a time (none below `floor`, no DEL) up to `end`; the byte loops
+    /// after it take every decision.
+    @inline(__always) mutating func skipPlain(below floor: UInt8, upTo end: Int) {
+        while i + 8 <= end {
+            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+            if HTTPRequestParser.hasByteLess(w, floor) || HTTPRequestParser.hasByte(w, 0x7F) { break }
+            i += 8
+        }
+    }
+
+    /// RFC 9112 §2.2: empty lines before the request line are ignored (within the head limit).
+    mutating func skipEmptyLines() throws(Stop) {
+        while try byte() == cr { try endOfLine() }
+    }
+
+    /// method SP request-target SP "HTTP/" DIGIT "." DIGIT CRLF
+    mutating func requestLine() throws(Stop) -> (method: Range<Int>, target: Range<Int>, minor: Int) {
+        let (limit, overflow) = i.addingReportingOverflow(maxRequestLine)
+        lineEnd = overflow ? Int.max : limit
+        let methodStart = i
+        while case let b = try lineByte(), b != sp {
+            if !HTTPRequestParser.isToken(b) { throw malformed("invalid method") }
+            i += 1
+        }
+        if i == methodStart { throw malformed("empty method") }
+        let method = methodStart..<i
+        i += 1
+        let targetStart = i
+        skipPlain(below: 0x21, upTo: min(bound, lineEnd))
+        while case let b = try lineByte(), b != sp {
+            if b <= 0x20 || b == 0x7F { throw malformed("invalid request target") }
+            i += 1
+        }
+        if i == targetStart { throw malformed("empty request target") }
+        let target = targetStart..<i
+        i += 1
+        let (major, minor) = try version()
+        if try byte() != cr { throw i >= lineEnd ? .error(.requestLineTooLong) : malformed("invalid HTTP version") }
+        try endOfLine()
+        guard major == 1 && minor <= 1 else { throw .error(.versionNotSupported) }
+        return (method, target, minor)
+    }
+
+    /// "HTTP/" DIGIT "." DIGIT
+    private mutating func version() throws(Stop) -> (major: Int, minor: Int) {
+        var major = 0
+        var minor = 0
+        for k in 0..<8 {
+            let b = try lineByte()
+            switch k {
+            case 0...4:
+                if b != ("HTTP/" as StaticString).utf8Start[k] { throw malformed("invalid HTTP version") }
+            case 5, 7:
+                guard b >= 0x30 && b <= 0x39 else { throw malformed("invalid HTTP version") }
+                if k == 5 { major = Int(b - 0x30) } else { minor = Int(b - 0x30) }
+            default:
+                if b != 0x2E { throw malformed("invalid HTTP version") }
+            }
+            i += 1
+        }
+        return (major, minor)
+    }
+
+    /// *( field-line CRLF ) CRLF, at most `maxCount` fields; what framing needs goes to `facts`.
+    mutating func headerFields(_ maxCount: Int, _ facts: inout HeaderFacts) throws(Stop) -> [HTTPHeaders.Element] {
+        var fields: [HTTPHeaders.Element] = []
+        fields.reserveCapacity(16)
+        while true {
+            let first = try byte()
+            if first == cr {
+                try endOfLine()
+                return fields
+            }
+            if first == sp || first == ht { throw malformed("obsolete line folding") }
+            if fields.count >= maxCount { throw .error(.headersTooLarge) }
+            let (name, value) = try field()
+            try facts.note(buffer(name), buffer(value))
+            fields.append((name: HTTPRequestParser.makeString(buffer(name)), value: HTTPRequestParser.makeString(buffer(value))))
+        }
+    }
+
+    /// field-name ":" OWS field-value OWS CRLF (no whitespace before the colon, no control bytes).
+    private mutating func field() throws(Stop) -> (name: Range<Int>, value: Range<Int>) {
+        let nameStart = i
+        while case let b = try byte(), b != colon {
+            if !HTTPRequestParser.isToken(b) { throw malformed("invalid header name") }
+            i += 1
+        }
+        if i == nameStart { throw malformed("empty header name") }
+        let name = nameStart..<i
+        i += 1
+        while case let b = try byte(), b == sp || b == ht { i += 1 }
+        let valueStart = i
+        skipPlain(below: 0x20, upTo: bound)
+        while case let b = try byte(), b != cr {
+            if (b < 0x20 && b != ht) || b == 0x7F { throw malformed("invalid header value") }
+            i += 1
+        }
+        var valueEnd = i
+        while valueEnd > valueStart && (p[valueEnd - 1] == sp || p[valueEnd - 1] == ht) { valueEnd -= 1 }
+        try endOfLine()
+        return (name, valueStart..<valueEnd)
+    }
+}
+
+/// What the server needs from the header fields (framing, connection, upgrade), gathered while
+/// they are parsed.
+private struct HeaderFacts {
+    var contentLength: Int?
+    var teCount = 0
+    var teChunked = false
+    var hostCount = 0
+    var connClose = false
+    var connKeepAlive = false
+    var connUpgrade = false
+    var upgradeWebSocket = false
+    var expectsContinue = false
+
+    mutating func note(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) throws(HeadCursor.Stop) {
+        typealias P = HTTPRequestParser
+        switch name.count {
+        case 4 where P.equalsLower(name, "host"):
+            hostCount += 1
+            if hostCount > 1 { throw .error(.malformed("duplicate Host")) }
+        case 6 where P.equalsLower(name, "expect"):
+            if P.equalsLower(value, "100-continue") { expectsContinue = true }
+        case 7 where P.equalsLower(name, "upgrade"):
+            P.forEachToken(value) { if P.equalsLower($0, "websocket") { upgradeWebSocket = true } }
+        case 10 where P.equalsLower(name, "connection"):
+            P.forEachToken(value) { t in
+                if P.equalsLower(t, "close") {
+                    connClose = true
+                } else if P.equalsLower(t, "keep-alive") {
+                    connKeepAlive = true
+                } else if P.equalsLower(t, "upgrade") {
+                    connUpgrade = true
+                }
+            }
+        case 14 where P.equalsLower(name, "content-length"):
+            guard let v = P.parseContentLength(value) else { throw .error(.malformed("invalid Content-Length")) }
+            if let old = contentLength, old != v { throw .error(.malformed("conflicting Content-Length")) }
+            contentLength = v
+        case 17 where P.equalsLower(name, "transfer-encoding"):
+            teCount += 1
+            teChunked = P.equalsLower(value, "chunked")
+        default:
+            break
+        }
+    }
+
+    /// RFC 9112 §6: one framing, chunked only, Host on 1.1, the body within its limit.
+    func checkFraming(minor: Int, maxBody: Int) throws(HeadCursor.Stop) {
+        if teCount > 0 {
+            if contentLength != nil { throw .error(.malformed("both Content-Length and Transfer-Encoding")) }
+            if minor == 0 { throw .error(.malformed("Transfer-Encoding in HTTP/1.0")) }
+            if teCount > 1 || !teChunked { throw .error(.unsupportedTransferEncoding) }
+        }
+        if minor == 1 && hostCount == 0 { throw .error(.malformed("missing Host")) }
+        if let cl = contentLength, cl > maxBody { throw .error(.bodyTooLarge) }
     }
 }
 
