@@ -62,11 +62,12 @@ public struct RuntimeSettings: Sendable {
 
     /// A reconciler over `store` and a new runtime, writing file_sd to `fileSDPath`. Call
     /// `start()` on it, and `kick()` after every change to a stream.
-    public func makeReconciler(store: any DesiredStateStore, log: @escaping RuntimeLog = stderrRuntimeLog)
-        throws(RuntimeError) -> StreamReconciler
-    {
+    public func makeReconciler(
+        store: any DesiredStateStore, log: @escaping RuntimeLog = stderrRuntimeLog,
+        onReport: (@Sendable (ReconcileReport) -> Void)? = nil
+    ) throws(RuntimeError) -> StreamReconciler {
         StreamReconciler(
             store: store, runtime: try makeRuntime(log: log), fileSD: FileSDWriter(path: fileSDPath),
-            interval: reconcileInterval, stopTimeout: stopTimeout, log: log)
+            interval: reconcileInterval, stopTimeout: stopTimeout, log: log, onReport: onReport)
     }
 }

@@ -17,6 +17,10 @@ public struct ReconcileReport: Sendable {
     public var stopped: [String] = []
     /// Per stream id: the runtime error that kept its worker from running.
     public var errors: [String: RuntimeError] = [:]
+    /// The subset of `errors` of streams that should run but whose worker could not be started
+    /// (the runtime not ready, or the start refused): what their status must show, since a worker
+    /// that never ran cannot report anything itself.
+    public var startFailures: [String: RuntimeError] = [:]
     /// Set when the desired state or the runtime's list could not be read (nothing was changed).
     public var failure: RuntimeError?
     public var fileSDChanged = false
@@ -39,6 +43,8 @@ public final class StreamReconciler: @unchecked Sendable {
     /// Maps a worker to its file_sd target; nil uses the runtime's `metricsTarget`.
     public let targetFor: @Sendable (WorkerInfo) -> String?
     private let log: RuntimeLog
+    /// Called on the reconciler's thread with every report of its own passes.
+    private let onReport: (@Sendable (ReconcileReport) -> Void)?
     private let condition = NSCondition()
     private let runLock = NSLock()
     private var pending = false
@@ -54,8 +60,9 @@ public final class StreamReconciler: @unchecked Sendable {
     public init(
         store: DesiredStateStore, runtime: WorkerRuntime, fileSD: FileSDWriter?, interval: Double = 5,
         stopTimeout: Double = 5, targetFor: @escaping @Sendable (WorkerInfo) -> String? = { $0.metricsTarget },
-        log: @escaping RuntimeLog = stderrRuntimeLog
+        log: @escaping RuntimeLog = stderrRuntimeLog, onReport: (@Sendable (ReconcileReport) -> Void)? = nil
     ) {
+        self.onReport = onReport
         self.store = store
         self.runtime = runtime
         self.fileSD = fileSD
@@ -120,6 +127,7 @@ public final class StreamReconciler: @unchecked Sendable {
             waiters = []
             condition.unlock()
             let report = reconcileNow(forced: forced)
+            onReport?(report)
             for w in toNotify { w(report) }
             condition.lock()
             lastReportStorage = report
@@ -158,6 +166,7 @@ public final class StreamReconciler: @unchecked Sendable {
             if !forced, let (at, error) = prepareFailure, monotonicNow() < at {
                 report.failure = error
                 for spec in desired { report.errors[spec.streamID] = error }
+                report.startFailures = report.errors
                 return report
             }
             do {
@@ -168,6 +177,7 @@ public final class StreamReconciler: @unchecked Sendable {
                 prepareFailure = (monotonicNow() + prepareBackoff.nextDelay(), error)
                 report.failure = error
                 for spec in desired { report.errors[spec.streamID] = error }
+                report.startFailures = report.errors
                 log("runtime not ready: \(error)")
                 return report
             }
@@ -227,6 +237,7 @@ public final class StreamReconciler: @unchecked Sendable {
                 }
             } catch {
                 report.errors[spec.streamID] = error
+                report.startFailures[spec.streamID] = error
                 log("cannot start worker of \(spec.streamID): \(error)")
                 if spec.recordedContainerName != nil {
                     try? store.recordWorker(streamID: spec.streamID, containerName: nil, startedAt: nil)

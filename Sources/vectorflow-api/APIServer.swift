@@ -99,9 +99,14 @@ final class APIServer: Sendable {
                     waitForWorker(id.lowercased()) { failure in
                         loop.cancel(fallback)
                         if let failure {
-                            res.respond(.json(raw: APIError(status: failure.status, detail: Credentials.maskText(failure.message)).body,
-                                              status: failure.status))
-                        } else {
+                            let detail = Credentials.maskText(failure.message)
+                            res.respond(
+                                .json(raw: APIError(status: failure.status, detail: detail).body, status: failure.status))
+                        } else if !self.pool.submit({ db in
+                            // The worker runs: answer with the row as it is now, its worker fields filled in.
+                            let now = service.get(id: id, db)
+                            res.respond(now.status == 200 ? now.http : answer.http)
+                        }) {
                             res.respond(answer.http)
                         }
                     }

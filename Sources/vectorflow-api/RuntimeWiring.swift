@@ -1,4 +1,5 @@
 import Foundation
+import VFBus
 import VFCore
 import VFLive
 import VFRuntime
@@ -71,6 +72,27 @@ final class PostgresDesiredState: DesiredStateStore {
 /// `@unchecked Sendable`: written once before the semaphore is signalled, read after the wait.
 private final class ResultBox<T>: @unchecked Sendable {
     var value: Result<T, any Error>?
+}
+
+/// Writes the reconciler's start failures into the streams' status hashes (the same hash the
+/// workers keep, `vectorflow:status:<id>`): a worker that could not be started never reports, so
+/// without this the stream would show "starting" forever. The TTL outlives a few passes, so the
+/// failure stays visible while it lasts and goes once a worker runs (and writes its own status).
+struct StartFailureReporter: Sendable {
+    let redis: RedisClient
+    let ttl: Int
+
+    func publish(_ report: ReconcileReport) {
+        let now = String(format: "%.3f", Date().timeIntervalSince1970)
+        for (streamID, error) in report.startFailures {
+            let key = FrameBroadcaster.statusPrefix + streamID
+            _ = try? redis.command([
+                "HSET", key, "state", "failed", "fps", "0", "last_error", Credentials.maskText(error.message),
+                "updated_at", now,
+            ])
+            _ = try? redis.command(["EXPIRE", key, String(ttl)])
+        }
+    }
 }
 
 /// Every stored change asks the reconciler for a pass; the reconciler does the work on its own thread.

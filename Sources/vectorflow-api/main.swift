@@ -44,8 +44,11 @@ do {
 // The reconciler reads the desired state through a one-connection pool of its own.
 let reconcilerPool = DatabasePool(url: config.databaseURL, size: 1)
 let reconciler: StreamReconciler
-do {
-    reconciler = try runtimeSettings.makeReconciler(store: PostgresDesiredState(pool: reconcilerPool))
+do throws(RuntimeError) {
+    let failures = StartFailureReporter(
+        redis: redis, ttl: max(15, Int((3 * runtimeSettings.reconcileInterval).rounded(.up))))
+    reconciler = try runtimeSettings.makeReconciler(
+        store: PostgresDesiredState(pool: reconcilerPool), onReport: { failures.publish($0) })
 } catch {
     fail(error.description)
 }
