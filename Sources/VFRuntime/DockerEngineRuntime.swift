@@ -213,6 +213,10 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
         {
             env[k] = v
         }
+        // The source URL (camera credentials) goes into a file, not the environment that
+        // `docker inspect` shows: written into the container's own volume before it starts.
+        env["SOURCE_URL"] = nil
+        env["SOURCE_URL_FILE"] = Self.sourceURLFile
         let startedAt = Date().timeIntervalSince1970
         var hostConfig: [String: Any] = [
             "NetworkMode": configuration.network,
@@ -225,6 +229,9 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
             // that has not yet blocked or handled it, so a worker stopped in its first ~0.2 s
             // would otherwise wait out the stop timeout and be SIGKILLed.
             "Init": true,
+            // A volume of this container only (removed with it), the one writable place the
+            // source URL file can be put before the start on a read-only root.
+            "Mounts": [["Type": "volume", "Target": Self.secretsFolder] as [String: Any]],
         ]
         if configuration.nanoCPUs > 0 { hostConfig["NanoCpus"] = configuration.nanoCPUs }
         if configuration.memoryBytes > 0 {
@@ -259,6 +266,12 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
             }
             throw engineError(create, doing: "create \(name)")
         }
+        do {
+            try putSourceURL(spec.sourceURL, container: id)
+        } catch {
+            try? remove(name: id)
+            throw error
+        }
         let started = try call("POST", "/containers/\(id)/start")
         guard started.status == 204 || started.status == 304 else {
             let error = engineError(started, doing: "start \(name)")
@@ -282,6 +295,28 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
         if r.status != 404 { log("stopped container \(name)") }
     }
 
+    /// Where a worker container finds its source URL (`SOURCE_URL_FILE`).
+    static let secretsFolder = "/run/vectorflow"
+    static let sourceURLFile = "/run/vectorflow/source_url"
+
+    /// Writes the source URL into the created container's secrets volume, readable by the
+    /// worker's user only.
+    private func putSourceURL(_ url: String, container id: String) throws(RuntimeError) {
+        let ids = configuration.user.split(separator: ":").map { Int($0) }
+        var tar = TarArchive()
+        do {
+            try tar.addFile(
+                name: "source_url", contents: Array(url.utf8), mode: 0o400,
+                uid: ids.first.flatMap { $0 } ?? 0, gid: ids.count > 1 ? ids[1] ?? 0 : 0)
+        } catch {
+            throw RuntimeError(.local, "cannot pack the source URL: \(error)")
+        }
+        let r = try call(
+            "PUT", "/containers/\(id)/archive?path=\(Self.queryEscape(Self.secretsFolder))", body: tar.finish(),
+            contentType: "application/x-tar")
+        guard r.status == 200 else { throw engineError(r, doing: "give the worker its source URL") }
+    }
+
     /// Force-removes the managed containers of `streamID` other than `name` (found by label).
     private func removeAll(streamID: String, except name: String) throws(RuntimeError) {
         let filters = Self.queryEscape(
@@ -299,13 +334,17 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
 
     /// Force-removes a container by name or id; a missing one is fine.
     private func remove(name: String) throws(RuntimeError) {
-        let r = try call("DELETE", "/containers/\(Self.queryEscape(name))?force=1")
+        // v=1: the container's own volume (its source URL file) goes with it.
+        let r = try call("DELETE", "/containers/\(Self.queryEscape(name))?force=1&v=1")
         guard [204, 404].contains(r.status) else { throw engineError(r, doing: "remove \(name)") }
     }
 
-    private func call(_ method: String, _ path: String, body: [UInt8]? = nil) throws(RuntimeError) -> CurlHTTP.Response
-    {
-        try http.request(method, "/v\(try version())\(path)", body: body, timeout: configuration.requestTimeout)
+    private func call(
+        _ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json"
+    ) throws(RuntimeError) -> CurlHTTP.Response {
+        try http.request(
+            method, "/v\(try version())\(path)", body: body, contentType: contentType,
+            timeout: configuration.requestTimeout)
     }
 
     /// The engine's own message (`{"message": ...}`) with what we were doing.

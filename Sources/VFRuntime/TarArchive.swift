@@ -62,8 +62,10 @@ struct TarArchive {
         }
     }
 
-    mutating func addFile(name: String, contents: [UInt8], mode: Int = 0o644) throws(Failure) {
-        try addEntry(name: name, type: "0", mode: mode, size: contents.count)
+    mutating func addFile(name: String, contents: [UInt8], mode: Int = 0o644, uid: Int = 0, gid: Int = 0)
+        throws(Failure)
+    {
+        try addEntry(name: name, type: "0", mode: mode, size: contents.count, uid: uid, gid: gid)
         bytes.append(contentsOf: contents)
         let pad = (512 - contents.count % 512) % 512
         bytes.append(contentsOf: [UInt8](repeating: 0, count: pad))
@@ -75,15 +77,15 @@ struct TarArchive {
         return bytes
     }
 
-    private mutating func addEntry(name: String, type: Character, mode: Int, size: Int, linkName: String = "")
-        throws(Failure)
-    {
+    private mutating func addEntry(
+        name: String, type: Character, mode: Int, size: Int, linkName: String = "", uid: Int = 0, gid: Int = 0
+    ) throws(Failure) {
         var header = [UInt8](repeating: 0, count: 512)
         let (prefix, shortName) = try Self.split(name)
         Self.put(shortName, at: 0, width: 100, in: &header)
         Self.putOctal(mode, at: 100, width: 8, in: &header)
-        Self.putOctal(0, at: 108, width: 8, in: &header)  // uid: root, as Docker expects of a context
-        Self.putOctal(0, at: 116, width: 8, in: &header)  // gid
+        Self.putOctal(uid, at: 108, width: 8, in: &header)  // root by default, as Docker expects of a context
+        Self.putOctal(gid, at: 116, width: 8, in: &header)
         Self.putOctal(size, at: 124, width: 12, in: &header)
         Self.putOctal(0, at: 136, width: 12, in: &header)  // mtime 0: reproducible archives
         header[156] = type.asciiValue!

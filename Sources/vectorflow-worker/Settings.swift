@@ -1,3 +1,4 @@
+import Foundation
 import VFCore
 
 /// The source kinds the worker reads; anything else is a configuration error (exit 2).
@@ -52,10 +53,25 @@ struct WorkerSettings {
     var jpegQuality: Int
     var threads: Int
 
+    /// `SOURCE_URL_FILE`: the URL in a file (the Docker runtime's way to keep camera credentials
+    /// out of the container's inspectable environment); surrounding whitespace is dropped.
+    static func sourceURLFromFile(_ c: ConfigurationSource) throws(ConfigurationError) -> String? {
+        guard let path = c.raw("SOURCE_URL_FILE") else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("SOURCE_URL_FILE \(path) cannot be read")
+        }
+        let url = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !url.isEmpty else { throw ConfigurationError("SOURCE_URL_FILE \(path) is empty") }
+        return url
+    }
+
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
         streamID = c.string("STREAM_ID", default: "default")
         streamName = c.string("STREAM_NAME", default: streamID)
-        guard let src = c.raw("SOURCE_URL") else { throw ConfigurationError("SOURCE_URL is required") }
+        let fromFile = c.raw("SOURCE_URL") == nil ? try Self.sourceURLFromFile(c) : nil
+        guard let src = c.raw("SOURCE_URL") ?? fromFile else {
+            throw ConfigurationError("SOURCE_URL (or SOURCE_URL_FILE) is required")
+        }
         source = src
         sourceKind = try SourceKind.of(src)
         flow = try FlowSettings(c)
