@@ -22,8 +22,11 @@ Measured for each, by observers that run through the whole matrix:
   /health again   seconds from the restore until GET /health answers 200 with database and redis ok
   /health during  what probes (every 0.25 s, each bounded at 20 s) got from the fault until
                   /health was ok again
-  rows lost       GET /streams before the fault against after it (ids, names, URLs, active flags);
-                  must be 0 (rows that appeared are reported too)
+  writes          an inactive probe stream POSTed every 0.5 s from the fault until settled:
+                  how many were acknowledged (201) of those tried
+  rows lost       GET /streams before the fault against after it (ids, names, URLs, active flags),
+                  plus acknowledged probe rows missing afterwards; must be 0
+  rows doubled    names present more than once afterwards (a retried INSERT); must be 0
   duplicates      streams that had more than one live vectorflow-worker process (STREAM_ID in
                   /proc/<pid>/environ) at any /proc sample (every 0.25 s) from fault to settled;
                   must be 0. Workers of no stream are counted as orphans.
@@ -476,6 +479,34 @@ class WorkerMonitor(threading.Thread):
         return dups, orphans
 
 
+class Writer(threading.Thread):
+    """POSTs an inactive probe stream every 0.5 s (each request bounded at 15 s) from the fault
+    until the platform has settled: an acknowledged (201) row must exist afterwards exactly once;
+    a failed or timed-out one at most once (it may have committed before the reply was lost)."""
+
+    def __init__(self, api, label):
+        super().__init__(daemon=True)
+        self.api, self.label = api, label
+        self.tried: list[str] = []
+        self.acked: list[str] = []
+        self.halt = threading.Event()
+
+    def run(self):
+        n = 0
+        while not self.halt.is_set():
+            n += 1
+            name = f"probe {self.label} {n}"
+            self.tried.append(name)
+            try:
+                r = requests.post(self.api + "/streams", json={"name": name, "rtsp_url": "rtsp://127.0.0.1:9/probe",
+                                                               "is_active": False}, timeout=15)
+                if r.status_code == 201:
+                    self.acked.append(name)
+            except requests.RequestException:
+                pass
+            self.halt.wait(0.5)
+
+
 def streams(api) -> list[dict]:
     r = requests.get(api + "/streams", timeout=15)
     r.raise_for_status()
@@ -541,14 +572,18 @@ class Matrix:
         self.settle(time.monotonic() - STEADY, f"the quiet before {name}")
         before = streams(self.p.api)
         workers_before = self.p.workers()
+        writer = Writer(self.p.api, name)
         t_fault = time.monotonic()
         what = inject()
+        writer.start()
         if hold:
             time.sleep(hold)  # the outage lasts this long, by design
         t_restore = time.monotonic()
         restore()
         recovered = self.settle(t_restore, name)
         t_end = time.monotonic()
+        writer.halt.set()
+        writer.join(20)
         try:
             after = streams(self.p.api)
         except Exception as e:  # noqa: BLE001
@@ -562,10 +597,24 @@ class Matrix:
         during = self.health.between(t_fault, max(t_restore, ok_at if ok_at is not None else t_end))
         dups, orphans = self.workers.between(t_fault, t_end)
         if after is None:
-            lost, extra = "?", "?"
+            lost, extra, doubled = "?", "?", "?"
         else:
-            b, a = {row_key(s) for s in before}, {row_key(s) for s in after}
-            lost, extra = len(b - a), len(a - b)
+            probes = set(writer.tried)
+            b = {row_key(s) for s in before}
+            a = {row_key(s) for s in after if s["name"] not in probes}
+            count = {}
+            for r in after:
+                count[r["name"]] = count.get(r["name"], 0) + 1
+            lost = len(b - a) + sum(1 for n in writer.acked if count.get(n, 0) == 0)
+            extra = len(a - b)
+            doubled = sum(1 for n in probes if count.get(n, 0) > 1) + sum(1 for r in before if count.get(r["name"], 0) > 1)
+            # The probe rows go again, so the next fault starts from the same five streams.
+            for r in after:
+                if r["name"] in probes:
+                    try:
+                        requests.delete(f"{self.p.api}/streams/{r['id']}", timeout=15)
+                    except requests.RequestException as e:
+                        log(f"deleting probe row {r['id']}: {e}")
         workers_after = self.p.workers()
         kept = sum(1 for s in self.ids if workers_before.get(s) == workers_after.get(s))
         row = {
@@ -574,7 +623,8 @@ class Matrix:
             "longest_gap_s": round(gap, 2),
             "health_again_s": None if ok_at is None else round(max(0.0, ok_at - t_restore), 2),
             "health_during": summarize_probes(during),
-            "rows_lost": lost, "rows_extra": extra, "duplicate_workers": len(dups), "orphan_workers": orphans,
+            "writes": f"{len(writer.acked)}/{len(writer.tried)}",
+            "rows_lost": lost, "rows_extra": extra, "rows_doubled": doubled, "duplicate_workers": len(dups), "orphan_workers": orphans,
             "workers_kept": f"{kept}/{len(self.ids)}", "recovered": recovered, "note": note,
         }
         log(json.dumps(row))
@@ -639,14 +689,16 @@ def fmt(v, unit=""):
 
 def table(rows) -> str:
     lines = ["| fault | injected | outage held (s) | frames flow again (s) | longest frame gap (s) | /health ok again (s) "
-             "| /health from fault to ok | rows lost | duplicate workers | workers kept (same pid) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| /health from fault to ok | writes acked/tried | rows lost | rows doubled | duplicate workers "
+             "| workers kept (same pid) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lost = r["rows_lost"] if r["rows_extra"] in (0, "?") else f"{r['rows_lost']} (+{r['rows_extra']} new)"
         dup = str(r["duplicate_workers"]) + (f" (+{r['orphan_workers']} orphans)" if r["orphan_workers"] else "")
         settled = "" if r["recovered"] else f" (not settled in {SETTLE_TIMEOUT:.0f} s)"
         lines.append(f"| {r['fault']}{settled} | {r['injected']} | {r['held_s']:g} | {fmt(r['frames_again_s'])} | "
-                     f"{r['longest_gap_s']} | {fmt(r['health_again_s'])} | {r['health_during']} | {lost} | {dup} | "
+                     f"{r['longest_gap_s']} | {fmt(r['health_again_s'])} | {r['health_during']} | {r['writes']} | {lost} | "
+                     f"{r['rows_doubled']} | {dup} | "
                      f"{r['workers_kept']} |")
     return "\n".join(lines)
 
@@ -706,7 +758,8 @@ def main():
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + meta + "\n")
         args.out.with_suffix(".json").write_text(json.dumps(m.rows, indent=1) + "\n")
-    bad = [r for r in m.rows if r["rows_lost"] != 0 or r["duplicate_workers"] != 0 or not r["recovered"]]
+    bad = [r for r in m.rows if r["rows_lost"] != 0 or r["rows_doubled"] != 0 or r["duplicate_workers"] != 0
+           or not r["recovered"]]
     return code or (1 if bad or len(m.rows) == 0 else 0)
 
 
