@@ -62,7 +62,7 @@ say() {
 alive() {
   local stat
   [ -r "/proc/$1/stat" ] || return 1
-  read -r stat < "/proc/$1/stat" 2>/dev/null || return 1
+  read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
   stat=${stat##*) }
   [ "${stat%% *}" != Z ]
 }
@@ -86,14 +86,15 @@ platform_workers() {
   for f in "$VF_HOME"/workers/*.json; do
     [ -f "$f" ] || continue
     pid=$(grep -oE '"pid" *: *[0-9]+' "$f" 2>/dev/null | grep -oE '[0-9]+$' | head -n 1)
-    [ -n "$pid" ] && [ "$pid" -gt 1 ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q vectorflow-worker \
+    # (2>/dev/null before the <: a process gone meanwhile must not print an error)
+    [ -n "$pid" ] && [ "$pid" -gt 1 ] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q vectorflow-worker \
       && echo "$pid"
   done
   for d in /proc/[0-9]*; do
     argv0=""
-    IFS= read -r -d '' argv0 < "$d/cmdline" 2>/dev/null || true
+    IFS= read -r -d '' argv0 2>/dev/null < "$d/cmdline" || true
     [[ $argv0 == *vectorflow-worker ]] || continue
-    tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qxF "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" && echo "${d#/proc/}"
+    tr '\0' '\n' 2>/dev/null < "$d/environ" | grep -qxF "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" && echo "${d#/proc/}"
   done
 }
 cleanup() {
@@ -236,9 +237,8 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 p = select.poll(); p.register(1, 0); p.poll()' &
   WATCH_PID=$!
   wait -n "$API_PID" "$WATCH_PID" || true
-  if ! alive "$WATCH_PID"; then
-    say "    (the output pipe closed)"
-  fi
+  # The reader is gone: stop as a write to the pipe would have stopped us (SIGPIPE, 141).
+  alive "$WATCH_PID" || on_signal 13
 else
   wait "$API_PID" || true
 fi
