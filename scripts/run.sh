@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The run command (README): the whole platform on this machine, on an embedded default —
 # a private PostgreSQL, Redis and Prometheus on loopback, the API with the process worker runtime,
-# and (once) a demo stream on a real sample video. Ctrl-C or SIGTERM stops everything it started.
+# and (once) a demo stream on a real sample video. Ctrl-C, SIGTERM, SIGHUP or its output pipe
+# closing (`make run | tee run.log`, then Ctrl-C) stops everything it started.
 # Data lives in $VF_HOME (default ./.vf) and survives a restart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
