@@ -10,6 +10,8 @@ until the platform has settled again (bounded):
   redis-kill      SIGKILL redis-server, restart it after a hold
   worker-kill     SIGKILL one worker; the API's process runtime must replace it (no restart by us)
   api-kill        SIGKILL the API, start it again at once; it must adopt the running workers
+  api-kill-activating  the same while four streams are being activated concurrently: the kill
+                  comes as the first new worker appears in /proc (spawned, maybe not yet recorded)
   rtsp-kill       SIGKILL the RTSP server (the camera), restart it after a hold
   postgres-freeze SIGSTOP every PostgreSQL process for 10 s, then SIGCONT
 
@@ -646,6 +648,45 @@ class Matrix:
             p.kill_api()
             return f"SIGKILL API pid {pid}"
 
+        def post(path, timeout=30):
+            return requests.post(p.api + path, timeout=timeout)
+
+        def kill_api_activating():
+            # Issue 13's duplicate: the runtime spawns a worker, then records it; a crash in
+            # between leaves a worker nobody knows, and the restarted API starts a second one.
+            # The kill comes as soon as the first of four concurrently activated workers exists
+            # in /proc (polled every 5 ms), right inside that window.
+            ids = self.ids[:4]
+            for sid in ids:
+                post(f"/streams/{sid}/deactivate").raise_for_status()
+            wait_for(lambda: not any(p.workers().get(sid) for sid in ids), 30, "the deactivated workers to stop")
+
+            def activate(sid):
+                try:
+                    post(f"/streams/{sid}/activate", timeout=15)
+                except requests.RequestException:
+                    pass  # the API dies under it: expected
+            threads = [threading.Thread(target=activate, args=(sid,), daemon=True) for sid in ids]
+            for t in threads:
+                t.start()
+            try:
+                wait_for(lambda: any(p.workers().get(sid) for sid in ids), 15, "a first activated worker", 0.005)
+            except TimeoutError:
+                pass
+            started = sum(1 for sid in ids if p.workers().get(sid))
+            pid = p.api_proc.pid
+            p.kill_api()
+            for t in threads:
+                t.join(20)
+            return f"SIGKILL API pid {pid} with {started}/4 activated workers up"
+
+        def restart_and_activate():
+            p.start_api()
+            wait_for(lambda: requests.get(p.api + "/health", timeout=2).status_code == 200, 30, "the API's /health")
+            # What a client whose requests were cut off does: activate again (idempotent).
+            for sid in self.ids[:4]:
+                wait_for(lambda: post(f"/streams/{sid}/activate").status_code == 200, 30, f"activating {sid}", 0.5)
+
         faults = [
             ("postgres-kill", lambda: (p.kill_pg(), "SIGKILL postmaster")[1], p.start_pg, 3.0,
              "restarted with pg_ctl"),
@@ -653,13 +694,16 @@ class Matrix:
              "restarted empty (no persistence)"),
             ("worker-kill", kill_worker, lambda: None, 0.0, "replaced by the API's process runtime"),
             ("api-kill", kill_api, p.start_api, 0.0, "started again at once"),
+            *[(f"api-kill-activating #{i}", kill_api_activating, restart_and_activate, 0.0,
+               "4 streams deactivated, then activated concurrently; the API killed as the first worker appears")
+              for i in (1, 2, 3)],  # a race: three rounds
             ("rtsp-kill", lambda: (p.kill_rtsp(), "SIGKILL RTSP server")[1], p.start_rtsp, 3.0,
              "the RTSP stream's worker reconnects"),
             ("postgres-freeze", lambda: (p.freeze_pg(), f"SIGSTOP {len(p.frozen)} PostgreSQL processes")[1],
              p.thaw_pg, 10.0, "SIGCONT after the hold"),
         ]
         for name, inject, restore, hold, note in faults:
-            if only and name not in only:
+            if only and name.split(" ")[0] not in only:
                 continue
             self.run_fault(name, inject, restore, hold, note)
 
