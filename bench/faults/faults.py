@@ -775,7 +775,8 @@ def main():
     except BaseException as e:  # noqa: BLE001 - report, then clean up whatever happened
         if not isinstance(e, SystemExit):
             log(f"fault matrix aborted: {type(e).__name__}: {e}")
-        code = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
+        code = (e.code if isinstance(e, SystemExit) and isinstance(e.code, int)
+                else 128 + signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup itself is not cut short
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
