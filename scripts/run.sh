@@ -121,10 +121,15 @@ cleanup() {
     wait_gone 20 "${workers[@]}"
   fi
   if [ -n "$REDIS_STARTED" ]; then
+    # By its pid file, and only if that pid is a redis-server on our port: if our Redis never
+    # came up (the port was taken), the one on that port belongs to someone else.
     local rpid
     rpid=$(cat "$VF_HOME/redis/redis.pid" 2>/dev/null)
-    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1
-    if [ -n "$rpid" ] && ! wait_gone 50 "$rpid"; then kill -KILL "$rpid" 2>/dev/null; fi
+    if [ -n "$rpid" ] && alive "$rpid" \
+      && tr '\0' ' ' 2>/dev/null < "/proc/$rpid/cmdline" | grep -q "^redis-server .*:$REDIS_PORT\b"; then
+      kill -TERM "$rpid" 2>/dev/null   # a shutdown; nothing to save (--save '', no AOF)
+      wait_gone 50 "$rpid" || kill -KILL "$rpid" 2>/dev/null
+    fi
   fi
   if [ -n "$PG_STARTED" ]; then
     # The postmaster runs in a session of its own (pg_ctl's setsid): no terminal signal reaches
