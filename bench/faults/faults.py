@@ -60,6 +60,7 @@ PGBIN = Path("/usr/lib/postgresql/15/bin")
 GAP = 1.5      # a pause longer than this between two frames of a stream is an interruption
 STEADY = 3.0   # frames "flow again" once they keep coming, without such a pause, this long
 SETTLE_TIMEOUT = 60.0
+DUP_GRACE = 15.0  # how long a duplicate worker may last once all else is fine
 
 RTSP_SERVER = """
 import sys
@@ -326,6 +327,29 @@ class Platform:
             found.setdefault(sid, []).append(int(d))
         return found
 
+    def recorded_pid(self, sid) -> int | None:
+        """The pid the API's process runtime has on record for a stream (VF_STATE_DIR)."""
+        try:
+            return int(json.loads((self.work / "workers" / f"{sid}.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def remove_unmanaged(self) -> list[str]:
+        """SIGKILLs every worker of a stream that has more than one, except the one on record:
+        the extra is a worker nobody manages (it would survive deactivation and deletion), and
+        left running it would spoil the faults that follow. Returns what it did, for the table."""
+        done = []
+        for sid, pids in self.workers().items():
+            if len(pids) < 2:
+                continue
+            keep = self.recorded_pid(sid)
+            for pid in pids:
+                if pid != keep:
+                    ppid = read_proc(pid, "stat").decode(errors="replace").rsplit(")", 1)[-1].split()[1:2]
+                    signal_pids([pid], signal.SIGKILL)
+                    done.append(f"pid {pid} (parent {ppid[0] if ppid else '?'}, not on record)")
+        return done
+
     def stop_workers(self):
         pids = [p for ps in self.workers().values() for p in ps]
         for p in pids:
@@ -465,7 +489,7 @@ class WorkerMonitor(threading.Thread):
         while not self.halt.is_set():
             try:
                 w = self.platform.workers()
-                dups = {sid for sid, pids in w.items() if len(pids) > 1}
+                dups = {(sid, tuple(sorted(pids))) for sid, pids in w.items() if len(pids) > 1}
                 orphans = [p for sid, pids in w.items() if sid not in self.ids for p in pids]
                 with self.lock:
                     self.samples.append((time.monotonic(), dups, orphans))
@@ -476,9 +500,12 @@ class WorkerMonitor(threading.Thread):
     def between(self, t0, t1):
         with self.lock:
             s = [x for x in self.samples if t0 <= x[0] <= t1]
-        dups = set().union(*[x[1] for x in s]) if s else set()
+        seen: dict[str, set] = {}
+        for x in s:
+            for sid, pids in x[1]:
+                seen.setdefault(sid, set()).update(pids)
         orphans = max((len(x[2]) for x in s), default=0)
-        return dups, orphans
+        return seen, orphans  # {stream with more than one worker at a sample: every pid seen}
 
 
 class Writer(threading.Thread):
@@ -554,19 +581,34 @@ class Matrix:
         log(f"platform up: {len(self.ids)} streams, workers {self.p.workers()}")
 
     def settled(self, since):
-        """Health ok, exactly one worker per stream, every stream's frames flowing since `since`."""
+        """"ok": health ok, exactly one worker per stream, every stream's frames flowing since
+        `since`; "duplicate": all that but some stream has more than one worker; else None."""
         w = self.p.workers()
-        return (self.health.ok_since(since) is not None
-                and all(len(w.get(s, [])) == 1 for s in self.ids)
-                and all(self.frames.flowing_since(s, since) is not None for s in self.ids))
+        if not (self.health.ok_since(since) is not None
+                and all(len(w.get(s, [])) >= 1 for s in self.ids)
+                and all(self.frames.flowing_since(s, since) is not None for s in self.ids)):
+            return None
+        return "ok" if all(len(w.get(s, [])) == 1 for s in self.ids) else "duplicate"
 
     def settle(self, since, what):
-        try:
-            wait_for(lambda: self.settled(since), SETTLE_TIMEOUT, f"the platform to settle after {what}", interval=0.25)
-            return True
-        except TimeoutError as e:
-            log(str(e))
-            return False
+        """Waits (bounded) for "ok". A duplicate worker does not go away by itself (nobody manages
+        it), so once everything else is fine, DUP_GRACE seconds of a duplicate end the wait."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        dup_since = None
+        while time.monotonic() < deadline:
+            state = self.settled(since)
+            if state == "ok":
+                return True
+            if state == "duplicate":
+                dup_since = dup_since or time.monotonic()
+                if time.monotonic() - dup_since > DUP_GRACE:
+                    log(f"after {what}: a stream still has two workers after {DUP_GRACE:.0f} s: {self.p.workers()}")
+                    return False
+            else:
+                dup_since = None
+            time.sleep(0.25)
+        log(f"the platform did not settle within {SETTLE_TIMEOUT:.0f} s after {what}")
+        return False
 
     def run_fault(self, name, inject, restore, hold, note=""):
         log(f"--- {name}")
@@ -619,8 +661,16 @@ class Matrix:
                         log(f"deleting probe row {r['id']}: {e}")
         workers_after = self.p.workers()
         kept = sum(1 for s in self.ids if workers_before.get(s) == workers_after.get(s))
+        if dups:
+            log(f"duplicate workers during {name}: {dups}")
+        removed = self.p.remove_unmanaged() if not recovered else []
+        if removed:
+            note = f"{note}; it outlived the rest settling by {DUP_GRACE:.0f} s, then this script removed unmanaged worker(s) {', '.join(removed)}"
+            log(note)
+            self.settle(time.monotonic(), f"removing the unmanaged workers after {name}")
         row = {
-            "fault": name, "injected": what, "held_s": hold,
+            "fault": name, "injected": what, "held_s": hold, "duplicates_seen": {k: sorted(v) for k, v in dups.items()},
+            "removed_unmanaged": removed,
             "frames_again_s": None if frames_again is None else round(max(0.0, frames_again), 2),
             "longest_gap_s": round(gap, 2),
             "health_again_s": None if ok_at is None else round(max(0.0, ok_at - t_restore), 2),
@@ -705,7 +755,17 @@ class Matrix:
         for name, inject, restore, hold, note in faults:
             if only and name.split(" ")[0] not in only:
                 continue
-            self.run_fault(name, inject, restore, hold, note)
+            try:
+                self.run_fault(name, inject, restore, hold, note)
+            except Exception as e:  # noqa: BLE001 - one broken fault must not hide the others
+                log(f"{name} failed: {type(e).__name__}: {e}")
+                self.rows.append({"fault": name, "injected": f"failed: {type(e).__name__}: {e}"[:200], "held_s": hold,
+                                  "frames_again_s": None, "longest_gap_s": "-", "health_again_s": None,
+                                  "health_during": "-", "writes": "-", "rows_lost": "?", "rows_extra": "?",
+                                  "rows_doubled": "?", "duplicate_workers": len(self.p.workers()) and sum(
+                                      1 for v in self.p.workers().values() if len(v) > 1),
+                                  "orphan_workers": 0, "workers_kept": "-", "recovered": False, "note": note})
+                self.p.remove_unmanaged()
 
     def stop(self):
         for t in (self.frames, self.health, self.workers):
@@ -739,11 +799,15 @@ def table(rows) -> str:
     for r in rows:
         lost = r["rows_lost"] if r["rows_extra"] in (0, "?") else f"{r['rows_lost']} (+{r['rows_extra']} new)"
         dup = str(r["duplicate_workers"]) + (f" (+{r['orphan_workers']} orphans)" if r["orphan_workers"] else "")
-        settled = "" if r["recovered"] else f" (not settled in {SETTLE_TIMEOUT:.0f} s)"
+        settled = "" if r["recovered"] else " (did not settle)"
         lines.append(f"| {r['fault']}{settled} | {r['injected']} | {r['held_s']:g} | {fmt(r['frames_again_s'])} | "
                      f"{r['longest_gap_s']} | {fmt(r['health_again_s'])} | {r['health_during']} | {r['writes']} | {lost} | "
                      f"{r['rows_doubled']} | {dup} | "
                      f"{r['workers_kept']} |")
+    for r in rows:
+        if r.get("removed_unmanaged") or r.get("duplicates_seen"):
+            lines.append(f"\n{r['fault']}: workers of one stream seen at once: {r.get('duplicates_seen')}; "
+                         f"{r['note']}")
     return "\n".join(lines)
 
 
@@ -787,6 +851,7 @@ def main():
         if left:
             log(f"workers still alive after cleanup: {left}")
         if args.logs:
+            shutil.rmtree(args.logs, ignore_errors=True)  # this run's logs only
             args.logs.mkdir(parents=True, exist_ok=True)
             for src in [*p.logs.glob("*.log"), *(work / "workers" / "logs").glob("*.log*"), p.pg_dir / "postgres.log"]:
                 if src.is_file():
