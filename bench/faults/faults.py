@@ -33,6 +33,12 @@ Measured for each, by observers that run through the whole matrix:
                   /proc/<pid>/environ) at any /proc sample (every 0.25 s) from fault to settled;
                   must be 0. Workers of no stream are counted as orphans.
 
+A duplicate worker does not go away by itself: once all else has settled, it may last DUP_GRACE
+(15 s) more, then the row is marked as not settled, the pids are reported, and the worker that is not
+on the runtime's record (VF_STATE_DIR) is killed so that the faults after it measure themselves.
+A fault that fails is reported as a row and the matrix goes on. Exit code: 0 only if every row
+settled with no row lost or doubled and no duplicate worker.
+
 Every wait has a timeout; everything started is stopped on every way out (signals included).
 Usage: bench/faults/run.sh (builds, fetches samples) or
   python3 bench/faults/faults.py --bin-dir DIR --samples DIR [--out FILE] [--logs DIR]
