@@ -226,6 +226,15 @@ def test_api_image_carries_only_the_worker_build_context(tmp_path):
     assert any(c[:2] == ["docker/api-entrypoint.sh", "/usr/local/bin/api-entrypoint"] for c in copies), copies
     mode = run(["git", "ls-files", "-s", "docker/api-entrypoint.sh"]).stdout.split()
     assert mode and mode[0] == "100755", mode
+    # Swagger UI and ReDoc: the image installs the very package and version the set-up installs,
+    # and points the API at it.
+    install = (ROOT / "scripts/install-deps.sh").read_text()
+    pkg, ver = re.search(r"DOCS_PKG=(\S+?); DOCS_VER=(\S+?);", install).groups()
+    api_text = (ROOT / "Dockerfile.api").read_text()
+    assert f"{pkg}=={ver}" in api_text, (pkg, ver)
+    assert "VF_DOCS_ASSETS_DIR=/opt/vectorflow/docs-assets" in api_text
+    assert any(w == "COPY" and a.startswith("--from=build") and a.endswith(" /opt/vectorflow/docs-assets")
+               for w, a in dockerfile_instructions("Dockerfile.api")), "the docs assets are not copied"
 
 
 def test_worker_healthcheck_probes_the_workers_own_port(redis_server, bin_dir, samples, spawn):
