@@ -145,7 +145,7 @@ struct DocsAssets: Sendable {
     static let packageSubdirectory = "drf_spectacular_sidecar/static/drf_spectacular_sidecar"
 
     /// Loads from `directory`: the package's install folder, or the folder holding `swagger-ui-dist/`
-    /// and `redoc/` directly. `log` says what was found, once.
+    /// and `redoc/` directly. `log` says what is missing, once.
     static func load(directory: String, log: (String) -> Void) -> DocsAssets {
         let fm = FileManager.default
         let candidates = [directory, (directory as NSString).appendingPathComponent(packageSubdirectory)]
@@ -185,11 +185,11 @@ struct DocsAssets: Sendable {
         if let redocBundle {
             files[prefix + "redoc.standalone.js"] = File(body: redocBundle, contentType: "text/javascript; charset=utf-8")
         }
-        let found = [swagger ? "Swagger UI at /docs" : nil, redocBundle != nil ? "ReDoc at /redoc" : nil].compactMap { $0 }
-        if found.isEmpty {
-            log("no Swagger UI/ReDoc files in \(directory) (VF_DOCS_ASSETS_DIR; scripts/install-deps.sh installs them): /docs and /redoc serve the built-in page")
-        } else {
-            log("docs: \(found.joined(separator: ", ")) (from \(root ?? directory))")
+        // Said only when something is missing: a start that finds everything prints nothing here
+        // (scripts wait for the API's first line, and a failed start must print its reason alone).
+        if !swagger || redocBundle == nil {
+            let missing = [swagger ? nil : "Swagger UI", redocBundle == nil ? "ReDoc" : nil].compactMap { $0 }
+            log("no \(missing.joined(separator: "/")) files in \(directory) (VF_DOCS_ASSETS_DIR; scripts/install-deps.sh installs them): the built-in docs page serves \(swagger ? "/redoc" : redocBundle == nil ? "/docs and /redoc" : "/docs")")
         }
         return DocsAssets(
             files: files, swaggerPage: swagger ? swaggerHTML : nil, redocPage: redocBundle != nil ? redocHTML : nil)
