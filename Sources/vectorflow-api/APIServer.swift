@@ -137,9 +137,9 @@ final class APIServer: Sendable {
         r.get("/docs") { _, res in res.respond(swaggerPage) }
         r.get("/redoc") { _, res in res.respond(redocPage) }
         for (path, file) in docs.files {
-            r.get(path) { _, res in
-                res.respond(HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", file.contentType)]), body: file.body))
-            }
+            let answer = HTTPResponse(
+                status: 200, headers: HTTPHeaders([("Content-Type", file.contentType)]), body: file.body)
+            r.get(path) { _, res in res.respond(answer) }
         }
         r.notFound = { [self] req, res in
             guard req.method == "GET" || req.method == "HEAD", let files = staticFiles else {

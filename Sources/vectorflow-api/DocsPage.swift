@@ -149,8 +149,10 @@ struct DocsAssets: Sendable {
     static func load(directory: String, log: (String) -> Void) -> DocsAssets {
         let fm = FileManager.default
         let candidates = [directory, (directory as NSString).appendingPathComponent(packageSubdirectory)]
-        let root = candidates.first { fm.fileExists(atPath: ($0 as NSString).appendingPathComponent("swagger-ui-dist")) }
-            ?? candidates.first { fm.fileExists(atPath: ($0 as NSString).appendingPathComponent("redoc")) }
+        func has(_ dir: String, _ sub: String) -> Bool {
+            fm.fileExists(atPath: (dir as NSString).appendingPathComponent(sub))
+        }
+        let root = candidates.first { has($0, "swagger-ui-dist") } ?? candidates.first { has($0, "redoc") }
         func read(_ relative: String) -> [UInt8]? {
             guard let root, let data = fm.contents(atPath: (root as NSString).appendingPathComponent(relative)) else {
                 return nil
@@ -183,13 +185,17 @@ struct DocsAssets: Sendable {
         }
         let redocBundle = read("redoc/bundles/redoc.standalone.js")
         if let redocBundle {
-            files[prefix + "redoc.standalone.js"] = File(body: redocBundle, contentType: "text/javascript; charset=utf-8")
+            files[prefix + "redoc.standalone.js"] = File(
+                body: redocBundle, contentType: "text/javascript; charset=utf-8")
         }
         // Said only when something is missing: a start that finds everything prints nothing here
         // (scripts wait for the API's first line, and a failed start must print its reason alone).
         if !swagger || redocBundle == nil {
             let missing = [swagger ? nil : "Swagger UI", redocBundle == nil ? "ReDoc" : nil].compactMap { $0 }
-            log("no \(missing.joined(separator: "/")) files in \(directory) (VF_DOCS_ASSETS_DIR; scripts/install-deps.sh installs them): the built-in docs page serves \(swagger ? "/redoc" : redocBundle == nil ? "/docs and /redoc" : "/docs")")
+            let served = swagger ? "/redoc" : redocBundle == nil ? "/docs and /redoc" : "/docs"
+            log(
+                "no \(missing.joined(separator: "/")) files in \(directory) (VF_DOCS_ASSETS_DIR; "
+                    + "scripts/install-deps.sh installs them): the built-in docs page serves \(served)")
         }
         return DocsAssets(
             files: files, swaggerPage: swagger ? swaggerHTML : nil, redocPage: redocBundle != nil ? redocHTML : nil)
