@@ -18,7 +18,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's postgresql package may start a cluster on 5432; the project never uses it.
+# Swagger UI and ReDoc for the API's /docs and /redoc: files only, from PyPI's drf-spectacular-sidecar
+# (--no-deps: its Django is not needed), into .vf/docs-assets, the API's default VF_DOCS_ASSETS_DIR.
+DOCS_PKG=drf-spectacular-sidecar; DOCS_VER=2026.10.1; DOCS_DIR="$(cd "$(dirname "$0")/.." && pwd)/.vf/docs-assets"
+if [ ! -d "$DOCS_DIR/${DOCS_PKG//-/_}-$DOCS_VER.dist-info" ] && ! python3 -m pip install -q --disable-pip-version-check \
+    --no-deps --upgrade --target "$DOCS_DIR" "$DOCS_PKG==$DOCS_VER" >/dev/null 2>&1; then
+  echo "note: $DOCS_PKG not installed (pip failed); /docs and /redoc serve the built-in page" >&2
+fi
 if ! command -v swift >/dev/null; then
   echo "swift not found: install Swift 6 (https://swift.org/install) and put it on PATH" >&2; exit 1
 fi

@@ -42,8 +42,8 @@ def fresh_database(postgres, prefix):
     return f"postgresql://vectorflow:vectorflow@127.0.0.1:{postgres.port}/{name}"
 
 
-def run(argv, **kw):
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, **kw)
+def run(argv, cwd_override=None, **kw):
+    return subprocess.run(argv, cwd=cwd_override or ROOT, capture_output=True, text=True, timeout=60, **kw)
 
 
 # ---- docker-compose.yml ---------------------------------------------------------------------------
@@ -88,11 +88,18 @@ def test_compose_file_is_valid_and_wired():
     assert pg["/var/lib/postgresql/data"]["type"] == "volume"
     api = mounts("api")
     assert api["/var/run/docker.sock"]["source"] == "/var/run/docker.sock"
+    # The socket's group is found by the image's entrypoint, which needs root for that step only
+    # (tests/test_compose_entrypoint.py runs it): no group id to pass, no group_add defaulting to 0.
+    assert services["api"].get("user") == "root" and "group_add" not in services["api"]
+    # `down` stops the API, which then stops its workers; compose must give it the time for that.
+    grace = services["api"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) >= 20, grace
 
     env = services["api"]["environment"]
     for key in API_ENV:
         assert env.get(key), f"api lacks {key}"
     assert env["VF_RUNTIME"] == "docker" and env["VF_WORKER_IMAGE"] == "vectorflow-worker:latest"
+    assert env["VF_STOP_WORKERS_ON_EXIT"] == "true"
     assert "@postgres:5432/" in env["DATABASE_URL"] and env["REDIS_URL"].startswith("redis://redis:6379")
     # Workers join the compose network by its real name.
     assert cfg["networks"]["vectorflow"]["name"] == env["VF_WORKER_NETWORK"]
@@ -102,6 +109,8 @@ def test_compose_file_is_valid_and_wired():
     prom = mounts("prometheus")
     assert prom[sd_dir]["source"] == api[sd_dir]["source"]
     assert Path(prom["/etc/prometheus/prometheus.yml"]["source"]) == ROOT / "prometheus/prometheus.yml"
+    # prometheus.yml names alerts.yml relative to itself: both sit side by side in the container.
+    assert Path(prom["/etc/prometheus/alerts.yml"]["source"]) == ROOT / "prometheus/alerts.yml"
 
     graf = services["grafana"]
     assert graf["environment"]["GF_SECURITY_ADMIN_USER"] == "admin"
@@ -166,6 +175,92 @@ def test_dockerfile_runtime_libraries(dockerfile, product, bin_dir):
     assert ".git" in ignored and any(p.startswith(".build") for p in ignored)
 
 
+def dockerfile_instructions(dockerfile, stage=-1):
+    """(instruction, arguments) of one stage (default: the last), continuation lines joined."""
+    text = (ROOT / dockerfile).read_text().replace("\\\n", " ")
+    stages = re.split(r"^FROM ", text, flags=re.M)
+    out = []
+    for line in stages[stage].splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_api_image_carries_only_the_worker_build_context(tmp_path):
+    """The API image holds the worker's build context (it builds vectorflow-worker:latest from it
+    when the image is missing), not the repository: the COPY lines into /opt/worker, replayed
+    here, give a folder where every target the manifest names has its sources and where
+    Dockerfile.worker's own COPY sources exist, and nothing else (no tests/, docs/, bench/, .git)."""
+    ctx = tmp_path / "worker-context"
+    ctx.mkdir()
+    copies = [args.split() for word, args in dockerfile_instructions("Dockerfile.api") if word == "COPY"]
+    assert not [c for c in copies if c[0] == "."], "the API image must not COPY the whole repository"
+    for c in copies:
+        if c[0].startswith("--") or not c[-1].startswith("/opt/worker"):
+            continue
+        for pattern in c[:-1]:
+            for src in ROOT.glob(pattern):
+                dest = ctx / Path(c[-1]).relative_to("/opt/worker") / (src.name if c[-1].endswith("/") else "")
+                if src.is_dir():
+                    shutil.copytree(src, dest)
+                else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, dest)
+    top = {p.name for p in ctx.iterdir()}
+    assert {"Dockerfile.worker", "Package.swift", "Sources", "Tests"} <= top, top
+    assert not top & {"tests", "docs", "bench", ".git", "Fuzz", "scripts", "grafana", ".build"}, top
+    manifest = json.loads(run(["swift", "package", "dump-package"], cwd_override=ctx).stdout)
+    for t in manifest["targets"]:
+        path = t.get("path") or f"{'Tests' if t['type'] == 'test' else 'Sources'}/{t['name']}"
+        assert (ctx / path).is_dir(), f"target {t['name']}: {path} is not in the API image's worker context"
+    worker_build = [w for w in dockerfile_instructions("Dockerfile.worker", stage=1) if w[0] == "COPY"]
+    for _, args in worker_build:
+        sources = [a for a in args.split()[:-1] if not a.startswith("--")]
+        for src in sources:
+            assert src == "." or "*" in src or (ctx / src).exists(), f"Dockerfile.worker copies {src}"
+    # The entrypoint that finds the Docker socket's group is in the image and executable in git.
+    entry = [a for w, a in dockerfile_instructions("Dockerfile.api") if w == "ENTRYPOINT"]
+    assert entry == ['["/usr/local/bin/api-entrypoint"]'], entry
+    assert any(c[:2] == ["docker/api-entrypoint.sh", "/usr/local/bin/api-entrypoint"] for c in copies), copies
+    mode = run(["git", "ls-files", "-s", "docker/api-entrypoint.sh"]).stdout.split()
+    assert mode and mode[0] == "100755", mode
+    # Swagger UI and ReDoc: the image installs the very package and version the set-up installs,
+    # and points the API at it.
+    install = (ROOT / "scripts/install-deps.sh").read_text()
+    pkg, ver = re.search(r"DOCS_PKG=(\S+?); DOCS_VER=(\S+?);", install).groups()
+    api_text = (ROOT / "Dockerfile.api").read_text()
+    assert f"{pkg}=={ver}" in api_text, (pkg, ver)
+    assert "VF_DOCS_ASSETS_DIR=/opt/vectorflow/docs-assets" in api_text
+    assert any(w == "COPY" and a.startswith("--from=build") and a.endswith(" /opt/vectorflow/docs-assets")
+               for w, a in dockerfile_instructions("Dockerfile.api")), "the docs assets are not copied"
+
+
+def test_worker_healthcheck_probes_the_workers_own_port(redis_server, bin_dir, samples, spawn):
+    """The HEALTHCHECK command of Dockerfile.worker, run by sh with the environment the API gives
+    a worker (METRICS_PORT of its own, not 9100), against a real worker: healthy; and it does
+    probe that port (the same command with the port of nothing listening fails)."""
+    [(_, args)] = [w for w in dockerfile_instructions("Dockerfile.worker") if w[0] == "HEALTHCHECK"]
+    command = args.split(" CMD ", 1)[1].strip()
+    assert not command.startswith("["), "exec form: METRICS_PORT would not be expanded"
+    assert "${METRICS_PORT:-9100}" in command and ":9100/" not in command
+    metrics_port = free_port()
+    worker = spawn("deploy-healthcheck-worker", [str(bin_dir / "vectorflow-worker")], env={
+        "STREAM_ID": str(uuid.uuid4()), "STREAM_NAME": "healthcheck", "SOURCE_URL": f"file://{samples / 'vtest.avi'}",
+        "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(metrics_port), "REDIS_URL": redis_server.url,
+        "GRID_SIZE": "16", "THRESHOLD": "1.2"})
+    wait_until(lambda: worker.alive() and requests.get(f"http://127.0.0.1:{metrics_port}/health", timeout=1).ok,
+               30, what="worker /health")
+
+    def probe(port):
+        return subprocess.run(["sh", "-c", command], env={"PATH": os.environ["PATH"], "METRICS_PORT": str(port)},
+                              capture_output=True, text=True, timeout=10)
+    ok = probe(metrics_port)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert probe(free_port()).returncode != 0
+
+
 # ---- Prometheus, the worker, the API and the Grafana dashboard -------------------------------------
 
 def test_promtool_accepts_config():
@@ -178,6 +273,22 @@ def test_promtool_accepts_config():
     assert jobs["vectorflow-api"]["static_configs"][0]["targets"] == ["api:8000"]
     sd = jobs["vectorflow-workers"]["file_sd_configs"][0]
     assert sd["files"] == ["file_sd/workers.json"] and sd["refresh_interval"] == "5s"
+    # The alert rules: loaded by the config (promtool checked them above), valid on their own, and
+    # their unit tests pass: each alert fires on its synthetic series and stays silent without.
+    assert cfg["rule_files"] == ["alerts.yml"]
+    assert "alerts.yml" in result.stdout + result.stderr
+    rules = run(["promtool", "check", "rules", "prometheus/alerts.yml"])
+    assert rules.returncode == 0 and "SUCCESS" in rules.stdout + rules.stderr, rules.stdout + rules.stderr
+    alerts = {r["alert"] for g in yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())["groups"]
+              for r in g["rules"]}
+    assert {"VectorFlowWorkerDown", "VectorFlowWorkerFailed", "VectorFlowWorkerReconnecting",
+            "VectorFlowSourceReconnects", "VectorFlowNoFrames", "VectorFlowAPIErrors"} <= alerts, alerts
+    tested = run(["promtool", "test", "rules", "prometheus/alerts_test.yml"])
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout + tested.stderr, tested.stdout + tested.stderr
+    unit = yaml.safe_load((ROOT / "prometheus/alerts_test.yml").read_text())
+    fired = {t["alertname"] for test in unit["tests"] for t in test["alert_rule_test"] if t["exp_alerts"]}
+    silent = {t["alertname"] for test in unit["tests"] for t in test["alert_rule_test"] if not t["exp_alerts"]}
+    assert fired == silent == alerts, (alerts - fired, alerts - silent)
 
 
 def load_dashboard():
@@ -265,6 +376,7 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
             static["targets"] = [t.replace("api:8000", f"127.0.0.1:{running_api}") for t in static["targets"]]
         for sd in job.get("file_sd_configs", []):
             sd["files"] = [str(targets)]
+    cfg["rule_files"] = [str(ROOT / "prometheus" / f) for f in cfg["rule_files"]]
     prom = prometheus_factory(yaml.safe_dump(cfg))
 
     def all_up():
@@ -295,6 +407,19 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
     series = requests.get(prom.url + "/api/v1/series", params={"match[]": "vector_flow_fps"}, timeout=5).json()["data"]
     assert stream_id in {s.get("stream_id") for s in series}, var_query
     assert worker.alive()
+
+    # The alert rules run against these real series without error, and a healthy running worker
+    # sets off none of the worker alerts.
+    def rules_evaluated():
+        groups = requests.get(prom.url + "/api/v1/rules", timeout=5).json()["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        return rules if rules and all(r["health"] == "ok" and r.get("lastEvaluation", "").startswith("2")
+                                      and not r["lastEvaluation"].startswith("0001") for r in rules) else None
+    rules = wait_until(rules_evaluated, 20, interval=0.5, what="every alert rule to be evaluated")
+    assert len(rules) == 8, [r["name"] for r in rules]
+    active = {r["name"]: r["state"] for r in rules if r["state"] != "inactive"}
+    for name in ("VectorFlowWorkerDown", "VectorFlowNoFrames", "VectorFlowWorkerFailed", "VectorFlowAPIDown"):
+        assert name not in active, active
 
 
 # ---- nginx ----------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ public final class StreamReconciler: @unchecked Sendable {
     // Touched only under `runLock`: when the last failed prepare (image build, engine) may be retried.
     private var prepareFailure: (at: Double, error: RuntimeError)?
     private var prepareBackoff = Backoff(initial: 2, maximum: 60)
+    // Touched only under `runLock`: set by `stopAllWorkers()`, after which no run changes anything.
+    private var halted = false
 
     public init(
         store: DesiredStateStore, runtime: WorkerRuntime, fileSD: FileSDWriter?, interval: Double = 5,
@@ -92,6 +94,67 @@ public final class StreamReconciler: @unchecked Sendable {
         running = false
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// Stops the reconciler for good, then every worker the runtime manages, all at once (each
+    /// with `stopTimeout`, so the whole takes about one timeout, not one per worker), clears their
+    /// records and empties the file_sd targets. For an API whose workers must not outlive it
+    /// (`docker compose down`); the desired state is left as it is, so the next start brings the
+    /// workers back. Waits for a run in progress; later runs do nothing. Blocks: call it from a
+    /// thread of its own. Returns the errors of the workers that could not be stopped.
+    public func stopAllWorkers() -> [String: RuntimeError] {
+        stop()
+        runLock.lock()
+        defer { runLock.unlock() }
+        halted = true
+        let workers: [WorkerInfo]
+        do {
+            workers = try runtime.list()
+        } catch {
+            log("cannot list workers to stop them: \(error)")
+            return ["*": error]
+        }
+        // One thread per worker: the engine calls block for up to `stopTimeout` each.
+        final class Results: @unchecked Sendable {
+            // @unchecked: `errors` is only touched under `lock`.
+            let lock = NSLock()
+            var errors: [String: RuntimeError] = [:]
+        }
+        let results = Results()
+        let group = DispatchGroup()
+        let runtime = self.runtime
+        let timeout = stopTimeout
+        for worker in workers {
+            group.enter()
+            Thread {
+                do throws(RuntimeError) {
+                    try runtime.stop(streamID: worker.streamID, timeout: timeout)
+                } catch {
+                    results.lock.lock()
+                    results.errors[worker.streamID] = error
+                    results.lock.unlock()
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        for worker in workers {
+            if let error = results.errors[worker.streamID] {
+                log("cannot stop \(worker.name): \(error)")
+            } else {
+                log("stopped \(worker.name) (the API is stopping)")
+                // The store is only ever called from one thread at a time: here, after the stops.
+                try? store.recordWorker(streamID: worker.streamID, containerName: nil, startedAt: nil)
+            }
+        }
+        if let fileSD {
+            do {
+                _ = try fileSD.write([])
+            } catch {
+                log("cannot update file_sd: \(error)")
+            }
+        }
+        return results.errors
     }
 
     /// Asks for a reconciliation soon (after a stream was created, changed, (de)activated or
@@ -153,6 +216,9 @@ public final class StreamReconciler: @unchecked Sendable {
         runLock.lock()
         defer { runLock.unlock() }
         var report = ReconcileReport()
+        // After stopAllWorkers(): a kick or a direct call arriving during shutdown must not start
+        // the workers again.
+        if halted { return report }
         let desired: [WorkerSpec]
         do {
             desired = try store.desiredWorkers()

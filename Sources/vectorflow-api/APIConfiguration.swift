@@ -17,6 +17,13 @@ struct APIConfiguration: Sendable {
     /// Set it where a browser can reach the API, against DNS rebinding.
     var allowedHosts: [String]
     var databasePoolSize: Int
+    /// `VF_STOP_WORKERS_ON_EXIT`: on SIGTERM/SIGINT, stop every worker before exiting (compose, so
+    /// that `docker compose down` leaves none behind; the desired state restarts them at the next
+    /// start). Off by default: the next API instance adopts the running workers instead.
+    var stopWorkersOnExit: Bool
+    /// `VF_DOCS_ASSETS_DIR`: Swagger UI's and ReDoc's files (DocsAssets); without them, /docs and
+    /// /redoc serve the built-in page.
+    var docsAssetsDir: String
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
         databaseURL = c.string("DATABASE_URL", default: "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow")
@@ -45,5 +52,7 @@ struct APIConfiguration: Sendable {
         allowedHosts = c.string("VF_ALLOWED_HOSTS", default: "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
         databasePoolSize = try c.int("VF_DB_POOL_SIZE", default: 4, range: 1...64)
+        stopWorkersOnExit = try c.bool("VF_STOP_WORKERS_ON_EXIT", default: false)
+        docsAssetsDir = c.string("VF_DOCS_ASSETS_DIR", default: DocsAssets.defaultDirectory)
     }
 }

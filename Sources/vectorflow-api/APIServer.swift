@@ -134,7 +134,18 @@ final class APIServer: Sendable {
             })
         let spec = openAPI
         r.get("/openapi.json") { _, res in res.respond(.json(raw: spec)) }
-        r.get("/docs") { _, res in res.respond(.text(DocsPage.html, contentType: "text/html; charset=utf-8")) }
+        // Swagger UI and ReDoc from the installed package's files, else the built-in page (DocsPage.swift).
+        let docs = DocsAssets.load(directory: config.docsAssetsDir) { logError($0) }
+        let builtIn = HTTPResponse.text(DocsPage.html, contentType: "text/html; charset=utf-8")
+        let swaggerPage = docs.swaggerPage.map(DocsAssets.page) ?? builtIn
+        let redocPage = docs.redocPage.map(DocsAssets.page) ?? builtIn
+        r.get("/docs") { _, res in res.respond(swaggerPage) }
+        r.get("/redoc") { _, res in res.respond(redocPage) }
+        for (path, file) in docs.files {
+            let answer = HTTPResponse(
+                status: 200, headers: HTTPHeaders([("Content-Type", file.contentType)]), body: file.body)
+            r.get(path) { _, res in res.respond(answer) }
+        }
         r.notFound = { [self] req, res in
             guard req.method == "GET" || req.method == "HEAD", let files = staticFiles else {
                 return res.respond(.json(raw: APIError.notFound.body, status: 404))

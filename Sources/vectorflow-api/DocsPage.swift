@@ -1,3 +1,6 @@
+import Foundation
+import VFNet
+
 /// `/docs`: a self-contained page (no CDN, no external script) that reads `/openapi.json` and
 /// renders every operation with a try-it form.
 enum DocsPage {
@@ -114,4 +117,149 @@ enum DocsPage {
         </body>
         </html>
         """#
+}
+
+/// Swagger UI at `/docs` and ReDoc at `/redoc`, from the files of a registry package the set-up
+/// installs (scripts/install-deps.sh: PyPI's drf-spectacular-sidecar, which ships Swagger UI's
+/// dist and ReDoc's standalone bundle; nothing of them is committed here). Read once when the
+/// router is made, before the server listens, and answered from memory: no file access on an
+/// event loop. Without the files, both pages are the built-in `DocsPage`.
+struct DocsAssets: Sendable {
+    struct File: Sendable {
+        let body: [UInt8]
+        let contentType: String
+    }
+
+    /// Request path (under `/docs/assets/`) → file.
+    let files: [String: File]
+    /// The Swagger UI page, or nil when its files are missing.
+    let swaggerPage: String?
+    /// The ReDoc page, or nil when its bundle is missing.
+    let redocPage: String?
+
+    static let prefix = "/docs/assets/"
+    /// Where scripts/install-deps.sh installs the package (`pip install --target`), relative to the
+    /// working directory like VF_STATIC_DIR's default (`make run` and the tests start from the root).
+    static let defaultDirectory = ".vf/docs-assets"
+    /// The package's own layout inside its install folder.
+    static let packageSubdirectory = "drf_spectacular_sidecar/static/drf_spectacular_sidecar"
+
+    /// Loads from `directory`: the package's install folder, or the folder holding `swagger-ui-dist/`
+    /// and `redoc/` directly. `log` says what is missing, once.
+    static func load(directory: String, log: (String) -> Void) -> DocsAssets {
+        let fm = FileManager.default
+        let candidates = [directory, (directory as NSString).appendingPathComponent(packageSubdirectory)]
+        func has(_ dir: String, _ sub: String) -> Bool {
+            fm.fileExists(atPath: (dir as NSString).appendingPathComponent(sub))
+        }
+        let root = candidates.first { has($0, "swagger-ui-dist") } ?? candidates.first { has($0, "redoc") }
+        func read(_ relative: String) -> [UInt8]? {
+            guard let root, let data = fm.contents(atPath: (root as NSString).appendingPathComponent(relative)) else {
+                return nil
+            }
+            return [UInt8](data)
+        }
+        var files: [String: File] = [:]
+        let swaggerFiles: [(String, String, String)] = [
+            ("swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+            ("swagger-ui-dist/swagger-ui.css", "swagger-ui.css", "text/css; charset=utf-8"),
+        ]
+        var swagger = true
+        for (relative, name, type) in swaggerFiles {
+            if let body = read(relative) {
+                files[prefix + name] = File(body: body, contentType: type)
+            } else {
+                swagger = false
+            }
+        }
+        if swagger {
+            if let icon = read("swagger-ui-dist/favicon-32x32.png") {
+                files[prefix + "favicon-32x32.png"] = File(body: icon, contentType: "image/png")
+            }
+            // The start-up script as a file of its own rather than inline, so the page needs no
+            // inline script. Relative URLs: the pages also work behind a proxy under a prefix.
+            files[prefix + "swagger-initializer.js"] = File(
+                body: Array(swaggerInitializer.utf8), contentType: "text/javascript; charset=utf-8")
+        } else {
+            for (_, name, _) in swaggerFiles { files[prefix + name] = nil }
+        }
+        let redocBundle = read("redoc/bundles/redoc.standalone.js")
+        if let redocBundle {
+            files[prefix + "redoc.standalone.js"] = File(
+                body: redocBundle, contentType: "text/javascript; charset=utf-8")
+        }
+        // Said only when something is missing: a start that finds everything prints nothing here
+        // (scripts wait for the API's first line, and a failed start must print its reason alone).
+        if !swagger || redocBundle == nil {
+            let missing = [swagger ? nil : "Swagger UI", redocBundle == nil ? "ReDoc" : nil].compactMap { $0 }
+            let served = swagger ? "/redoc" : redocBundle == nil ? "/docs and /redoc" : "/docs"
+            log(
+                "no \(missing.joined(separator: "/")) files in \(directory) (VF_DOCS_ASSETS_DIR; "
+                    + "scripts/install-deps.sh installs them): the built-in docs page serves \(served)")
+        }
+        return DocsAssets(
+            files: files, swaggerPage: swagger ? swaggerHTML : nil, redocPage: redocBundle != nil ? redocHTML : nil)
+    }
+
+    /// A docs page, with a Content-Security-Policy that keeps it to the API's own origin: ReDoc
+    /// would otherwise fetch its vendor's logo from the internet on every view (the image simply
+    /// stays hidden). Inline styles: both UIs set them; blob: workers: ReDoc's search.
+    static func page(_ html: String) -> HTTPResponse {
+        var r = HTTPResponse.text(html, contentType: "text/html; charset=utf-8")
+        r.headers.add(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' blob:; "
+                + "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'self'")
+        return r
+    }
+
+    static let swaggerInitializer = """
+        "use strict";
+        window.ui = SwaggerUIBundle({
+          url: "openapi.json",
+          dom_id: "#swagger-ui",
+          deepLinking: true,
+          presets: [SwaggerUIBundle.presets.apis],
+          layout: "BaseLayout",
+          validatorUrl: null,  // no badge fetched from an outside validator
+        });
+
+        """
+
+    static let swaggerHTML = """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Vector Flow API - Swagger UI</title>
+        <link rel="stylesheet" href="docs/assets/swagger-ui.css">
+        <link rel="icon" type="image/png" href="docs/assets/favicon-32x32.png">
+        </head>
+        <body>
+        <div id="swagger-ui"></div>
+        <script src="docs/assets/swagger-ui-bundle.js"></script>
+        <script src="docs/assets/swagger-initializer.js"></script>
+        </body>
+        </html>
+
+        """
+
+    static let redocHTML = """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Vector Flow API - ReDoc</title>
+        <link rel="icon" type="image/png" href="docs/assets/favicon-32x32.png">
+        <style>body{margin:0;padding:0}</style>
+        </head>
+        <body>
+        <redoc spec-url="openapi.json"></redoc>
+        <script src="docs/assets/redoc.standalone.js"></script>
+        </body>
+        </html>
+
+        """
 }

@@ -80,8 +80,29 @@ FileHandle.standardOutput.write(Data("vectorflow-api listening on http://\(confi
 
 var received: Int32 = 0
 sigwait(&stopSignals, &received)
-// Workers keep running: the next API instance adopts them (the run script stops them with the platform).
-reconciler.stop()
+if config.stopWorkersOnExit {
+    // Compose: no worker may outlive `docker compose down`. The stops run in parallel, each bounded
+    // by VF_WORKER_STOP_TIMEOUT (then SIGKILL); the margin covers the engine calls around them. Past
+    // the bound the API exits anyway, before compose's stop_grace_period runs out.
+    FileHandle.standardError.write(Data("vectorflow-api: stopping every worker (VF_STOP_WORKERS_ON_EXIT)\n".utf8))
+    let stopped = DispatchSemaphore(value: 0)
+    Thread {
+        let errors = reconciler.stopAllWorkers()
+        if !errors.isEmpty {
+            FileHandle.standardError.write(
+                Data("vectorflow-api: \(errors.count) worker(s) could not be stopped\n".utf8))
+        }
+        stopped.signal()
+    }.start()
+    let bound = runtimeSettings.stopTimeout + 15
+    if stopped.wait(timeout: .now() + bound) == .timedOut {
+        FileHandle.standardError.write(
+            Data("vectorflow-api: workers still stopping after \(Int(bound)) s; exiting anyway\n".utf8))
+    }
+} else {
+    // Workers keep running: the next API instance adopts them (the run script stops them with the platform).
+    reconciler.stop()
+}
 live.stop()
 server.stop()
 api.pool.shutdown()
