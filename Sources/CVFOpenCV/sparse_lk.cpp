@@ -807,6 +807,8 @@ struct Tracker {
         } else {
             l.prevDelta = delta;
             l.iterating = ++l.j < maxCount;
+            // Stopped by the iteration cap, not on epsilon: tracked, but not converged (kCapped).
+            if (!l.iterating && level == 0) status[l.k] = kCapped;
         }
     }
 
@@ -870,6 +872,7 @@ struct BatchTracker {
     alignas(32) float a11[N] = {}, a12[N] = {}, a22[N] = {}, dinv[N] = {}, b1[N] = {}, b2[N] = {};
     alignas(32) int jn[N] = {}, inx[N] = {}, iny[N] = {}, w[4][N] = {};
     int task[N] = {};  // the lane's point, or -1
+    uint32_t capped = 0;  // lanes whose last step hit the iteration cap (set by finishAll)
 
     BatchTracker(Tracker<AVX2Kernels> &tracker, cv::Point2f *out) : t(tracker), tracked(out) {}
 
@@ -979,6 +982,7 @@ struct BatchTracker {
         _mm256_store_ps(pdx + o, dx);
         _mm256_store_ps(pdy + o, dy);
         _mm256_store_si256(reinterpret_cast<__m256i *>(jn + o), J1);
+        capped |= uint32_t(spent & ~small & ~back & 0xff) << o;
         return small | back | spent;
     }
 
@@ -1017,6 +1021,7 @@ struct BatchTracker {
                     b2[i] = float(b[1]) * kFltScale;
                 }
                 uint32_t stops = 0;
+                capped = 0;
                 for (int o = 0; o < N; o += 8) stops |= uint32_t(finishAll(o, maxCount, eps2)) << o;
                 stops &= stepped;
                 for (int i = 0; i < N; i++) {
@@ -1024,6 +1029,7 @@ struct BatchTracker {
                     const bool done = !(stepped >> i & 1) || (stops >> i & 1);
                     if (!done) continue;
                     if (stepped >> i & 1) tracked[task[i]] = cv::Point2f(ox[i], oy[i]);
+                    if (level == 0 && (stepped & capped) >> i & 1) t.status[task[i]] = kCapped;
                     if (!fill(i, level, nextPoint, count)) busy &= ~(1u << i);
                 }
             }

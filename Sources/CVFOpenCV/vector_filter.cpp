@@ -1,0 +1,267 @@
+// The fast path's reliability filter; see vector_filter.hpp. The constants are measured on the
+// ground-truth clips of tests/flowtruth.py and on vtest.avi / tree.avi (docs/notes/flow-quality.md).
+#include "vector_filter.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace cvf {
+namespace {
+
+constexpr int kHalf = kLKWindow / 2;
+constexpr int kArea = kLKWindow * kLKWindow;
+
+// Tuning knobs, measured (docs/notes/flow-quality.md). The noise is the std of the difference of two
+// frames at the same pixel (twice the sensor variance), estimated robustly per frame.
+struct Tuning {
+    // Texture: the window's weakest mean squared gradient (grey levels² per px², along the
+    // structure tensor's weaker axis) must be at least this many times the frame's noise variance
+    // (sigma_t² / 2). Sensor noise alone gives a flat window about 0.23 of it (less after JPEG
+    // smoothing): 0.2 drops the windows with no texture of their own. Measured: 0.15 lets 1 false
+    // vector per frame through on the clips, 0.25 costs 3.5% of the moving points.
+    float texture = 0.2f;
+    // Noise floor (sigma_t, grey levels): H.264 copies static blocks exactly, and a zero noise
+    // would let any faint texture through.
+    float minNoise = 1.5f;
+    // Residual: the window's mean absolute mismatch after the move (its mean difference, a
+    // brightness change, removed) at most this many times sigma_t. Not in the default checks: it
+    // drops fast textured objects under compression (recall 0.87) and no false vector the other
+    // checks keep.
+    float residual = 2.0f;
+    // Forward-backward: the endpoint tracked back lands at most this far from the grid point (px).
+    float forwardBackward = 0.5f;
+    // Neighbours: a neighbour agrees when its vector differs by at most max(abs, rel * |v|) px.
+    float neighbourAbs = 1.0f;
+    float neighbourRel = 0.35f;
+};
+
+Tuning readTuning() {
+    Tuning t;
+    // VECTORFLOW_FILTER_TUNING="texture=1,residual=2,fb=0.5,...": for measuring the knobs only.
+    const char *env = std::getenv("VECTORFLOW_FILTER_TUNING");
+    if (!env) return t;
+    std::string s(env);
+    size_t i = 0;
+    while (i < s.size()) {
+        size_t j = s.find(',', i);
+        if (j == std::string::npos) j = s.size();
+        const std::string item = s.substr(i, j - i);
+        const size_t eq = item.find('=');
+        if (eq != std::string::npos) {
+            const std::string k = item.substr(0, eq);
+            const float v = std::strtof(item.c_str() + eq + 1, nullptr);
+            if (k == "texture") t.texture = v;
+            if (k == "noise") t.minNoise = v;
+            if (k == "residual") t.residual = v;
+            if (k == "fb") t.forwardBackward = v;
+            if (k == "nabs") t.neighbourAbs = v;
+            if (k == "nrel") t.neighbourRel = v;
+        }
+        i = j + 1;
+    }
+    return t;
+}
+
+// Read once before main; only read afterwards, so safe from any thread.
+const Tuning gTuning = readTuning();
+
+// The std of the difference of two frames (grey levels), robustly: 1.4826 x the median absolute
+// deviation of the pixel differences, on every 4th pixel of every 4th row (moving objects are a
+// minority of the pixels, a global brightness change only moves the median).
+float temporalNoise(const cv::Mat &a, const cv::Mat &b, std::vector<int> &histogram) {
+    histogram.assign(511, 0);
+    int n = 0;
+    for (int y = 2; y < a.rows; y += 4) {
+        const uint8_t *p = a.ptr<uint8_t>(y), *q = b.ptr<uint8_t>(y);
+        for (int x = 2; x < a.cols; x += 4) {
+            histogram[size_t(255 + int(q[x]) - int(p[x]))]++;
+            n++;
+        }
+    }
+    if (n == 0) return 0;
+    int median = 0;
+    for (int v = 0, seen = 0; v < 511; v++) {
+        seen += histogram[size_t(v)];
+        if (2 * seen >= n) {
+            median = v;
+            break;
+        }
+    }
+    // Median of |d - median|, interpolated inside its bin: the value v stands for [v - 0.5, v + 0.5]
+    // (0 for [0, 0.5]), which a small noise needs (its median deviation is a grey level or two).
+    int seen = 0;
+    for (int v = 0; v < 511; v++) {
+        const int count = (v == 0) ? histogram[size_t(median)]
+                                   : (median - v >= 0 ? histogram[size_t(median - v)] : 0) +
+                                         (median + v < 511 ? histogram[size_t(median + v)] : 0);
+        if (2 * (seen + count) >= n) {
+            const float lo = v == 0 ? 0.f : float(v) - 0.5f, width = v == 0 ? 0.5f : 1.f;
+            const float frac = count > 0 ? (0.5f * float(n) - float(seen)) / float(count) : 0.f;
+            return 1.4826f * (lo + width * frac);
+        }
+        seen += count;
+    }
+    return 0;
+}
+
+inline int at(const cv::Mat &m, int x, int y) {
+    x = std::clamp(x, 0, m.cols - 1);
+    y = std::clamp(y, 0, m.rows - 1);
+    return m.ptr<uint8_t>(y)[x];
+}
+
+// The smaller eigenvalue of the 15x15 structure tensor at whole pixel (px, py), as the mean squared
+// gradient (grey levels² per px²): Scharr derivatives (32 x the gradient) as Lucas-Kanade uses them.
+float weakestGradient(const cv::Mat &img, int px, int py) {
+    int64_t a11 = 0, a12 = 0, a22 = 0;
+    if (px - kHalf - 1 >= 0 && py - kHalf - 1 >= 0 && px + kHalf + 1 < img.cols && py + kHalf + 1 < img.rows) {
+        // Inside the image (nearly every grid point): straight from the rows, no clamping.
+        const ptrdiff_t step = ptrdiff_t(img.step);
+        for (int y = py - kHalf; y <= py + kHalf; y++) {
+            const uint8_t *m = img.ptr<uint8_t>(y), *u = m - step, *d = m + step;
+            for (int x = px - kHalf; x <= px + kHalf; x++) {
+                const int ix = 3 * (u[x + 1] - u[x - 1] + d[x + 1] - d[x - 1]) + 10 * (m[x + 1] - m[x - 1]);
+                const int iy = 3 * (d[x - 1] - u[x - 1] + d[x + 1] - u[x + 1]) + 10 * (d[x] - u[x]);
+                a11 += ix * ix;
+                a12 += ix * iy;
+                a22 += iy * iy;
+            }
+        }
+    } else {
+        for (int y = py - kHalf; y <= py + kHalf; y++) {
+        for (int x = px - kHalf; x <= px + kHalf; x++) {
+            const int ix = 3 * (at(img, x + 1, y - 1) - at(img, x - 1, y - 1) + at(img, x + 1, y + 1) -
+                                at(img, x - 1, y + 1)) +
+                           10 * (at(img, x + 1, y) - at(img, x - 1, y));
+            const int iy = 3 * (at(img, x - 1, y + 1) - at(img, x - 1, y - 1) + at(img, x + 1, y + 1) -
+                                at(img, x + 1, y - 1)) +
+                           10 * (at(img, x, y + 1) - at(img, x, y - 1));
+            a11 += ix * ix;
+            a12 += ix * iy;
+            a22 += iy * iy;
+        }
+    }
+    }
+    const double b11 = double(a11), b12 = double(a12), b22 = double(a22);
+    const double lambda = 0.5 * (b11 + b22 - std::sqrt((b11 - b22) * (b11 - b22) + 4 * b12 * b12));
+    return float(lambda / (double(kArea) * 1024.0));
+}
+
+inline float bilinear(const cv::Mat &m, float x, float y) {
+    const int ix = int(std::floor(x)), iy = int(std::floor(y));
+    const float a = x - float(ix), b = y - float(iy);
+    return (1 - b) * ((1 - a) * float(at(m, ix, iy)) + a * float(at(m, ix + 1, iy))) +
+           b * ((1 - a) * float(at(m, ix, iy + 1)) + a * float(at(m, ix + 1, iy + 1)));
+}
+
+// Mean absolute mismatch between the window at (px, py) in `a` and at `q` in `b`, once the mean
+// difference (a brightness change) is taken out.
+float residual(const cv::Mat &a, const cv::Mat &b, int px, int py, cv::Point2f q) {
+    float diff[kArea];
+    float mean = 0;
+    int k = 0;
+    for (int y = -kHalf; y <= kHalf; y++) {
+        for (int x = -kHalf; x <= kHalf; x++) {
+            diff[k] = bilinear(b, q.x + float(x), q.y + float(y)) - float(at(a, px + x, py + y));
+            mean += diff[k++];
+        }
+    }
+    mean /= float(kArea);
+    float sum = 0;
+    for (int i = 0; i < kArea; i++) sum += std::abs(diff[i] - mean);
+    return sum / float(kArea);
+}
+
+}  // namespace
+
+void VectorFilter::run(int checks, float minMagnitude, const LKPyramid &prev, LKPyramid &next, int maxLevel,
+                       int maxCount, double epsilon, const cv::Point2f *points, const int *cells,
+                       const cv::Point2f *tracked, const unsigned char *status, int count, int gridCols,
+                       int gridRows) {
+    verdict_.assign(size_t(count), 0);
+    std::fill(std::begin(counts_), std::end(counts_), 0);
+    candidates_.clear();
+    const float min2 = minMagnitude * minMagnitude;
+    for (int k = 0; k < count; k++) {
+        if (!status[k]) continue;
+        const cv::Point2f d = tracked[k] - points[k];
+        if (d.x * d.x + d.y * d.y > min2) candidates_.push_back(k);
+    }
+    if (candidates_.empty() || checks == 0) return;
+    const cv::Mat &a = prev.grey(), &b = next.grey();
+    auto reject = [&](int k, int reason) {
+        verdict_[size_t(k)] = static_cast<unsigned char>(1 + reason);
+        counts_[reason]++;
+    };
+    // Texture, convergence and residual, point by point.
+    if (checks & (kCheckTexture | kCheckResidual)) {
+        noise_ = std::max(gTuning.minNoise, temporalNoise(a, b, histogram_));
+    }
+    const float noiseVar = 0.5f * noise_ * noise_;
+    size_t kept = 0;
+    for (const int k : candidates_) {
+        const int px = int(std::lround(points[k].x)), py = int(std::lround(points[k].y));
+        if ((checks & kCheckTexture) && weakestGradient(a, px, py) < gTuning.texture * noiseVar) {
+            reject(k, 0);
+        } else if ((checks & kCheckConvergence) && status[k] == kCapped) {
+            reject(k, 1);
+        } else if ((checks & kCheckResidual) && residual(a, b, px, py, tracked[k]) > gTuning.residual * noise_) {
+            reject(k, 2);
+        } else {
+            candidates_[kept++] = k;
+        }
+    }
+    candidates_.resize(kept);
+    // Forward-backward, on the few points left: the endpoints tracked back with the same tracker.
+    if ((checks & kCheckForwardBackward) && !candidates_.empty()) {
+        backFrom_.resize(candidates_.size());
+        backTo_.resize(candidates_.size());
+        backStatus_.resize(candidates_.size());
+        for (size_t i = 0; i < candidates_.size(); i++) backFrom_[i] = tracked[candidates_[i]];
+        // The endpoints are off the grid: windows read the derivative planes (no own-derivative
+        // levels), whose bands stay valid for the next frame, when `next` is the previous pyramid.
+        trackPoints(next, prev, maxLevel, backFrom_.data(), int(backFrom_.size()), backTo_.data(),
+                    backStatus_.data(), maxCount, epsilon, 0);
+        const float limit2 = gTuning.forwardBackward * gTuning.forwardBackward;
+        kept = 0;
+        for (size_t i = 0; i < candidates_.size(); i++) {
+            const int k = candidates_[i];
+            const cv::Point2f e = backTo_[i] - points[k];
+            if (!backStatus_[i] || e.x * e.x + e.y * e.y > limit2) {
+                reject(k, 3);
+            } else {
+                candidates_[kept++] = k;
+            }
+        }
+        candidates_.resize(kept);
+    }
+    // Neighbours: a vector stays when one of its eight grid neighbours also passed and moves alike.
+    if ((checks & kCheckNeighbours) && !candidates_.empty()) {
+        owner_.assign(size_t(gridCols) * size_t(gridRows), 0);
+        for (const int k : candidates_) owner_[size_t(cells[k])] = k + 1;
+        for (const int k : candidates_) {
+            const int cx = cells[k] % gridCols, cy = cells[k] / gridCols;
+            const cv::Point2f v = tracked[k] - points[k];
+            const float tol = std::max(gTuning.neighbourAbs, gTuning.neighbourRel * std::sqrt(v.dot(v)));
+            bool agrees = false;
+            for (int y = std::max(0, cy - 1); !agrees && y <= std::min(gridRows - 1, cy + 1); y++) {
+                for (int x = std::max(0, cx - 1); !agrees && x <= std::min(gridCols - 1, cx + 1); x++) {
+                    const int j = owner_[size_t(y) * size_t(gridCols) + size_t(x)] - 1;
+                    if (j < 0 || j == k) continue;
+                    const cv::Point2f w = tracked[j] - points[j] - v;
+                    agrees = w.dot(w) <= tol * tol;
+                }
+            }
+            // Judged against the neighbours as they passed the checks before, so the verdicts do
+            // not depend on the order of the points.
+            if (!agrees) verdict_[size_t(k)] = 1 + 4;
+        }
+        for (const int k : candidates_)
+            if (verdict_[size_t(k)]) counts_[4]++;
+    }
+}
+
+}  // namespace cvf
