@@ -310,3 +310,53 @@ def pooled(scores):
         max_err=tot["max_err_sum"] / max(tot["max_n"], 1),
         moving=tot["moving"],
     )
+
+
+def run_worker(worker, source, dump, *extra, frames=None):
+    """`vectorflow-worker bench SOURCE --dump-vectors DUMP ...`: its JSON summary and its dump."""
+    import subprocess
+    cmd = [str(worker), "bench", str(source), "--dump-vectors", str(dump), *extra]
+    if frames:
+        cmd += ["--frames", str(frames)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"{cmd}: {r.stderr}")
+    return json.loads(r.stdout), load_dump(dump)
+
+
+def real_footage(worker, samples, out, video, frames, *extra):
+    """The worker's answer on real footage, judged by cv2 here: the share of reported vectors that
+    fail a forward-backward check, and the per-frame magnitude_max."""
+    greys = read_grey(Path(samples) / video)[:frames]
+    summary, answer = run_worker(worker, Path(samples) / video, Path(out) / f"{video}.jsonl", *extra,
+                                 frames=len(greys))
+    fails, total = forward_backward_failures(greys, answer)
+    maxima = sorted(m for _v, m in answer.values() if m is not None)
+    return dict(frames=len(greys), vectors=total, fb_failures=fails, fb_share=fails / max(total, 1),
+                max_median=float(np.median(maxima)) if maxima else 0.0,
+                max_p95=float(maxima[int(0.95 * (len(maxima) - 1))]) if maxima else 0.0,
+                rejected=sum(summary["rejected"].values()), summary=summary)
+
+
+def main(argv):
+    """`flowtruth.py quality WORKER SAMPLES OUT [worker flags...]`: the worker's answer on the clips
+    and on vtest.avi (200 frames) next to plain OpenCV's, as one JSON object (for the tests, whose
+    Python may have no cv2)."""
+    cmd, worker, samples, out, *extra = argv
+    assert cmd == "quality", "usage: flowtruth.py quality WORKER SAMPLES OUT [worker flags...]"
+    out = Path(out)
+    clips = make_clips(samples, out / "clips")
+    mine, plain, summaries = [], [], []
+    for name, path, truth in clips:
+        summary, answer = run_worker(worker, path, out / f"{name}.jsonl", *extra)
+        summaries.append(summary)
+        mine.append(score(truth, answer))
+        plain.append(score(truth, opencv_flow(read_grey(path))))
+    result = dict(worker=pooled(mine), opencv=pooled(plain), per_clip=[pooled([s]) for s in mine],
+                  summaries=summaries, vtest=real_footage(worker, samples, out, "vtest.avi", 200, *extra))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    import sys
+    main(sys.argv[1:])

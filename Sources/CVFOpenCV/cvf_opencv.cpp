@@ -283,7 +283,8 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
             const auto t0 = std::chrono::steady_clock::now();
             s->filter.run(s->filterChecks, s->filterMinMagnitude, s->prevFastPyramid, s->fastPyramid, kMaxLevel,
                           kCriteria.maxCount, kCriteria.epsilon, s->subset.data(), s->subsetIndex.data(),
-                          s->subsetTracked.data(), s->status.data(), int(s->subset.size()), gw, gh);
+                          s->subsetTracked.data(), s->status.data(), int(s->subset.size()), grid_size, gw, gh,
+                          s->active.data());
             for (int r = 0; r < CVF_REJECT_REASONS; r++) s->rejected[r] = s->filter.rejectedCount(r);
             s->filterSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }

@@ -29,14 +29,17 @@ public:
     // `points`, at grid positions `cells` of a gridCols-wide grid, tracked to `tracked` with
     // `status`): those with status != 0 and a motion above minMagnitude go through `checks`.
     // Afterwards rejected(k) says whether point k is to be dropped. `next` gets the derivatives
-    // the forward-backward check needs (which the next frame's tracking then reuses).
+    // the forward-backward check needs (which the next frame's tracking then reuses). `active`
+    // (per grid cell, the gate's verdict) says where the frame did not change: the noise is
+    // measured there. A VectorFilter serves one stream: it keeps the last noise estimate.
     void run(int checks, float minMagnitude, const LKPyramid &prev, LKPyramid &next, int maxLevel, int maxCount,
              double epsilon, const cv::Point2f *points, const int *cells, const cv::Point2f *tracked,
-             const unsigned char *status, int count, int gridCols, int gridRows);
+             const unsigned char *status, int count, int gridSize, int gridCols, int gridRows,
+             const unsigned char *active);
     bool rejected(int k) const { return verdict_[size_t(k)] != 0; }
     // Vectors rejected in the last run, by reason (0..kFilterReasons-1).
     int rejectedCount(int reason) const { return counts_[reason]; }
-    // The temporal noise (std of the frame difference, grey levels) of the last run, floored.
+    // The temporal noise (std of the frame difference, grey levels) last measured, floored.
     float noise() const { return noise_; }
 
 private:
