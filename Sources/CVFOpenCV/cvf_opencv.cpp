@@ -137,6 +137,7 @@ struct cvf_stream {
     int activePoints = 0;
     std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active, columnStats;
     std::vector<cv::Point2f> subset, subsetTracked;
+    std::vector<float> minEig;  // per subset point, for the filter's texture check
     std::vector<int> subsetIndex;
     // The previous frame's pyramid and the current one. Reusing the current pyramid as the next
     // call's previous one halves the pyramid work per frame; the result is the same as
@@ -276,15 +277,17 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
         // flow time but moved 16-35% of the vectors by more than 0.5 px (docs/notes/speed.md).
         s->subsetTracked.resize(s->subset.size());
         s->status.resize(s->subset.size());
+        s->minEig.resize(s->subset.size());
+        const int ownLevels = ownDerivativeLevels(grid_size);
         cvf::trackPoints(s->prevFastPyramid, s->fastPyramid, kMaxLevel, s->subset.data(), int(s->subset.size()),
-                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon,
-                         ownDerivativeLevels(grid_size));
+                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon, ownLevels,
+                         s->filterChecks ? s->minEig.data() : nullptr);
         if (s->filterChecks) {
             const auto t0 = std::chrono::steady_clock::now();
             s->filter.run(s->filterChecks, s->filterMinMagnitude, s->prevFastPyramid, s->fastPyramid, kMaxLevel,
-                          kCriteria.maxCount, kCriteria.epsilon, s->subset.data(), s->subsetIndex.data(),
-                          s->subsetTracked.data(), s->status.data(), int(s->subset.size()), grid_size, gw, gh,
-                          s->active.data());
+                          kCriteria.maxCount, kCriteria.epsilon, ownLevels, s->subset.data(), s->subsetIndex.data(),
+                          s->subsetTracked.data(), s->status.data(), s->minEig.data(), int(s->subset.size()),
+                          grid_size, gw, gh, s->active.data());
             for (int r = 0; r < CVF_REJECT_REASONS; r++) s->rejected[r] = s->filter.rejectedCount(r);
             s->filterSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }

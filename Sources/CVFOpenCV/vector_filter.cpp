@@ -36,6 +36,9 @@ struct Tuning {
     // Neighbours: a neighbour agrees when its vector differs by at most max(abs, rel * |v|) px.
     float neighbourAbs = 1.0f;
     float neighbourRel = 0.35f;
+    // The backward track's criteria (0: the forward ones).
+    int fbIterations = 0;
+    float fbEpsilon = 0;
 };
 
 Tuning readTuning() {
@@ -59,6 +62,8 @@ Tuning readTuning() {
             if (k == "fb") t.forwardBackward = v;
             if (k == "nabs") t.neighbourAbs = v;
             if (k == "nrel") t.neighbourRel = v;
+            if (k == "fbiter") t.fbIterations = int(v);
+            if (k == "fbeps") t.fbEpsilon = v;
         }
         i = j + 1;
     }
@@ -74,6 +79,7 @@ const Tuning gTuning = readTuning();
 // moves no cell is unchanged, and the whole frame would measure motion, not noise: with fewer than
 // kMinSamples pixels the estimate is -1 (the caller keeps its last one).
 constexpr int kMinSamples = 1000;
+constexpr int kNoiseInterval = 4;
 
 float temporalNoise(const cv::Mat &a, const cv::Mat &b, const unsigned char *active, int g, int gw, int gh,
                     std::vector<int> &histogram) {
@@ -125,43 +131,6 @@ inline int at(const cv::Mat &m, int x, int y) {
     return m.ptr<uint8_t>(y)[x];
 }
 
-// The smaller eigenvalue of the 15x15 structure tensor at whole pixel (px, py), as the mean squared
-// gradient (grey levels² per px²): Scharr derivatives (32 x the gradient) as Lucas-Kanade uses them.
-float weakestGradient(const cv::Mat &img, int px, int py) {
-    int64_t a11 = 0, a12 = 0, a22 = 0;
-    if (px - kHalf - 1 >= 0 && py - kHalf - 1 >= 0 && px + kHalf + 1 < img.cols && py + kHalf + 1 < img.rows) {
-        // Inside the image (nearly every grid point): straight from the rows, no clamping.
-        const ptrdiff_t step = ptrdiff_t(img.step);
-        for (int y = py - kHalf; y <= py + kHalf; y++) {
-            const uint8_t *m = img.ptr<uint8_t>(y), *u = m - step, *d = m + step;
-            for (int x = px - kHalf; x <= px + kHalf; x++) {
-                const int ix = 3 * (u[x + 1] - u[x - 1] + d[x + 1] - d[x - 1]) + 10 * (m[x + 1] - m[x - 1]);
-                const int iy = 3 * (d[x - 1] - u[x - 1] + d[x + 1] - u[x + 1]) + 10 * (d[x] - u[x]);
-                a11 += ix * ix;
-                a12 += ix * iy;
-                a22 += iy * iy;
-            }
-        }
-    } else {
-        for (int y = py - kHalf; y <= py + kHalf; y++) {
-        for (int x = px - kHalf; x <= px + kHalf; x++) {
-            const int ix = 3 * (at(img, x + 1, y - 1) - at(img, x - 1, y - 1) + at(img, x + 1, y + 1) -
-                                at(img, x - 1, y + 1)) +
-                           10 * (at(img, x + 1, y) - at(img, x - 1, y));
-            const int iy = 3 * (at(img, x - 1, y + 1) - at(img, x - 1, y - 1) + at(img, x + 1, y + 1) -
-                                at(img, x + 1, y - 1)) +
-                           10 * (at(img, x, y + 1) - at(img, x, y - 1));
-            a11 += ix * ix;
-            a12 += ix * iy;
-            a22 += iy * iy;
-        }
-    }
-    }
-    const double b11 = double(a11), b12 = double(a12), b22 = double(a22);
-    const double lambda = 0.5 * (b11 + b22 - std::sqrt((b11 - b22) * (b11 - b22) + 4 * b12 * b12));
-    return float(lambda / (double(kArea) * 1024.0));
-}
-
 inline float bilinear(const cv::Mat &m, float x, float y) {
     const int ix = int(std::floor(x)), iy = int(std::floor(y));
     const float a = x - float(ix), b = y - float(iy);
@@ -190,9 +159,9 @@ float residual(const cv::Mat &a, const cv::Mat &b, int px, int py, cv::Point2f q
 }  // namespace
 
 void VectorFilter::run(int checks, float minMagnitude, const LKPyramid &prev, LKPyramid &next, int maxLevel,
-                       int maxCount, double epsilon, const cv::Point2f *points, const int *cells,
-                       const cv::Point2f *tracked, const unsigned char *status, int count, int gridSize,
-                       int gridCols, int gridRows, const unsigned char *active) {
+                       int maxCount, double epsilon, int ownLevels, const cv::Point2f *points, const int *cells,
+                       const cv::Point2f *tracked, const unsigned char *status, const float *minEig, int count,
+                       int gridSize, int gridCols, int gridRows, const unsigned char *active) {
     verdict_.assign(size_t(count), 0);
     std::fill(std::begin(counts_), std::end(counts_), 0);
     candidates_.clear();
@@ -209,16 +178,25 @@ void VectorFilter::run(int checks, float minMagnitude, const LKPyramid &prev, LK
         counts_[reason]++;
     };
     // Texture, convergence and residual, point by point.
-    if (checks & (kCheckTexture | kCheckResidual)) {
+    // A camera's noise changes slowly: measured on the first run with candidates and then every
+    // kNoiseInterval-th (a measurement costs about 0.05 ms on 768x576); the floor until one succeeds.
+    if ((checks & (kCheckTexture | kCheckResidual)) && (noise_ <= 0 || ++sinceNoise_ >= kNoiseInterval)) {
         const float measured = temporalNoise(a, b, active, gridSize, gridCols, gridRows, histogram_);
-        if (measured >= 0) noise_ = std::max(gTuning.minNoise, measured);
+        if (measured >= 0) {
+            noise_ = std::max(gTuning.minNoise, measured);
+            sinceNoise_ = 0;
+        }
         if (noise_ <= 0) noise_ = gTuning.minNoise;
     }
+    // The tracker's minimum eigenvalue is OpenCV's: of the Scharr structure tensor (Scharr is 32 x
+    // the gradient), scaled by 2^-20, per window pixel. x 2^20 / 32² makes it the mean squared
+    // gradient along the weaker axis, in grey levels² per px², comparable with the noise variance.
     const float noiseVar = 0.5f * noise_ * noise_;
+    const float eigToGradient = float(1 << 20) / 1024.f;
     size_t kept = 0;
     for (const int k : candidates_) {
         const int px = int(std::lround(points[k].x)), py = int(std::lround(points[k].y));
-        if ((checks & kCheckTexture) && weakestGradient(a, px, py) < gTuning.texture * noiseVar) {
+        if ((checks & kCheckTexture) && minEig[k] * eigToGradient < gTuning.texture * noiseVar) {
             reject(k, 0);
         } else if ((checks & kCheckConvergence) && status[k] == kCapped) {
             reject(k, 1);
@@ -229,33 +207,15 @@ void VectorFilter::run(int checks, float minMagnitude, const LKPyramid &prev, LK
         }
     }
     candidates_.resize(kept);
-    // Forward-backward, on the few points left: the endpoints tracked back with the same tracker.
-    if ((checks & kCheckForwardBackward) && !candidates_.empty()) {
-        backFrom_.resize(candidates_.size());
-        backTo_.resize(candidates_.size());
-        backStatus_.resize(candidates_.size());
-        for (size_t i = 0; i < candidates_.size(); i++) backFrom_[i] = tracked[candidates_[i]];
-        // The endpoints are off the grid: windows read the derivative planes (no own-derivative
-        // levels), whose bands stay valid for the next frame, when `next` is the previous pyramid.
-        trackPoints(next, prev, maxLevel, backFrom_.data(), int(backFrom_.size()), backTo_.data(),
-                    backStatus_.data(), maxCount, epsilon, 0);
-        const float limit2 = gTuning.forwardBackward * gTuning.forwardBackward;
-        kept = 0;
-        for (size_t i = 0; i < candidates_.size(); i++) {
-            const int k = candidates_[i];
-            const cv::Point2f e = backTo_[i] - points[k];
-            if (!backStatus_[i] || e.x * e.x + e.y * e.y > limit2) {
-                reject(k, 3);
-            } else {
-                candidates_[kept++] = k;
-            }
-        }
-        candidates_.resize(kept);
-    }
-    // Neighbours: a vector stays when one of its eight grid neighbours also passed and moves alike.
-    if ((checks & kCheckNeighbours) && !candidates_.empty()) {
+    // Neighbours: a vector stays when one of its eight grid neighbours also passed so far and moves
+    // alike. Judged against the neighbours as they stood before this pass, so the verdicts do not
+    // depend on the order of the points. Run before the forward-backward check, which then tracks
+    // fewer points back, and again after it, whose rejections can leave a vector alone.
+    auto dropIsolated = [&]() {
+        if (!(checks & kCheckNeighbours) || candidates_.empty()) return;
         owner_.assign(size_t(gridCols) * size_t(gridRows), 0);
         for (const int k : candidates_) owner_[size_t(cells[k])] = k + 1;
+        size_t left = 0;
         for (const int k : candidates_) {
             const int cx = cells[k] % gridCols, cy = cells[k] / gridCols;
             const cv::Point2f v = tracked[k] - points[k];
@@ -269,12 +229,40 @@ void VectorFilter::run(int checks, float minMagnitude, const LKPyramid &prev, LK
                     agrees = w.dot(w) <= tol * tol;
                 }
             }
-            // Judged against the neighbours as they passed the checks before, so the verdicts do
-            // not depend on the order of the points.
-            if (!agrees) verdict_[size_t(k)] = 1 + 4;
+            if (agrees) {
+                candidates_[left++] = k;
+            } else {
+                reject(k, 4);
+            }
         }
-        for (const int k : candidates_)
-            if (verdict_[size_t(k)]) counts_[4]++;
+        candidates_.resize(left);
+    };
+    dropIsolated();
+    // Forward-backward, on the few points left: the endpoints tracked back with the same tracker.
+    if ((checks & kCheckForwardBackward) && !candidates_.empty()) {
+        backFrom_.resize(candidates_.size());
+        backTo_.resize(candidates_.size());
+        backStatus_.resize(candidates_.size());
+        for (size_t i = 0; i < candidates_.size(); i++) backFrom_[i] = tracked[candidates_[i]];
+        // The endpoints are off the grid: at the levels where the forward tracking computes its
+        // own derivatives the backward windows do so too (patchDerivatives in sparse_lk.cpp); above
+        // them they read the planes, whose bands the next frame's tracking then reuses.
+        trackPoints(next, prev, maxLevel, backFrom_.data(), int(backFrom_.size()), backTo_.data(),
+                    backStatus_.data(), gTuning.fbIterations > 0 ? gTuning.fbIterations : maxCount,
+                    gTuning.fbEpsilon > 0 ? gTuning.fbEpsilon : epsilon, ownLevels);
+        const float limit2 = gTuning.forwardBackward * gTuning.forwardBackward;
+        kept = 0;
+        for (size_t i = 0; i < candidates_.size(); i++) {
+            const int k = candidates_[i];
+            const cv::Point2f e = backTo_[i] - points[k];
+            if (!backStatus_[i] || e.x * e.x + e.y * e.y > limit2) {
+                reject(k, 3);
+            } else {
+                candidates_[kept++] = k;
+            }
+        }
+        candidates_.resize(kept);
+        dropIsolated();
     }
 }
 

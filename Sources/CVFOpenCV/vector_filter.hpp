@@ -27,14 +27,15 @@ class VectorFilter {
 public:
     // Judges the `count` points that trackPoints tracked from `prev` to `next` (grid points
     // `points`, at grid positions `cells` of a gridCols-wide grid, tracked to `tracked` with
-    // `status`): those with status != 0 and a motion above minMagnitude go through `checks`.
+    // `status` and `minEig`; maxLevel .. ownLevels as that call had them): those with status != 0
+    // and a motion above minMagnitude go through `checks`.
     // Afterwards rejected(k) says whether point k is to be dropped. `next` gets the derivatives
     // the forward-backward check needs (which the next frame's tracking then reuses). `active`
     // (per grid cell, the gate's verdict) says where the frame did not change: the noise is
     // measured there. A VectorFilter serves one stream: it keeps the last noise estimate.
     void run(int checks, float minMagnitude, const LKPyramid &prev, LKPyramid &next, int maxLevel, int maxCount,
-             double epsilon, const cv::Point2f *points, const int *cells, const cv::Point2f *tracked,
-             const unsigned char *status, int count, int gridSize, int gridCols, int gridRows,
+             double epsilon, int ownLevels, const cv::Point2f *points, const int *cells, const cv::Point2f *tracked,
+             const unsigned char *status, const float *minEig, int count, int gridSize, int gridCols, int gridRows,
              const unsigned char *active);
     bool rejected(int k) const { return verdict_[size_t(k)] != 0; }
     // Vectors rejected in the last run, by reason (0..kFilterReasons-1).
@@ -51,6 +52,7 @@ private:
     std::vector<int> histogram_;
     int counts_[kFilterReasons] = {};
     float noise_ = 0;
+    int sinceNoise_ = 0;  // runs since the noise was last measured
 };
 
 }  // namespace cvf
