@@ -36,12 +36,12 @@ struct Tuning {
     // Neighbours: a neighbour agrees when its vector differs by at most max(abs, rel * |v|) px.
     float neighbourAbs = 1.0f;
     float neighbourRel = 0.35f;
-    // The backward track's criteria (0: the forward ones). It only has to tell 0.5 px apart: 10
-    // iterations / 0.03 px cost a sixth less than 30 / 0.01 (the points that fail run to the cap),
-    // drop the same vectors on the clips, and on vtest.avi 0.8% of the vectors kept fail cv2's own
-    // 30 / 0.01 check (0.01% with 30 / 0.01).
-    int fbIterations = 10;
-    float fbEpsilon = 0.03f;
+    // The backward track's criteria (0: the forward ones, OpenCV's 30 / 0.01, so the check is the
+    // one cv2 makes). 10 iterations / 0.03 px measured about 0.015 ms per frame less on vtest.mp4 and
+    // dropped the same vectors on the clips, but then 0.8% (vtest.avi) and 2.8% (tree.avi) of the
+    // vectors kept fail cv2's own check, against 0.01% and 0%.
+    int fbIterations = 0;
+    float fbEpsilon = 0;
     // Pyramid levels of the backward track (-1: the forward ones) and its own-derivative levels
     // (-1: the forward ones), for measuring.
     int fbLevels = -1;
