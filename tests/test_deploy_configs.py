@@ -28,7 +28,8 @@ import yaml
 from conftest import OUT, ROOT, free_port, wait_until
 
 WORKER_METRICS = ["vector_flow_magnitude_avg", "vector_flow_magnitude_max", "vector_flow_vector_count",
-                  "vector_flow_fps", "vector_flow_frames_processed_total"]
+                  "vector_flow_fps", "vector_flow_frames_processed_total", "vector_flow_direction_vectors",
+                  "vector_flow_vectors_rejected_total"]
 API_METRICS = ["vector_flow_managed_streams_total", "vector_flow_active_streams_total"]
 API_ENV = ["DATABASE_URL", "REDIS_URL", "VF_RUNTIME", "DOCKER_HOST", "VF_WORKER_IMAGE", "VF_WORKER_NETWORK",
            "VF_FILE_SD_PATH", "VF_STATIC_DIR"]

@@ -3,6 +3,7 @@
 // plus a message kept in the handle.
 #include "cvf_opencv.h"
 #include "sparse_lk.hpp"
+#include "vector_filter.hpp"
 
 #include <opencv2/core.hpp>
 #include <opencv2/core/utility.hpp>
@@ -12,6 +13,7 @@
 #include <opencv2/videoio.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -135,6 +137,7 @@ struct cvf_stream {
     int activePoints = 0;
     std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active, columnStats;
     std::vector<cv::Point2f> subset, subsetTracked;
+    std::vector<float> minEig;  // per subset point, for the filter's texture check
     std::vector<int> subsetIndex;
     // The previous frame's pyramid and the current one. Reusing the current pyramid as the next
     // call's previous one halves the pyramid work per frame; the result is the same as
@@ -151,6 +154,12 @@ struct cvf_stream {
     std::vector<unsigned char> status;
     std::vector<float> error;
     std::vector<float> vectors;  // x, y, dx, dy per tracked point
+    // The fast path's reliability filter (cvf_set_vector_filter): off until set.
+    int filterChecks = 0;
+    float filterMinMagnitude = 0;
+    cvf::VectorFilter filter;
+    int rejected[CVF_REJECT_REASONS] = {};
+    double filterSeconds = 0;
     cv::Mat preview;
     std::vector<unsigned char> jpeg;
     std::vector<int> jpegParams;
@@ -225,6 +234,8 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
     s->previousSize = size;
     s->vectors.clear();
     s->activePoints = 0;
+    std::fill(std::begin(s->rejected), std::end(s->rejected), 0);
+    s->filterSeconds = 0;
     if (comparable) ensureGrid(s, grid_size, size);
     if (!comparable || s->grid.empty()) {
         cvf::bgrToGrey(s->frame, grey);
@@ -266,9 +277,20 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
         // flow time but moved 16-35% of the vectors by more than 0.5 px (docs/notes/speed.md).
         s->subsetTracked.resize(s->subset.size());
         s->status.resize(s->subset.size());
+        s->minEig.resize(s->subset.size());
+        const int ownLevels = ownDerivativeLevels(grid_size);
         cvf::trackPoints(s->prevFastPyramid, s->fastPyramid, kMaxLevel, s->subset.data(), int(s->subset.size()),
-                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon,
-                         ownDerivativeLevels(grid_size));
+                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon, ownLevels,
+                         s->filterChecks ? s->minEig.data() : nullptr);
+        if (s->filterChecks) {
+            const auto t0 = std::chrono::steady_clock::now();
+            s->filter.run(s->filterChecks, s->filterMinMagnitude, s->prevFastPyramid, s->fastPyramid, kMaxLevel,
+                          kCriteria.maxCount, kCriteria.epsilon, ownLevels, s->subset.data(), s->subsetIndex.data(),
+                          s->subsetTracked.data(), s->status.data(), s->minEig.data(), int(s->subset.size()),
+                          grid_size, gw, gh, s->active.data());
+            for (int r = 0; r < CVF_REJECT_REASONS; r++) s->rejected[r] = s->filter.rejectedCount(r);
+            s->filterSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
     }
     // Every grid point in grid order: zero where the gate kept it from LK, LK's vector where it
     // tracked (none where LK lost it). Written in place, the buffer sized once.
@@ -279,7 +301,7 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
         const cv::Point2f p = s->grid[i];
         cv::Point2f q = p;
         if (next < s->subsetIndex.size() && size_t(s->subsetIndex[next]) == i) {
-            const bool tracked = s->status[next];
+            const bool tracked = s->status[next] && !(s->filterChecks && s->filter.rejected(int(next)));
             q = s->subsetTracked[next++];
             if (!tracked) continue;
         }
@@ -417,6 +439,8 @@ extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
         s->havePrevious = true;
         s->previousSize = size;
         s->vectors.clear();
+        std::fill(std::begin(s->rejected), std::end(s->rejected), 0);
+        s->filterSeconds = 0;
         if (!comparable) return 0;
         ensureGrid(s, grid_size, size);
         s->activePoints = int(s->grid.size());
@@ -438,6 +462,23 @@ extern "C" void cvf_reset_flow(cvf_stream *s) { s->havePrevious = false; }
 extern "C" void cvf_set_exact_flow(cvf_stream *s, int exact) { s->exact = exact != 0; }
 
 extern "C" int cvf_flow_active_points(const cvf_stream *s) { return s->activePoints; }
+
+extern "C" void cvf_set_vector_filter(cvf_stream *s, int checks, float min_magnitude) {
+    s->filterChecks = checks & 31;
+    s->filterMinMagnitude = std::isfinite(min_magnitude) ? std::max(0.f, min_magnitude) : 0.f;
+}
+
+extern "C" int cvf_flow_rejected(const cvf_stream *s, int reason) {
+    return reason >= 0 && reason < CVF_REJECT_REASONS ? s->rejected[reason] : 0;
+}
+
+extern "C" const char *cvf_reject_reason_name(int reason) {
+    static const char *const names[CVF_REJECT_REASONS] = {"texture", "convergence", "residual", "forward_backward",
+                                                          "isolated"};
+    return reason >= 0 && reason < CVF_REJECT_REASONS ? names[reason] : "";
+}
+
+extern "C" double cvf_flow_filter_seconds(const cvf_stream *s) { return s->filterSeconds; }
 
 extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int max_width, float arrow_scale,
                             float colour_max, int *width, int *height) {

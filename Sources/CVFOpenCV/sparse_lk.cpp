@@ -65,6 +65,30 @@ inline bool ownDerivatives(int level, int ownLevels, Weights w, const cv::Mat &i
            ipy + kLKWindow <= image.rows;
 }
 
+// Whether a window off whole pixels at a level below `ownLevels` interpolates derivatives computed
+// on the spot, for the 16x17 positions it reads, rather than read from the planes: the backward
+// tracks of the filter's forward-backward check start at such windows, a few per frame, and a band
+// of whole rows each would cost far more. (Grid points sit on whole pixels at those levels, so the
+// forward tracking never comes here.) All the positions must be inside the image, where the values
+// are the planes' own (see ownDerivatives).
+inline bool patchDerivatives(int level, int ownLevels, Weights w, const cv::Mat &image, int ipx, int ipy) {
+    return level < ownLevels && w.w00 != 1 << kWBits && ipx >= 0 && ipy >= 0 &&
+           ipx + kLKWindow + 1 < image.cols && ipy + kLKWindow < image.rows;
+}
+
+// The Scharr derivatives at positions (ipx + c, ipy + r), r < 16, c < 17, of a level, as the planes
+// hold them, into rows of kPatchStep values.
+constexpr int kPatchStep = 32;
+inline void derivativePatch(const uint8_t *img, ptrdiff_t istep, int16_t *dx, int16_t *dy) {
+    for (int y = 0; y <= kLKWindow; y++) {
+        const uint8_t *m = img + y * istep, *u = m - istep, *d = m + istep;
+        for (int x = 0; x <= kLKWindow + 1; x++) {
+            dx[y * kPatchStep + x] = int16_t((u[x + 1] + d[x + 1] - u[x - 1] - d[x - 1]) * 3 + (m[x + 1] - m[x - 1]) * 10);
+            dy[y * kPatchStep + x] = int16_t((d[x - 1] - u[x - 1] + d[x + 1] - u[x + 1]) * 3 + (d[x] - u[x]) * 10);
+        }
+    }
+}
+
 // ---- portable kernels (the reference for the AVX2 ones, and the fallback) ----
 
 struct PortableKernels {
@@ -698,7 +722,9 @@ void LKPyramid::derivativesAround(const cv::Point2f *points, int count, int maxL
             const cv::Point2f p = points[k] * scale - halfWin;
             const int ipx = floorInt(p.x), ipy = floorInt(p.y);
             const Weights w = weightsFor(p.x - float(ipx), p.y - float(ipy));
-            if (!ownDerivatives(i, ownLevels, w, levels_[size_t(i)].image, ipx, ipy)) ensureRows(i, ipy);
+            const cv::Mat &image = levels_[size_t(i)].image;
+            if (!ownDerivatives(i, ownLevels, w, image, ipx, ipy) && !patchDerivatives(i, ownLevels, w, image, ipx, ipy))
+                ensureRows(i, ipy);
         }
     }
 }
@@ -731,6 +757,7 @@ struct Tracker {
     int maxLevel, maxCount;
     double eps2;
     int ownLevels;  // levels below this one compute their windows' derivatives (ownDerivatives)
+    float *minEigOut = nullptr;  // per point, the level-0 window's minimum eigenvalue (or null)
     const cv::Point2f halfWin{float(kHalfWin), float(kHalfWin)};
 
     // Sets up one level for a point: its window in the previous frame and the system matrix.
@@ -751,6 +778,10 @@ struct Tracker {
         int64_t A[3];
         if (ownDerivatives(level, ownLevels, wp, I.image, ipx, ipy)) {
             Kernels::prepareOwn(src, ptrdiff_t(I.image.step), l.win, A);
+        } else if (patchDerivatives(level, ownLevels, wp, I.image, ipx, ipy)) {
+            alignas(32) int16_t gx[(kLKWindow + 1) * kPatchStep], gy[(kLKWindow + 1) * kPatchStep];
+            derivativePatch(src, ptrdiff_t(I.image.step), gx, gy);
+            Kernels::prepare(src, ptrdiff_t(I.image.step), gx, gy, kPatchStep, wp, l.win, A);
         } else {
             // Computing derivatives just before the window needs them keeps them in cache.
             if (lazy) lazy->ensureRows(level, ipy);
@@ -765,6 +796,7 @@ struct Tracker {
         const float D = l.A11 * l.A22 - l.A12 * l.A12;
         const float minEig = (l.A22 + l.A11 - std::sqrt((l.A11 - l.A22) * (l.A11 - l.A22) + 4.f * l.A12 * l.A12)) /
                              float(2 * kLKWindow * kLKWindow);
+        if (level == 0 && minEigOut) minEigOut[l.k] = minEig;
         if (minEig < kMinEigThreshold || D < FLT_EPSILON) {
             if (level == 0) status[l.k] = 0;
             return;
@@ -807,6 +839,8 @@ struct Tracker {
         } else {
             l.prevDelta = delta;
             l.iterating = ++l.j < maxCount;
+            // Stopped by the iteration cap, not on epsilon: tracked, but not converged (kCapped).
+            if (!l.iterating && level == 0) status[l.k] = kCapped;
         }
     }
 
@@ -870,6 +904,7 @@ struct BatchTracker {
     alignas(32) float a11[N] = {}, a12[N] = {}, a22[N] = {}, dinv[N] = {}, b1[N] = {}, b2[N] = {};
     alignas(32) int jn[N] = {}, inx[N] = {}, iny[N] = {}, w[4][N] = {};
     int task[N] = {};  // the lane's point, or -1
+    uint32_t capped = 0;  // lanes whose last step hit the iteration cap (set by finishAll)
 
     BatchTracker(Tracker<AVX2Kernels> &tracker, cv::Point2f *out) : t(tracker), tracked(out) {}
 
@@ -979,6 +1014,7 @@ struct BatchTracker {
         _mm256_store_ps(pdx + o, dx);
         _mm256_store_ps(pdy + o, dy);
         _mm256_store_si256(reinterpret_cast<__m256i *>(jn + o), J1);
+        capped |= uint32_t(spent & ~small & ~back & 0xff) << o;
         return small | back | spent;
     }
 
@@ -1017,6 +1053,7 @@ struct BatchTracker {
                     b2[i] = float(b[1]) * kFltScale;
                 }
                 uint32_t stops = 0;
+                capped = 0;
                 for (int o = 0; o < N; o += 8) stops |= uint32_t(finishAll(o, maxCount, eps2)) << o;
                 stops &= stepped;
                 for (int i = 0; i < N; i++) {
@@ -1024,6 +1061,7 @@ struct BatchTracker {
                     const bool done = !(stepped >> i & 1) || (stops >> i & 1);
                     if (!done) continue;
                     if (stepped >> i & 1) tracked[task[i]] = cv::Point2f(ox[i], oy[i]);
+                    if (level == 0 && (stepped & capped) >> i & 1) t.status[task[i]] = kCapped;
                     if (!fill(i, level, nextPoint, count)) busy &= ~(1u << i);
                 }
             }
@@ -1035,18 +1073,20 @@ template <typename Kernels>
 __attribute__((always_inline)) inline void track(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
                                                  int maxLevel, const cv::Point2f *points, int count,
                                                  cv::Point2f *tracked, unsigned char *status, int maxCount,
-                                                 double epsilon, int ownLevels) {
+                                                 double epsilon, int ownLevels, float *minEig) {
     maxLevel = std::min({maxLevel, prev.levels() - 1, next.levels() - 1});
     Tracker<Kernels> t{prev, lazy, next, points, status, maxLevel, maxCount, epsilon * epsilon, ownLevels};
+    t.minEigOut = minEig;
     t.run(count, tracked);
 }
 
 __attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, LKPyramid *lazy, const LKPyramid &next,
                                                int maxLevel, const cv::Point2f *points, int count,
                                                cv::Point2f *tracked, unsigned char *status, int maxCount,
-                                               double epsilon, int ownLevels) {
+                                               double epsilon, int ownLevels, float *minEig) {
     maxLevel = std::min({maxLevel, prev.levels() - 1, next.levels() - 1});
     Tracker<AVX2Kernels> t{prev, lazy, next, points, status, maxLevel, maxCount, epsilon * epsilon, ownLevels};
+    t.minEigOut = minEig;
     for (int k = 0; k < count; k++) status[k] = 1;
     BatchTracker b(t, tracked);
     b.run(count, maxLevel, maxCount, epsilon * epsilon);
@@ -1056,15 +1096,17 @@ __attribute__((target("avx2"))) void trackAVX2(const LKPyramid &prev, LKPyramid 
 }  // namespace
 
 void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
-                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon, int ownLevels) {
+                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon, int ownLevels,
+                 float *minEig) {
     auto run = [&](const cv::Range &r, LKPyramid *lazy) {
         const int n = r.end - r.start;
+        float *eig = minEig ? minEig + r.start : nullptr;
         if (gHasAVX2) {
             trackAVX2(prev, lazy, next, maxLevel, points + r.start, n, tracked + r.start, status + r.start, maxCount,
-                      epsilon, ownLevels);
+                      epsilon, ownLevels, eig);
         } else {
             track<PortableKernels>(prev, lazy, next, maxLevel, points + r.start, n, tracked + r.start,
-                                   status + r.start, maxCount, epsilon, ownLevels);
+                                   status + r.start, maxCount, epsilon, ownLevels, eig);
         }
     };
     if (cv::getNumThreads() <= 1 || count < 128) {

@@ -25,6 +25,8 @@ constexpr int kLKWindow = 15;
 // Every level keeps this many pixels of border on each side; the tracker reads up to one row of
 // 16 lanes (plus one pixel) from a window's left edge, so it needs one more than the window.
 constexpr int kLKBorder = 16;
+// trackPoints' status of a point that did not converge (see there).
+constexpr unsigned char kCapped = 2;
 
 // One pyramid level: the 8-bit image and, for a "previous" frame, its Scharr derivatives.
 // All three planes carry kLKBorder px of border (image: reflected; derivatives: zero).
@@ -71,13 +73,18 @@ private:
 
 // Tracks `count` points (x, y pairs in level-0 pixels) from `prev` to `next`, computing the
 // derivatives of `prev` it needs.
-// Writes the tracked positions and a status byte per point (0: lost, as OpenCV reports it).
+// Writes the tracked positions and a status byte per point: 0 lost (as OpenCV reports it), 1
+// tracked, kCapped tracked but stopped by the iteration cap at the finest level rather than on
+// epsilon (OpenCV reports it as 1; the position is the same either way).
 // `maxCount`/`epsilon` are the termination criteria (epsilon in px, not squared).
-// At levels below `ownLevels`, windows on whole pixels compute their own derivatives from the
+// At levels below `ownLevels`, windows compute their own derivatives from the
 // image instead (the same values): worth it where the points' windows overlap little, i.e.
 // where the points are at least about a window apart (0: never).
+// With `minEig`, also writes each point's minimum eigenvalue of its level-0 window's structure
+// tensor, as OpenCV computes it (OPTFLOW_LK_GET_MIN_EIGENVALS), for points that reach level 0.
 void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv::Point2f *points, int count,
-                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon, int ownLevels);
+                 cv::Point2f *tracked, unsigned char *status, int maxCount, double epsilon, int ownLevels,
+                 float *minEig = nullptr);
 
 // BGR to grey exactly as cv::cvtColor(COLOR_BGR2GRAY) computes it for 8-bit images
 // ((3735 B + 19235 G + 9798 R + 2^14) >> 15), into `grey` (same size, CV_8UC1, allocated).

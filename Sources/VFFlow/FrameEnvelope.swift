@@ -63,7 +63,20 @@ public enum FrameEnvelope {
         w.number(h.stats.magnitudeAvg, decimals: 3)
         w.raw(",\"magnitude_max\":")
         w.number(h.stats.magnitudeMax, decimals: 3)
-        w.raw("},\"vectors\":[")
+        w.raw(",\"rejected\":")
+        w.int(h.stats.rejected)
+        w.raw(",\"directions\":{")
+        for k in 0..<8 {
+            if k > 0 { w.bytes.append(0x2C) }
+            w.string(FlowStats.directionNames[k])
+            w.bytes.append(0x3A)
+            w.int(h.stats.directions[k])
+        }
+        w.raw("},\"mean_vector\":[")
+        w.number(h.stats.meanDX, decimals: 3)
+        w.bytes.append(0x2C)
+        w.number(h.stats.meanDY, decimals: 3)
+        w.raw("]},\"vectors\":[")
         let n = h.vectors.count / 4
         let sent = min(n, maxVectors)
         for k in 0..<sent {

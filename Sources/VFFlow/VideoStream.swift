@@ -95,6 +95,19 @@ public final class VideoStream: @unchecked Sendable {
     /// How many grid points the last `flow` call ran Lucas-Kanade on.
     public var lastActivePoints: Int { Int(cvf_flow_active_points(handle)) }
 
+    /// The fast path's reliability filter: the checks that a vector tracked above `minMagnitude`
+    /// px must pass to be kept (`VectorFilter.none`: no filter, the default of a new stream).
+    /// The exact path never filters.
+    public func setVectorFilter(_ checks: VectorFilter, minMagnitude: Double) {
+        cvf_set_vector_filter(handle, checks.rawValue, Float(minMagnitude))
+    }
+
+    /// Vectors the last `flow` call rejected, per reason (indexed like `VectorFilter.reasons`).
+    public func lastRejected(_ reason: Int) -> Int { Int(cvf_flow_rejected(handle, Int32(reason))) }
+
+    /// Seconds the last `flow` call spent in the filter.
+    public var lastFilterSeconds: Double { cvf_flow_filter_seconds(handle) }
+
     /// Draws `vectors` on the current frame scaled to at most `maxWidth` px (0 = full size);
     /// returns the preview size. Call after `flow`: at full size it draws on the frame itself.
     public func annotate(vectors: [Float], maxWidth: Int, arrowScale: Float = 3, colourMax: Float = 8) throws(FlowError)
@@ -121,4 +134,48 @@ public final class VideoStream: @unchecked Sendable {
 public struct FlowError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// The checks of the fast path's reliability filter (see docs/notes/flow-quality.md), in the
+/// order they run. A rejected vector is counted under the first check it fails.
+public struct VectorFilter: OptionSet, Sendable, Hashable {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    /// The window's weakest structure-tensor eigenvalue against the frame's noise.
+    public static let texture = VectorFilter(rawValue: CVF_CHECK_TEXTURE)
+    /// Lucas-Kanade stopped on epsilon, not on the iteration cap.
+    public static let convergence = VectorFilter(rawValue: CVF_CHECK_CONVERGENCE)
+    /// The final window's mismatch against the frame's noise.
+    public static let residual = VectorFilter(rawValue: CVF_CHECK_RESIDUAL)
+    /// Tracked back, the endpoint lands within 0.5 px of its grid point.
+    public static let forwardBackward = VectorFilter(rawValue: CVF_CHECK_FORWARD_BACKWARD)
+    /// One of the eight neighbouring grid points also passed and moves alike.
+    public static let neighbours = VectorFilter(rawValue: CVF_CHECK_NEIGHBOURS)
+
+    public static let none: VectorFilter = []
+    /// The checks the worker runs by default: the ones that paid off in the measurements.
+    public static let standard = VectorFilter(rawValue: CVF_CHECKS_DEFAULT)
+
+    /// The reasons a vector is rejected for, one per check, as metric label values.
+    public static let reasons: [String] = (0..<Int(CVF_REJECT_REASONS)).map {
+        String(cString: cvf_reject_reason_name(Int32($0)))
+    }
+    /// The check names accepted by `parse`, in bit order.
+    public static let names = ["texture", "convergence", "residual", "forward_backward", "neighbours"]
+
+    /// A comma-separated list of check names (`names`), or `all` / `none`; nil when a name is unknown.
+    public static func parse(_ list: String) -> VectorFilter? {
+        switch list {
+        case "all": return VectorFilter(rawValue: 31)
+        case "none", "": return VectorFilter.none
+        default: break
+        }
+        var checks = VectorFilter.none
+        for part in list.split(separator: ",") {
+            guard let i = names.firstIndex(of: String(part)) else { return nil }
+            checks.insert(VectorFilter(rawValue: 1 << Int32(i)))
+        }
+        return checks
+    }
 }

@@ -53,7 +53,7 @@ final class CaptureLoop: Sendable {
     }
 
     private func run(_ stream: VideoStream) {
-        stream.exactFlow = settings.flow.exact
+        settings.flow.configure(stream)
         var backoff = Backoff()
         var firstAttempt = true
         var session = Session(settings: settings)
@@ -172,7 +172,7 @@ struct Session {
             if framesThisSession == 0 { loop.markRunning() }
             framesThisSession += 1
             seq += 1
-            let stats: FlowStats
+            var stats: FlowStats
             do {
                 stats = try stream.flow(gridSize: settings.flow.gridSize) { v in
                     FlowStats.analyse(v, threshold: settings.flow.threshold, kept: &kept)
@@ -181,9 +181,15 @@ struct Session {
                 metrics.framesDropped.increment()
                 continue
             }
+            for (reason, counter) in metrics.rejected.enumerated() {
+                let n = stream.lastRejected(reason)
+                stats.rejected += n
+                if n > 0 { counter.increment(by: Int64(n)) }
+            }
             metrics.magnitudeAvg.set(stats.magnitudeAvg)
             metrics.magnitudeMax.set(stats.magnitudeMax)
             metrics.vectorCount.set(Double(stats.vectorCount))
+            for (k, gauge) in metrics.directions.enumerated() { gauge.set(Double(stats.directions[k])) }
             metrics.framesProcessed.increment()
             let now = monotonicNow()
             fpsWindowFrames += 1

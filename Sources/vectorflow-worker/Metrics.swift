@@ -1,4 +1,5 @@
 import Prometheus
+import VFFlow
 
 /// The worker's Prometheus series, labelled `stream_id` and `stream_name`.
 /// swift-prometheus metrics are atomics: the capture thread updates them while the HTTP server
@@ -13,6 +14,10 @@ final class WorkerMetrics: Sendable {
     let framesDropped: Counter
     let reconnects: Counter
     let previewsPublished: Counter
+    /// One series per reason, indexed like `VectorFilter.reasons`.
+    let rejected: [Counter]
+    /// One series per octant, indexed like `FlowStats.directionNames`.
+    let directions: [Gauge]
 
     init(streamID: String, streamName: String) {
         let labels = [("stream_id", streamID), ("stream_name", streamName)]
@@ -29,7 +34,7 @@ final class WorkerMetrics: Sendable {
             "Mean magnitude (px/frame) of the flow vectors above the threshold in the last frame; 0 when none")
         magnitudeMax = gauge(
             "vector_flow_magnitude_max",
-            "Largest flow magnitude (px/frame) among all tracked grid points in the last frame")
+            "Largest flow magnitude (px/frame) among all reliable tracked grid points in the last frame")
         vectorCount = gauge(
             "vector_flow_vector_count",
             "Number of grid points whose flow magnitude exceeded the threshold in the last frame")
@@ -40,6 +45,20 @@ final class WorkerMetrics: Sendable {
             "Frames skipped because the decoder returned an unusable frame")
         reconnects = counter("vector_flow_source_reconnects_total", "Times the source was lost and reopened")
         previewsPublished = counter("vector_flow_previews_published_total", "Live-frame messages sent to Redis")
+        rejected = VectorFilter.reasons.map { reason in
+            registry.makeCounter(
+                descriptor: Self.describe(
+                    "vector_flow_vectors_rejected_total",
+                    "Vectors above the threshold that the reliability filter dropped, by the first check they failed"),
+                labels: labels + [("reason", reason)])
+        }
+        directions = FlowStats.directionNames.map { direction in
+            registry.makeGauge(
+                descriptor: Self.describe(
+                    "vector_flow_direction_vectors",
+                    "Reported vectors above the threshold in the last frame, by direction octant (image axes: n is up)"),
+                labels: labels + [("direction", direction)])
+        }
     }
 
     /// The full name as given, no unit suffix appended (the names are part of the interface).

@@ -6,11 +6,11 @@ import VFFlow
 func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     guard c.positional.count == 3 else {
         throw ConfigurationError(
-            "usage: vectorflow-worker flow IMAGE1 IMAGE2 [--grid-size N] [--threshold X] [--exact]")
+            "usage: vectorflow-worker flow IMAGE1 IMAGE2 [--grid-size N] [--threshold X] [--exact] [--no-filter]")
     }
     let settings = try FlowSettings(c)
     let stream = VideoStream()
-    stream.exactFlow = settings.exact
+    settings.configure(stream)
     do {
         try stream.loadImage(c.positional[1])
         _ = try stream.flow(gridSize: settings.gridSize) { _ in 0 }
@@ -44,13 +44,15 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
 }
 
 /// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
-/// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's vectors above
-/// the threshold as one JSON line (`{"frame":N,"vectors":[[x,y,dx,dy],…]}`) for comparing paths.
+/// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's reported vectors
+/// above the threshold, its `magnitude_max` and the vectors the filter rejected as one JSON line
+/// (`{"frame":N,"vectors":[[x,y,dx,dy],…],"magnitude_max":M,"rejected":R}`) for comparing paths.
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     guard c.positional.count == 2 else {
         throw ConfigurationError(
             "usage: vectorflow-worker bench SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview] "
-                + "[--exact] [--decode-only] [--dump-vectors FILE] [--jpeg-quality Q] [--vf-threads N]")
+                + "[--exact] [--no-filter] [--filter-checks LIST] [--decode-only] [--dump-vectors FILE] [--jpeg-quality Q] "
+                + "[--vf-threads N]")
     }
     let source = c.positional[1]
     _ = try SourceKind.of(source)
@@ -76,7 +78,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     }
     defer { if let dump { fclose(dump) } }
     let stream = VideoStream()
-    stream.exactFlow = settings.exact
+    settings.configure(stream)
     do {
         try stream.open(source)
     } catch {
@@ -87,12 +89,15 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     var flow = 0.0
     var annotate = 0.0
     var encode = 0.0
+    var filter = 0.0
+    var rejected = [Int](repeating: 0, count: VectorFilter.reasons.count)
     var frames = 0
     var activePoints = 0
     var kept: [Float] = []
     var jpeg: [UInt8] = []
     var line = JSONWriter()
     var checksum = 0
+    var frameStats = FlowStats.zero
     let start = monotonicNow()
     while frames < maxFrames {
         let t0 = monotonicNow()
@@ -104,11 +109,18 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
         frames += 1
         if decodeOnly { continue }
         do {
-            let stats = try stream.flow(gridSize: settings.gridSize) { v in
+            var stats = try stream.flow(gridSize: settings.gridSize) { v in
                 FlowStats.analyse(v, threshold: settings.threshold, kept: &kept)
             }
             checksum &+= stats.vectorCount
             activePoints += stream.lastActivePoints
+            filter += stream.lastFilterSeconds
+            for r in rejected.indices {
+                let n = stream.lastRejected(r)
+                rejected[r] += n
+                stats.rejected += n
+            }
+            frameStats = stats
             let t2 = monotonicNow()
             flow += t2 - t1
             if preview {
@@ -124,7 +136,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
             return 1
         }
         if let dump {
-            writeVectorLine(&line, frame: frames, kept: kept, to: dump)
+            writeVectorLine(&line, frame: frames, kept: kept, stats: frameStats, to: dump)
         }
     }
     let seconds = monotonicNow() - start
@@ -138,12 +150,16 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     w.number(seconds > 0 ? Double(frames) / seconds : 0, decimals: 2)
     w.raw(",\"mode\":\"")
     w.raw(decodeOnly ? "decode-only" : (settings.exact ? "exact" : "fast"))
-    w.raw("\",\"threads\":")
+    w.raw("\",\"vector_filter\":")
+    w.bool(!decodeOnly && !settings.vectorFilter.isEmpty)
+    w.raw(",\"threads\":")
     w.int(threads)
     w.raw(",\"stages\":{\"decode_ms\":")
     w.number(decode / n * 1000, decimals: 4)
     w.raw(",\"flow_ms\":")
     w.number(flow / n * 1000, decimals: 4)
+    w.raw(",\"filter_ms\":")
+    w.number(filter / n * 1000, decimals: 4)
     w.raw(",\"annotate_ms\":")
     w.number(annotate / n * 1000, decimals: 4)
     w.raw(",\"encode_ms\":")
@@ -152,13 +168,23 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     w.number(Double(activePoints) / n, decimals: 1)
     w.raw(",\"vectors_above_threshold\":")
     w.int(checksum)
-    w.raw("}")
+    w.raw(",\"rejected\":{")
+    for (r, name) in VectorFilter.reasons.enumerated() {
+        if r > 0 { w.bytes.append(0x2C) }
+        w.string(name)
+        w.bytes.append(0x3A)
+        w.int(rejected[r])
+    }
+    w.raw("}}")
     printLine(w.bytes)
     return 0
 }
 
-/// One `--dump-vectors` line: the frame number (1-based) and its vectors above the threshold.
-private func writeVectorLine(_ w: inout JSONWriter, frame: Int, kept: [Float], to file: UnsafeMutablePointer<FILE>) {
+/// One `--dump-vectors` line: the frame number (1-based), its reported vectors above the threshold,
+/// its `magnitude_max` and how many vectors the filter rejected.
+private func writeVectorLine(
+    _ w: inout JSONWriter, frame: Int, kept: [Float], stats: FlowStats, to file: UnsafeMutablePointer<FILE>
+) {
     w.bytes.removeAll(keepingCapacity: true)
     w.raw("{\"frame\":")
     w.int(frame)
@@ -169,6 +195,10 @@ private func writeVectorLine(_ w: inout JSONWriter, frame: Int, kept: [Float], t
         w.vector(kept, at: i, decimals: 4)
         i += 4
     }
-    w.raw("]}\n")
+    w.raw("],\"magnitude_max\":")
+    w.number(stats.magnitudeMax, decimals: 4)
+    w.raw(",\"rejected\":")
+    w.int(stats.rejected)
+    w.raw("}\n")
     _ = w.bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import VFCore
+import VFFlow
 
 /// The source kinds the worker reads; anything else is a configuration error (exit 2).
 enum SourceKind: Equatable {
@@ -26,6 +27,11 @@ struct FlowSettings {
     /// Lucas-Kanade on every grid point (`--exact` or EXACT_FLOW=true) instead of only on the
     /// points whose neighbourhood changed; kept to check the fast path against it.
     var exact: Bool
+    /// The fast path's reliability filter (VECTOR_FILTER, default true; `--no-filter` or
+    /// `--vector-filter false` turn it off): which checks a vector above the threshold must pass
+    /// to be reported. FILTER_CHECKS (a comma-separated list of `VectorFilter.names`, `all`,
+    /// `none`) picks other checks, for measuring them. Empty on the exact path, which never filters.
+    var vectorFilter: VectorFilter
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
         gridSize = try c.int("GRID_SIZE", default: 16, range: 4...256)
@@ -33,6 +39,24 @@ struct FlowSettings {
         let exactFlag = try c.bool("EXACT", default: false)
         let exactEnv = try c.bool("EXACT_FLOW", default: false)
         exact = exactFlag || exactEnv
+        let filterSetting = try c.bool("VECTOR_FILTER", default: true)
+        let noFilter = try c.bool("NO_FILTER", default: false)
+        let filterOn = filterSetting && !noFilter
+        var checks = VectorFilter.standard
+        if let list = c.raw("FILTER_CHECKS") {
+            guard let parsed = VectorFilter.parse(list) else {
+                throw ConfigurationError(
+                    "FILTER_CHECKS must list checks among \(VectorFilter.names.joined(separator: ", ")), got \"\(list)\"")
+            }
+            checks = parsed
+        }
+        vectorFilter = filterOn && !exact ? checks : .none
+    }
+
+    /// Sets up a stream for these settings: the path, and the filter with the threshold.
+    func configure(_ stream: VideoStream) {
+        stream.exactFlow = exact
+        stream.setVectorFilter(vectorFilter, minMagnitude: threshold)
     }
 }
 

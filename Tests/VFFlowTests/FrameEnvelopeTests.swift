@@ -7,7 +7,9 @@ final class FrameEnvelopeTests: XCTestCase {
     private func header(vectors: [Float] = [8, 8, 1.234, -2.005], jpeg: Bool = true) -> FrameHeader {
         FrameHeader(
             streamID: "cam-1", streamName: "Gate \"A\"\n", seq: 123, capturedAt: 1764331234.1234, width: 768,
-            height: 576, fps: 9.984, stats: FlowStats(vectorCount: 1, magnitudeAvg: 2.3456, magnitudeMax: 7.1),
+            height: 576, fps: 9.984, stats: FlowStats(
+                vectorCount: 1, magnitudeAvg: 2.3456, magnitudeMax: 7.1, rejected: 5,
+                directions: SIMD8(1, 0, 0, 0, 0, 0, 0, 0), meanDX: 1.2345, meanDY: -2.005),
             vectors: vectors, jpeg: jpeg, previewWidth: 640, previewHeight: 480)
     }
 
@@ -38,6 +40,13 @@ final class FrameEnvelopeTests: XCTestCase {
         XCTAssertEqual(stats["vector_count"] as? Int, 1)
         XCTAssertEqual(try XCTUnwrap(stats["magnitude_avg"] as? Double), 2.346, accuracy: 1e-9)
         XCTAssertEqual(try XCTUnwrap(stats["magnitude_max"] as? Double), 7.1, accuracy: 1e-9)
+        XCTAssertEqual(stats["rejected"] as? Int, 5)
+        let directions = try XCTUnwrap(stats["directions"] as? [String: Int])
+        XCTAssertEqual(directions, ["e": 1, "ne": 0, "n": 0, "nw": 0, "w": 0, "sw": 0, "s": 0, "se": 0])
+        let mean = try XCTUnwrap(stats["mean_vector"] as? [Double])
+        XCTAssertEqual(mean.count, 2)
+        XCTAssertEqual(mean[0], 1.235, accuracy: 0.0011)
+        XCTAssertEqual(mean[1], -2.005, accuracy: 0.0011)
         let vectors = try XCTUnwrap(json["vectors"] as? [[Double]])
         XCTAssertEqual(vectors.count, 1)
         XCTAssertEqual(vectors[0][0], 8)

@@ -7,7 +7,9 @@
 #               worker gives the decoder VF_THREADS threads, Python's OpenCV one per CPU of the machine)
 #   python      python_loop.py (flow only), python+pv (flow + annotate + JPEG of every frame, full size)
 #   exact       `bench --exact` (Lucas-Kanade on every grid point; the reference answer)
-#   fast        `bench` (Lucas-Kanade only where the picture changed), fast+pv (`bench --preview`)
+#   fast        `bench` (Lucas-Kanade only where the picture changed, the reliability filter on: the
+#               default), fast+pv (`bench --preview`); the `filter` column is the filter's own share
+#               of `flow`; fast-nf (`bench --no-filter`) is the same path unfiltered, for the filter's cost
 # JPEG quality is the same on both sides (JPEG_QUALITY, default 95 = OpenCV's own default).
 # Prints frames/s, per-stage ms, the ratios fast/python and fast/decode, and how many real-time
 # streams one core sustains (vtest.avi at 10 fps, vtest720.mp4 at 25 fps).
@@ -43,6 +45,7 @@ python /usr/bin/python3 bench/worker/python_loop.py $SAMPLES/$src --frames $FRAM
 python+pv /usr/bin/python3 bench/worker/python_loop.py $SAMPLES/$src --frames $FRAMES --threads $THREADS --preview --jpeg-quality $QUALITY
 exact $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --exact
 fast $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS
+fast-nf $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --no-filter
 fast+pv $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --preview --jpeg-quality $QUALITY
 EOF
   done
@@ -56,19 +59,21 @@ for line in open(sys.argv[1]):
     if (src, name) not in best or r["fps"] > best[(src, name)]["fps"]:  # best round: least disturbed
         best[(src, name)] = r
 print(f"{sys.argv[2]} frames, best of the rounds, {sys.argv[3]} thread(s), JPEG quality {sys.argv[4]} on both sides")
-print(f"{'source':<14}{'variant':<10}{'fps':>8}{'decode':>9}{'flow':>9}{'annot.':>9}{'encode':>9}{'LK pts':>8}"
-      f"{'vectors':>9}   (ms/frame)")
+print(f"{'source':<14}{'variant':<10}{'fps':>8}{'decode':>9}{'flow':>9}{'filter':>9}{'annot.':>9}{'encode':>9}"
+      f"{'LK pts':>8}{'vectors':>9}   (ms/frame)")
 realtime = {"vtest.avi": 10, "vtest.mp4": 10, "vtest720.mp4": 25}  # others: 25 fps
 for src in sys.argv[5:]:
-    for name in ("decode", "python", "python+pv", "exact", "fast", "fast+pv"):
+    for name in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv"):
         r = best[(src, name)]
         st = r["stages"]
-        print(f"{src:<14}{name:<10}{r['fps']:>8.1f}{st['decode_ms']:>9.2f}{st['flow_ms']:>9.2f}{st['annotate_ms']:>9.2f}"
+        print(f"{src:<14}{name:<10}{r['fps']:>8.1f}{st['decode_ms']:>9.2f}{st['flow_ms']:>9.2f}"
+              f"{st.get('filter_ms', 0):>9.2f}{st['annotate_ms']:>9.2f}"
               f"{st['encode_ms']:>9.2f}{r.get('lk_points_per_frame', 0):>8.0f}{r['vectors_above_threshold']:>9}")
-    b = {k: best[(src, k)]["fps"] for k in ("decode", "python", "python+pv", "exact", "fast", "fast+pv")}
+    b = {k: best[(src, k)]["fps"] for k in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv")}
     print(f"{'':<14}ratios: fast/python {b['fast'] / b['python']:.2f}x, fast+pv/python+pv "
           f"{b['fast+pv'] / b['python+pv']:.2f}x, fast/exact {b['fast'] / b['exact']:.2f}x, "
-          f"fast/decode {b['fast'] / b['decode']:.2f}, fast+pv/decode {b['fast+pv'] / b['decode']:.2f}")
+          f"fast/decode {b['fast'] / b['decode']:.2f} (cost {b['decode'] / b['fast']:.2f}x decode), "
+          f"fast+pv/decode {b['fast+pv'] / b['decode']:.2f}, fast/fast-nf {b['fast'] / b['fast-nf']:.2f}")
     rt = realtime.get(src, 25)
     print(f"{'':<14}real-time streams at {rt} fps per core: fast {b['fast'] / rt:.0f}, "
           f"fast+pv {b['fast+pv'] / rt:.0f}, exact {b['exact'] / rt:.0f}, python {b['python'] / rt:.0f}")

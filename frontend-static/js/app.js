@@ -4,6 +4,7 @@ import { api, ApiError } from "./api.js";
 import { maskUrl, streamState, fixed } from "./format.js";
 import { LivePreview } from "./preview.js";
 import { FlowChart } from "./chart.js";
+import { DirectionRose } from "./rose.js";
 import { GrafanaPanel } from "./grafana.js";
 
 const config = window.VF_CONFIG || {};
@@ -233,6 +234,8 @@ const preview = new LivePreview($("preview-canvas"), {
     setText($("s-count"), String(stats.vector_count ?? "–"));
     setText($("s-avg"), `${fixed(Number(stats.magnitude_avg), 2)} px`);
     setText($("s-max"), `${fixed(Number(stats.magnitude_max), 2)} px`);
+    setText($("s-rejected"), String(stats.rejected ?? "–"));
+    rose.update(stats);
     chart.add(stats);
     const row = rows.get(state.selectedId);
     const stream = streamById(state.selectedId);
@@ -240,6 +243,7 @@ const preview = new LivePreview($("preview-canvas"), {
   },
 });
 const chart = new FlowChart($("flow-chart"));
+const rose = new DirectionRose($("direction-rose"), $("rose-label"));
 const grafana = new GrafanaPanel({
   frame: $("grafana-frame"),
   message: $("grafana-message"),
@@ -251,8 +255,9 @@ function selectStream(id) {
   if (id === state.selectedId) return;
   state.selectedId = id;
   state.live = null;
-  for (const el of ["s-fps", "s-shown", "s-latency", "s-count", "s-avg", "s-max"]) setText($(el), "–");
+  for (const el of ["s-fps", "s-shown", "s-latency", "s-count", "s-avg", "s-max", "s-rejected"]) setText($(el), "–");
   chart.reset();
+  rose.clear();
   preview.select(id);
   grafana.show(id);
   const hash = id ? `#stream=${id}` : "";

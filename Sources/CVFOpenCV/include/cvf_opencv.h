@@ -69,6 +69,25 @@ void cvf_set_exact_flow(cvf_stream *s, int exact);
 /* How many grid points the last cvf_flow call ran Lucas-Kanade on. */
 int cvf_flow_active_points(const cvf_stream *s);
 
+/* The reliability filter of the fast path (the exact path never filters). Vectors that Lucas-Kanade
+ * tracked with a magnitude above min_magnitude go through the checks in `checks` (bits below, in
+ * the order they run); a vector that fails one is left out of cvf_vectors altogether. The vectors
+ * kept are unchanged. checks 0 (the default of a new handle): no filter. */
+#define CVF_CHECK_TEXTURE 1          /* smallest eigenvalue of the window's structure tensor vs noise */
+#define CVF_CHECK_CONVERGENCE 2      /* stopped on epsilon, not on the iteration cap */
+#define CVF_CHECK_RESIDUAL 4         /* the final window's mismatch vs noise */
+#define CVF_CHECK_FORWARD_BACKWARD 8 /* tracked back, lands within 0.5 px of its start */
+#define CVF_CHECK_NEIGHBOURS 16      /* a neighbouring grid point moves alike */
+#define CVF_CHECKS_DEFAULT 27 /* all but RESIDUAL (a literal, for Swift); docs/notes/flow-quality.md */
+#define CVF_REJECT_REASONS 5 /* reason i counts the vectors that failed check 1 << i first */
+void cvf_set_vector_filter(cvf_stream *s, int checks, float min_magnitude);
+/* Vectors the last cvf_flow call rejected for `reason` (0 .. CVF_REJECT_REASONS - 1). */
+int cvf_flow_rejected(const cvf_stream *s, int reason);
+/* The reason's name: "texture", "convergence", "residual", "forward_backward", "isolated". */
+const char *cvf_reject_reason_name(int reason);
+/* Seconds the last cvf_flow call spent in the filter. */
+double cvf_flow_filter_seconds(const cvf_stream *s);
+
 /* Draws `count` arrows (x, y, dx, dy quadruples in frame pixels, dx/dy multiplied by arrow_scale)
  * on a copy of the current frame scaled down to at most max_width px wide (0 = full size),
  * coloured green → yellow → red as the magnitude goes from 0 to colour_max px.
