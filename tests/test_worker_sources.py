@@ -121,7 +121,7 @@ def test_file_source_envelopes_status_and_viewer_gating(spawn, worker_bin, redis
         assert h["stream_id"] == "file" and h["stream_name"] == "Camera file"
         assert (h["width"], h["height"]) == (768, 576)
         assert h["jpeg"] is False and jpeg == b"", "no viewer: header-only messages"
-        assert set(h["stats"]) == {"vector_count", "magnitude_avg", "magnitude_max"}
+        assert set(h["stats"]) == {"vector_count", "magnitude_avg", "magnitude_max", "rejected", "directions", "mean_vector"}
         assert len(h["vectors"]) == min(h["stats"]["vector_count"], 2000)
         assert all(len(v) == 4 and (v[2] ** 2 + v[3] ** 2) ** 0.5 > 1.2 - 0.02 for v in h["vectors"])
         assert abs(h["captured_at"] - time.time()) < 30
