@@ -210,7 +210,7 @@ DATABASE_URL="postgresql://vectorflow:vectorflow@127.0.0.1:$PG_PORT/vectorflow" 
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
 VF_HOST=127.0.0.1 VF_PORT="$API_PORT" VF_RUNTIME=process VF_WORKER_BIN="$VF_BIN_DIR/vectorflow-worker" \
 VF_FILE_SD_PATH="$FILE_SD" VF_STATE_DIR="$VF_HOME/workers" VF_STATIC_DIR="$ROOT/frontend-static" \
-VF_ALLOW_FILE_SOURCES=true \
+VF_ALLOW_FILE_SOURCES=true VF_MEDIA_DIR="$SAMPLES" \
   "$VF_BIN_DIR/vectorflow-api" >&3 2>&1 &
 API_PID=$!
 exec 3>&-  # only the API holds the tee's input: the tee ends with it

@@ -211,6 +211,7 @@ class Scenario:
         port = free_port()
         env = {"DATABASE_URL": self.db_url, "REDIS_URL": redis_server.url, "VF_FILE_SD_PATH": str(self.file_sd),
                "VF_STATE_DIR": str(self.state_dir), "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true",
+               "VF_MEDIA_DIR": os.path.dirname(source_url[len("file://"):]),
                "VF_WORKER_STOP_TIMEOUT": "3"}
         env.update(runtime.env())
         self.api = Api(spawn, bin_dir, name, port, env)

@@ -28,7 +28,8 @@ def _schemathesis():
 ], ids=["plain", "file-sources", "auth", "auth-missing"])
 def test_schemathesis_all_checks(request, bin_dir, postgres, redis_server, allow_file, token, send_token):
     url, _ = make_database(postgres)
-    env = {"DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_ALLOW_FILE_SOURCES": allow_file}
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_ALLOW_FILE_SOURCES": allow_file,
+           "VF_MEDIA_DIR": "/srv/media"}
     if token:
         env["VF_API_TOKEN"] = token
     name = f"schemathesis-{allow_file}-{token is not None}-{send_token}"

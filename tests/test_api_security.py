@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import time
+import tempfile
 
 import pytest
 import requests
@@ -296,3 +297,32 @@ def test_host_is_checked_where_configured(request, bin_dir, postgres, redis_serv
     assert r.status_code == 400 and r.json() == {"detail": "Invalid host header"}
     out = raw_request(port, b"GET /health HTTP/1.1\r\nHost: evil:80\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400")
+
+
+def test_file_sources_stay_in_the_media_folder(request, bin_dir, postgres, redis_server, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    url, _ = make_database(postgres)
+    _, base = start_api(request, bin_dir, "api-media", {"DATABASE_URL": url, "REDIS_URL": redis_server.url,
+                                                        "VF_ALLOW_FILE_SOURCES": "true", "VF_MEDIA_DIR": str(media)})
+    ok = requests.post(base + "/streams", json={"name": "clip", "rtsp_url": f"file://{media}/lobby.mp4"}, timeout=10)
+    assert ok.status_code == 201, ok.text
+    for bad in [f"file://{tmp_path}/outside.mp4", f"file://{media}/../outside.mp4", f"file://{media}/notes.txt",
+                "file://http://127.0.0.1:9/x.mp4", "file:///etc/passwd"]:
+        r = requests.post(base + "/streams", json={"name": "bad", "rtsp_url": bad}, timeout=10)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["detail"][0]["loc"] == ["body", "rtsp_url"]
+        assert str(media) in r.json()["detail"][0]["msg"], r.text
+    # The published contract says the same.
+    pattern = requests.get(base + "/openapi.json", timeout=10).json()["components"]["schemas"]["StreamCreate"][
+        "properties"]["rtsp_url"]["pattern"]
+    import re
+    assert re.fullmatch(pattern, f"file://{media}/lobby.mp4") and not re.fullmatch(pattern, "file:///etc/passwd")
+
+
+def test_file_sources_need_a_media_folder(bin_dir):
+    import subprocess
+    r = subprocess.run([str(bin_dir / "vectorflow-api")], capture_output=True, text=True, timeout=10,
+                       env={**os.environ, "VF_ALLOW_FILE_SOURCES": "true", "VF_PORT": "0", "VF_HOST": "127.0.0.1",
+                            "VF_STATE_DIR": tempfile.mkdtemp(prefix="vf-media-")})
+    assert r.returncode == 2 and "VF_MEDIA_DIR" in r.stderr, r.stderr

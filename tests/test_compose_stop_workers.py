@@ -35,6 +35,7 @@ def test_sigterm_stops_every_worker_and_restart_brings_them_back(docker_engine, 
     file_sd.write_text("[]")
     env = {"DATABASE_URL": db_url, "REDIS_URL": redis_server.url, "VF_FILE_SD_PATH": str(file_sd),
            "VF_STATE_DIR": str(tmp / "state"), "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true",
+           "VF_MEDIA_DIR": "/samples",
            "VF_WORKER_STOP_TIMEOUT": "5", "VF_STOP_WORKERS_ON_EXIT": "true", **runtime.env()}
     api = Api(spawn, bin_dir, "compose-stop-api", free_port(), env)
     try:

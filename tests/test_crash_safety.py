@@ -149,6 +149,7 @@ def test_process_runtime_survives_kill_9_during_activations(spawn, bin_dir, post
     worker_bin = bin_dir / "vectorflow-worker"
     env = {"DATABASE_URL": db_url, "REDIS_URL": redis_server.url, "VF_FILE_SD_PATH": str(tmp / "sd.json"),
            "VF_STATE_DIR": str(state), "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true",
+           "VF_MEDIA_DIR": str(samples),
            "VF_WORKER_STOP_TIMEOUT": "3", "VF_RUNTIME": "process", "VF_WORKER_BIN": str(worker_bin)}
     api = Api(spawn, bin_dir, "crash-process-api", free_port(), env).start()
     rng = random.Random(SEED)
@@ -219,7 +220,8 @@ def test_docker_runtime_survives_kill_9_during_activations(docker_engine, spawn,
     sock = docker_engine[len("unix://"):]
     db_url, db = make_database(postgres)
     env = {"DATABASE_URL": db_url, "REDIS_URL": redis_server.url, "VF_FILE_SD_PATH": str(tmp / "sd.json"),
-           "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true", "VF_WORKER_STOP_TIMEOUT": "2",
+           "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true", "VF_MEDIA_DIR": "/samples",
+           "VF_WORKER_STOP_TIMEOUT": "2",
            "VF_RUNTIME": "docker", "DOCKER_HOST": docker_engine, "VF_WORKER_IMAGE": f"vf-crash-worker:{os.getpid()}",
            "VF_WORKER_NETWORK": "host", "VF_WORKER_BUILD_CONTEXT": str(context)}
     api = Api(spawn, bin_dir, "crash-docker-api", free_port(), env).start()

@@ -38,7 +38,7 @@ def fresh_database(postgres, prefix):
 
 
 @pytest.fixture
-def api_server(postgres, redis_server, bin_dir, spawn):
+def api_server(postgres, redis_server, bin_dir, spawn, samples):
     state = Path(tempfile.mkdtemp(prefix="vf-dash-"))
     port = free_port()
     env = {
@@ -48,6 +48,7 @@ def api_server(postgres, redis_server, bin_dir, spawn):
         "VF_PORT": str(port),
         "VF_STATIC_DIR": str(ROOT / "frontend-static"),
         "VF_ALLOW_FILE_SOURCES": "true",
+        "VF_MEDIA_DIR": str(samples),
         "VF_RUNTIME": "process",
         "VF_WORKER_BIN": str(bin_dir / "vectorflow-worker"),
         "VF_FILE_SD_PATH": str(state / "workers.json"),

@@ -19,13 +19,13 @@ TOKEN = "dash-t0ken-7f3a"
 
 
 @pytest.fixture
-def api_with_token(postgres, redis_server, bin_dir, spawn):
+def api_with_token(postgres, redis_server, bin_dir, spawn, samples):
     state = Path(tempfile.mkdtemp(prefix="vf-dash-login-"))
     port = free_port()
     env = {
         "DATABASE_URL": fresh_database(postgres, "dashlogin"), "REDIS_URL": redis_server.url,
         "VF_HOST": "127.0.0.1", "VF_PORT": str(port), "VF_STATIC_DIR": str(ROOT / "frontend-static"),
-        "VF_ALLOW_FILE_SOURCES": "true", "VF_RUNTIME": "process", "VF_WORKER_BIN": str(bin_dir / "vectorflow-worker"),
+        "VF_ALLOW_FILE_SOURCES": "true", "VF_MEDIA_DIR": str(samples), "VF_RUNTIME": "process", "VF_WORKER_BIN": str(bin_dir / "vectorflow-worker"),
         "VF_FILE_SD_PATH": str(state / "workers.json"), "VF_STATE_DIR": str(state), "VF_API_TOKEN": TOKEN,
     }
     proc = spawn("dashboard-login-api", [str(bin_dir / "vectorflow-api")], env=env)

@@ -290,6 +290,7 @@ def test_corrupt_input_is_survived(spawn, worker_bin, redis_server, samples, tmp
 
 @pytest.mark.parametrize("env,needle", [
     ({"SOURCE_URL": "ftp://example.org/x"}, "scheme"),
+    ({"SOURCE_URL": "file://http://127.0.0.1:9/x.mp4"}, "absolute path"),
     ({"SOURCE_URL": "file:///x", "GRID_SIZE": "2"}, "GRID_SIZE"),
     ({"SOURCE_URL": "file:///x", "GRID_SIZE": "sixteen"}, "GRID_SIZE"),
     ({"SOURCE_URL": "file:///x", "THRESHOLD": "-1"}, "THRESHOLD"),
@@ -405,3 +406,18 @@ def test_sigterm_during_a_hanging_open_exits_0_within_2s(spawn, worker_bin, redi
         assert time.monotonic() - t < 2
     finally:
         hang.close()
+
+
+def test_a_text_file_is_not_rendered_as_video(spawn, worker_bin, redis_server, tmp_path):
+    """FFmpeg reads a text file as video (its tty demuxer), which would show the file's text in the
+    preview: the worker allows video containers only, whatever the file is called."""
+    secret = tmp_path / "notes.mp4"
+    secret.write_text("db password: hunter2\n" * 200)
+    w = start_worker(spawn, worker_bin, redis_server, "textfile", f"file://{secret}")
+    st = wait_until(lambda: (lambda s: s if s.get("state") in ("reconnecting", "failed", "ended") else None)(
+        status(redis_server, w.stream_id)), 20, what="the worker to refuse the file")
+    assert "cannot open" in st.get("last_error", ""), st
+    text = requests.get(f"http://127.0.0.1:{w.metrics_port}/metrics", timeout=5).text
+    processed = [line for line in text.splitlines() if line.startswith("vector_flow_frames_processed_total")]
+    assert processed and all(line.rstrip().endswith(" 0") for line in processed), processed
+    assert w.stop() == 0

@@ -24,7 +24,8 @@ def test_a_worker_that_cannot_start_shows_why(request, bin_dir, postgres, redis_
     missing = tmp_path / "not-built" / "vectorflow-worker"
     _, base = start_api(request, bin_dir, "api-start-failure", {
         "DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_RUNTIME": "process", "VF_WORKER_BIN": str(missing),
-        "VF_STATE_DIR": str(tmp_path / "state"), "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true"})
+        "VF_STATE_DIR": str(tmp_path / "state"), "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true",
+        "VF_MEDIA_DIR": str(tmp_path)})
     r = requests.post(base + "/streams", json={"name": "yard", "rtsp_url": "rtsp://cam.local/yard"}, timeout=10)
     sid = r.json()["id"]
     t0 = time.monotonic()
@@ -49,7 +50,7 @@ def test_activation_answer_carries_the_worker(request, bin_dir, postgres, redis_
     _, base = start_api(request, bin_dir, "api-start-ok", {
         "DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_RUNTIME": "process",
         "VF_WORKER_BIN": str(bin_dir / "vectorflow-worker"), "VF_STATE_DIR": str(tmp_path / "state"),
-        "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true"})
+        "VF_RECONCILE_INTERVAL": "1", "VF_ALLOW_FILE_SOURCES": "true", "VF_MEDIA_DIR": str(samples)})
     r = requests.post(base + "/streams", json={"name": "hall", "rtsp_url": f"file://{samples}/vtest.avi"}, timeout=10)
     sid = r.json()["id"]
     try:

@@ -349,19 +349,33 @@ extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, 
         s->havePrevious = false;
         s->lastError.clear();
         std::string url(source);
-        if (hasPrefix(url, "file://")) url = url.substr(7);
+        if (hasPrefix(url, "file://")) {
+            // file:///absolute/path only: what follows "file://" is never handed to FFmpeg as a URL.
+            if (!hasPrefix(url, "file:///")) return s->fail("file URLs need an absolute path (file:///...)");
+            url = url.substr(7);
+        }
         const std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, open_timeout_ms,
                                          cv::CAP_PROP_READ_TIMEOUT_MSEC, read_timeout_ms};
         bool ok;
         {
             std::lock_guard<std::mutex> lock(gOptionsLock);
             // TCP interleaving survives lossy links and NAT; small probing makes opening an
-            // RTSP stream take ~0.2 s instead of ~3 s. Other schemes keep FFmpeg's defaults.
+            // RTSP stream take ~0.2 s instead of ~3 s. Every scheme gets FFmpeg's protocols fixed
+            // to its own (no "file:" URL that opens http, no RTSP that falls back to files), and
+            // files and HTTP sources only video containers (FFmpeg renders a text file as video).
+            static const char *videoFormats =
+                "format_whitelist;mov,mp4,m4a,3gp,3g2,mj2,avi,matroska,webm,mpegts,mpeg,mjpeg,mpjpeg,flv,asf,h264,"
+                "hevc,m4v,mpegvideo";
+            std::string options;
             if (hasPrefix(url, "rtsp://") || hasPrefix(url, "rtsps://")) {
-                setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|analyzeduration;200000|probesize;65536", 1);
+                options = "rtsp_transport;tcp|analyzeduration;200000|probesize;65536"
+                          "|protocol_whitelist;rtsp,rtsps,rtp,srtp,udp,tcp,tls";
+            } else if (hasPrefix(url, "http://") || hasPrefix(url, "https://")) {
+                options = std::string("protocol_whitelist;http,https,tcp,tls|") + videoFormats;
             } else {
-                setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp", 1);
+                options = std::string("protocol_whitelist;file|") + videoFormats;
             }
+            setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", options.c_str(), 1);
             ok = s->capture.open(url, cv::CAP_FFMPEG, params);
         }
         if (!ok || !s->capture.isOpened()) {

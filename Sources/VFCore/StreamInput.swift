@@ -47,25 +47,69 @@ public enum StreamRules {
         ].joined(separator: "|")
     }()
 
+    /// The containers a `file://` source may be (by its name's extension, any case): video only,
+    /// so a text file cannot be rendered into frames by a demuxer that reads anything.
+    public static let videoExtensions = [
+        "mp4", "m4v", "mov", "avi", "mkv", "webm", "ts", "mpg", "mpeg", "mjpeg", "mjpg", "flv", "wmv", "h264", "264",
+    ]
+
     /// ECMA-262 (and Python) regular expression for `rtsp_url`, mirrored by `isValidURL`.
-    public static func urlPattern(allowFile: Bool) -> String {
+    /// `mediaDirectory`: where `file://` sources may lie (nil: no file sources).
+    public static func urlPattern(mediaDirectory: String?) -> String {
         let visible = "[^\\x00-\\x20\\x7f"
         let net =
             "(rtsp|rtsps|http|https)://(\(visible)/?#@\\[\\]]*@)?"
             + "(\(visible)/?#@:\\[\\]]+|\\[(\(ipv6Pattern))\\])(:[0-9]{1,5})?([/?#]\(visible)]*)?"
-        if allowFile { return "^(\(net)|file://[^\\x00-\\x1f\\x7f]+)$" }
+        if let dir = mediaDirectory { return "^(\(net)|\(filePattern(mediaDirectory: dir)))$" }
         return "^\(net)$"
     }
 
-    /// Accepts exactly the strings `urlPattern(allowFile:)` matches (as a full match).
-    public static func isValidURL(_ s: String, allowFile: Bool) -> Bool {
+    /// `file://` + an absolute path inside `mediaDirectory`, without `.` or `..` segments (so it
+    /// cannot climb out), ending in a video extension. No lookarounds: schema-driven test
+    /// generators (hypothesis) must be able to produce matching strings.
+    static func filePattern(mediaDirectory dir: String) -> String {
+        let c = "[^/\\x00-\\x1f\\x7f]"
+        let notDot = "[^/.\\x00-\\x1f\\x7f]"
+        let segment = "(\(notDot)\(c)*|\\.\(notDot)\(c)*|\\.\\.\(c)+)"
+        let ext = videoExtensions.map { e in
+            e.map { ch in ch.isLetter ? "[\(ch)\(ch.uppercased())]" : String(ch) }.joined()
+        }.joined(separator: "|")
+        return "file://\(regexEscape(mediaPrefix(dir)))(/\(segment))*/\(c)*\\.(\(ext))"
+    }
+
+    /// The media folder as the paths start: no trailing slash, "" for the root.
+    static func mediaPrefix(_ dir: String) -> String {
+        var d = dir
+        while d.hasSuffix("/") { d.removeLast() }
+        return d
+    }
+
+    private static func regexEscape(_ s: String) -> String {
+        var out = ""
+        for ch in s {
+            if "\\^$.|?*+()[]{}".contains(ch) { out.append("\\") }
+            out.append(ch)
+        }
+        return out
+    }
+
+    /// Whether `dir` can serve as the media folder: absolute, without `.`/`..` segments or
+    /// control characters.
+    public static func isValidMediaDirectory(_ dir: String) -> Bool {
+        guard dir.hasPrefix("/") else { return false }
+        if dir.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return false }
+        return !dir.split(separator: "/").contains { $0 == "." || $0 == ".." }
+    }
+
+    /// Accepts exactly the strings `urlPattern(mediaDirectory:)` matches (as a full match).
+    public static func isValidURL(_ s: String, mediaDirectory: String?) -> Bool {
         let u = Array(s.unicodeScalars)
         guard let sep = findSeparator(u) else { return false }
         let scheme = String(String.UnicodeScalarView(u[0..<sep]))
         var i = sep + 3
         if scheme == "file" {
-            guard allowFile, i < u.count else { return false }
-            return u[i...].allSatisfy { $0.value > 0x1F && $0.value != 0x7F }
+            guard let dir = mediaDirectory else { return false }
+            return isValidFilePath(String(String.UnicodeScalarView(u[i...])), mediaDirectory: dir)
         }
         guard networkSchemes.contains(scheme) else { return false }
         func visible(_ c: Unicode.Scalar) -> Bool { c.value > 0x20 && c.value != 0x7F }
@@ -99,6 +143,23 @@ public enum StreamRules {
         guard auth[i] == ":" else { return false }
         let port = auth[(i + 1)...]
         return (1...5).contains(port.count) && port.allSatisfy { $0.value >= 0x30 && $0.value <= 0x39 }
+    }
+
+    /// Mirrors `filePattern`: the path after `file://`, scalar by scalar as a regex sees it.
+    static func isValidFilePath(_ path: String, mediaDirectory dir: String) -> Bool {
+        let prefix = Array((mediaPrefix(dir) + "/").unicodeScalars)
+        let u = Array(path.unicodeScalars)
+        guard u.count > prefix.count, Array(u[0..<prefix.count]) == prefix else { return false }
+        if u.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return false }
+        let segments = u[prefix.count...].split(separator: "/", omittingEmptySubsequences: false)
+        guard let last = segments.last else { return false }
+        for seg in segments.dropLast() {
+            if seg.isEmpty || Array(seg) == ["."] || Array(seg) == [".", "."] { return false }
+        }
+        guard let dot = last.lastIndex(of: ".") else { return false }
+        let ext = String(String.UnicodeScalarView(last[(dot + 1)...]))
+        guard ext.unicodeScalars.allSatisfy(\.isASCII) else { return false }
+        return videoExtensions.contains(ext.lowercased())
     }
 
     /// Mirrors `ipv6Pattern`: 8 groups of 1–4 hex digits, or one "::" with at most 7 groups around it.
@@ -135,9 +196,11 @@ public enum StreamRules {
 /// Turns a request body into `StreamFields`, reporting every problem at once as pydantic does,
 /// with pydantic's error types (`missing`, `extra_forbidden`, `string_type`, `int_from_float`, ...).
 public struct StreamValidator: Sendable {
-    public let allowFileSources: Bool
+    /// Where `file://` sources may lie (`VF_MEDIA_DIR`); nil: no file sources.
+    public let mediaDirectory: String?
+    public var allowFileSources: Bool { mediaDirectory != nil }
 
-    public init(allowFileSources: Bool) { self.allowFileSources = allowFileSources }
+    public init(mediaDirectory: String?) { self.mediaDirectory = mediaDirectory }
 
     public enum Mode: Sendable { case create, update }
 
@@ -227,10 +290,10 @@ public struct StreamValidator: Sendable {
                         "rtsp_url", "string_too_long",
                         "String should have at most \(StreamRules.urlMaxLength) characters",
                         .object([("max_length", .int(StreamRules.urlMaxLength))]))
-                } else if !StreamRules.isValidURL(s, allowFile: allowFileSources) {
+                } else if !StreamRules.isValidURL(s, mediaDirectory: mediaDirectory) {
                     let schemes =
                         StreamRules.networkSchemes.map { "\($0)://" }.joined(separator: ", ")
-                        + (allowFileSources ? ", file://" : "")
+                        + (mediaDirectory.map { ", file:// (a video file inside \($0))" } ?? "")
                     issue(
                         "rtsp_url", "value_error",
                         "Value error, must be a URL with scheme \(schemes), a host for network schemes, and no spaces or control characters",

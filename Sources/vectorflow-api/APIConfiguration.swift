@@ -9,6 +9,9 @@ struct APIConfiguration: Sendable {
     var port: Int
     var apiToken: String?
     var allowFileSources: Bool
+    /// `VF_MEDIA_DIR`: the one folder `file://` sources may come from (required with
+    /// `VF_ALLOW_FILE_SOURCES`); nil when file sources are off.
+    var mediaDirectory: String?
     var staticDir: String
     /// `["*"]` for any origin, else the exact origins allowed besides the API's own (same origin:
     /// the scheme and `Host` of the request itself), for CORS and for WebSocket upgrades.
@@ -41,6 +44,17 @@ struct APIConfiguration: Sendable {
             throw ConfigurationError("VF_API_TOKEN must not contain spaces or line breaks")
         }
         allowFileSources = try c.bool("VF_ALLOW_FILE_SOURCES", default: false)
+        mediaDirectory = nil
+        if allowFileSources {
+            guard let dir = c.raw("VF_MEDIA_DIR") else {
+                throw ConfigurationError(
+                    "VF_ALLOW_FILE_SOURCES needs VF_MEDIA_DIR: the folder file:// sources may come from")
+            }
+            guard StreamRules.isValidMediaDirectory(dir) else {
+                throw ConfigurationError("VF_MEDIA_DIR must be an absolute path without . or .. segments, got \"\(dir)\"")
+            }
+            mediaDirectory = dir
+        }
         staticDir = c.string("VF_STATIC_DIR", default: "frontend-static")
         let origins = c.string("VF_CORS_ORIGINS", default: "")
             .split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

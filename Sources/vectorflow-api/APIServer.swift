@@ -29,12 +29,12 @@ final class APIServer: Sendable {
         self.workerStarted = workerStarted
         pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
         service = StreamService(
-            validator: StreamValidator(allowFileSources: config.allowFileSources), lifecycle: lifecycle,
+            validator: StreamValidator(mediaDirectory: config.mediaDirectory), lifecycle: lifecycle,
             statuses: statuses)
         self.redis = RedisHealth(client: redis)
         openAPI = JSONSerializer.encode(
             OpenAPIDocument.build(
-                allowFileSources: config.allowFileSources, authRequired: config.apiToken != nil, version: "1.0.0"))
+                mediaDirectory: config.mediaDirectory, authRequired: config.apiToken != nil, version: "1.0.0"))
         staticFiles = StaticFiles(directory: config.staticDir)
     }
 

@@ -15,7 +15,7 @@ enum OpenAPIDocument {
         return o(("description", s(description)))
     }
 
-    static func build(allowFileSources: Bool, authRequired: Bool, version: String) -> J {
+    static func build(mediaDirectory: String?, authRequired: Bool, version: String) -> J {
         let error = ref("ErrorMessage")
         // Answers the HTTP layer itself may give to any request, before a handler runs.
         let transport: [(String, J)] = [
@@ -207,10 +207,12 @@ enum OpenAPIDocument {
         let name = o(
             ("type", s("string")), ("minLength", .int(1)), ("maxLength", .int(StreamRules.nameMaxLength)),
             ("pattern", s(StreamRules.namePattern)), ("description", s("Display name")))
-        let schemes = StreamRules.networkSchemes.joined(separator: ", ") + (allowFileSources ? ", file" : "")
+        let schemes =
+            StreamRules.networkSchemes.joined(separator: ", ")
+            + (mediaDirectory.map { ", file (a video file inside \($0))" } ?? "")
         let url = o(
             ("type", s("string")), ("maxLength", .int(StreamRules.urlMaxLength)),
-            ("pattern", s(StreamRules.urlPattern(allowFile: allowFileSources))),
+            ("pattern", s(StreamRules.urlPattern(mediaDirectory: mediaDirectory))),
             ("description", s("Source URL; schemes: \(schemes); network schemes need a host")))
         let grid = o(
             ("type", s("integer")), ("minimum", .int(StreamRules.gridSizeRange.lowerBound)),

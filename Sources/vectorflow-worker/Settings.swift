@@ -11,7 +11,12 @@ enum SourceKind: Equatable {
         guard !source.isEmpty else { throw ConfigurationError("SOURCE_URL is empty") }
         guard let r = source.range(of: "://") else { return .file }
         switch source[..<r.lowerBound].lowercased() {
-        case "file": return .file
+        case "file":
+            // file:///absolute/path: `file://http://…` and the like are not file sources.
+            guard source[r.upperBound...].hasPrefix("/") else {
+                throw ConfigurationError("file URLs need an absolute path (file:///...), got \"\(source)\"")
+            }
+            return .file
         case "http", "https": return .http
         case "rtsp", "rtsps": return .rtsp
         case let s:

@@ -4,7 +4,7 @@ import XCTest
 @testable import VFCore
 
 final class StreamValidatorTests: XCTestCase {
-    let v = StreamValidator(allowFileSources: false)
+    let v = StreamValidator(mediaDirectory: nil)
 
     private func check(
         _ body: String, _ mode: StreamValidator.Mode = .create, contentType: String? = "application/json"
@@ -99,17 +99,40 @@ final class StreamValidatorTests: XCTestCase {
             "http://a@b@c", "http://[zz]", "http://h\n", "file:///tmp/v.mp4", "http://:80", "http:/h", "h",
             "http://[::1", "http://h]",
         ]
-        for u in good { XCTAssertTrue(StreamRules.isValidURL(u, allowFile: false), u) }
-        for u in bad { XCTAssertFalse(StreamRules.isValidURL(u, allowFile: false), u.debugDescription) }
-        XCTAssertTrue(StreamRules.isValidURL("file:///tmp/my video.mp4", allowFile: true))
-        XCTAssertFalse(StreamRules.isValidURL("file://", allowFile: true))
+        for u in good { XCTAssertTrue(StreamRules.isValidURL(u, mediaDirectory: nil), u) }
+        for u in bad { XCTAssertFalse(StreamRules.isValidURL(u, mediaDirectory: nil), u.debugDescription) }
+        XCTAssertTrue(StreamRules.isValidURL("file:///tmp/my video.mp4", mediaDirectory: "/tmp"))
+        XCTAssertFalse(StreamRules.isValidURL("file://", mediaDirectory: "/tmp"))
+    }
+
+    /// `file://` sources: a video file inside the media folder, nothing else.
+    func testFileSourcesStayInTheMediaFolder() {
+        let media = "/srv/media"
+        for ok in [
+            "file:///srv/media/a.mp4", "file:///srv/media/cams/Gate.AVI", "file:///srv/media/..x/a.mkv",
+            "file:///srv/media/.hidden/b.webm", "file:///srv/media/a b/c.mov",
+        ] {
+            XCTAssertTrue(StreamRules.isValidURL(ok, mediaDirectory: media), ok)
+        }
+        for bad in [
+            "file:///etc/passwd", "file:///srv/media/notes.txt", "file:///srv/media/../secret/a.mp4",
+            "file:///srv/media/./a.mp4", "file:///srv/media//a.mp4", "file:///srv/mediax/a.mp4", "file://http://h/a.mp4",
+            "file:///srv/media/a.mp4/", "file:///srv/media/mp4", "file://srv/media/a.mp4", "file:///srv/media/a.mp4\u{1}",
+        ] {
+            XCTAssertFalse(StreamRules.isValidURL(bad, mediaDirectory: media), bad.debugDescription)
+        }
+        XCTAssertTrue(StreamRules.isValidURL("file:///anywhere/x.ts", mediaDirectory: "/"))
+        XCTAssertFalse(StreamRules.isValidURL("file:///srv/media/a.mp4", mediaDirectory: nil))
+        XCTAssertTrue(StreamRules.isValidMediaDirectory("/srv/media"))
+        XCTAssertFalse(StreamRules.isValidMediaDirectory("srv/media"))
+        XCTAssertFalse(StreamRules.isValidMediaDirectory("/srv/../etc"))
     }
 
     /// The Swift matcher and the published regular expression must agree: check a corpus
     /// against NSRegularExpression (ICU, close to ECMA-262 for this pattern).
     func testMatcherAgreesWithPattern() throws {
-        for allowFile in [false, true] {
-            let re = try NSRegularExpression(pattern: StreamRules.urlPattern(allowFile: allowFile))
+        for media in [nil, "/tmp", "/", "/srv/my media+(1)"] as [String?] {
+            let re = try NSRegularExpression(pattern: StreamRules.urlPattern(mediaDirectory: media))
             let corpus = [
                 "rtsp://cam", "rtsps://u@h:1/p", "http://[::1]", "http://[::1]x", "http://a@b@c", "http://h:",
                 "http://h:99999", "http://h:999999", "https://h/ a", "file:///x y", "file://", "rtsp://h\u{7f}",
@@ -118,12 +141,16 @@ final class StreamValidatorTests: XCTestCase {
                 "http://[1:2:3:4:5:6:7:8:9]", "http://[1:2:3:4:5:6:7::]", "http://[::1:2:3:4:5:6:7]",
                 "http://[1::2::3]", "http://[::]", "http://[:::]", "http://[12345::]", "http://[fe80::1%eth0]",
                 "http://u[@h", "http://a]b@h", "http://[1:2:3:4:5:6:7]", "http://[1:2:3:4::5:6:7]",
+                "file:///tmp/a.mp4", "file:///tmp/../a.mp4", "file:///tmp/./a.avi", "file:///tmp/..a/b.MKV",
+                "file:///tmp/.a/b.ts", "file:///tmp//a.mp4", "file:///tmp/a.txt", "file:///a.mp4", "file:///tmpx/a.mp4",
+                "file:///srv/my media+(1)/v.mp4", "file:///srv/my media+(1)/../v.mp4", "file:///tmp/a.mp4.",
+                "file:///tmp/a.Mp4", "file:///tmp/a.264", "file:///tmp/.mp4", "file:///tmp/...mp4", "file:///tmp/a\u{7f}.mp4",
             ]
             for s in corpus {
                 let regex = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
                 XCTAssertEqual(
-                    regex, StreamRules.isValidURL(s, allowFile: allowFile),
-                    "\(s.debugDescription) allowFile=\(allowFile)")
+                    regex, StreamRules.isValidURL(s, mediaDirectory: media),
+                    "\(s.debugDescription) media=\(media ?? "none")")
             }
         }
     }

@@ -74,7 +74,7 @@ final class DatabaseTimeoutTests: XCTestCase {
         defer { pg.close() }
         let pool = DatabasePool(url: pg.url, size: 3)
         defer { pool.shutdown() }
-        let service = StreamService(validator: StreamValidator(allowFileSources: false))
+        let service = StreamService(validator: StreamValidator(mediaDirectory: nil))
         let create: @Sendable (String) -> @Sendable (Database) -> ServiceResponse = { name in
             { db in
                 service.create(
@@ -298,7 +298,7 @@ final class DatabaseTimeoutTests: XCTestCase {
         defer { proxy.stop() }
         let pool = DatabasePool(url: "postgresql://vectorflow:vectorflow@127.0.0.1:\(proxy.port)/vectorflow", size: 1)
         defer { pool.shutdown() }  // first: no connection is left when the proxy stops
-        let service = StreamService(validator: StreamValidator(allowFileSources: false))
+        let service = StreamService(validator: StreamValidator(mediaDirectory: nil))
         XCTAssertEqual(onPool(pool) { $0.state() }, .ok)
 
         proxy.dropReply(containing: "INSERT 0 1")

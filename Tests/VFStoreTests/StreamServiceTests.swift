@@ -54,7 +54,7 @@ final class StreamServiceTests: XCTestCase {
         let pool = DatabasePool(url: pg.url, size: 2)
         defer { pool.shutdown() }
         let life = RecordingLifecycle()
-        let service = StreamService(validator: StreamValidator(allowFileSources: false), lifecycle: life)
+        let service = StreamService(validator: StreamValidator(mediaDirectory: nil), lifecycle: life)
 
         let body = Array(#"{"name":"Gate","rtsp_url":"rtsp://gate/live","is_active":true}"#.utf8)
         let created = call(pool) { service.create(body: body, contentType: "application/json", $0) }

@@ -73,7 +73,7 @@ def main():
     port = free_port()
     ids = []
     env = dict(os.environ, DATABASE_URL=pg.url, REDIS_URL=redis.url, VF_HOST="127.0.0.1", VF_PORT=str(port),
-               VF_RUNTIME="process", VF_WORKER_BIN=str(bin_dir / "vectorflow-worker"), VF_ALLOW_FILE_SOURCES="true",
+               VF_RUNTIME="process", VF_WORKER_BIN=str(bin_dir / "vectorflow-worker"), VF_ALLOW_FILE_SOURCES="true", VF_MEDIA_DIR=str(samples),
                VF_FILE_SD_PATH=str(state / "workers.json"), VF_STATE_DIR=str(state / "workers"))
     api = subprocess.Popen([str(bin_dir / "vectorflow-api")], env=env, stdout=subprocess.DEVNULL,
                            stderr=open(state / "api.log", "w"))

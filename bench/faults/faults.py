@@ -271,6 +271,7 @@ class Platform:
             "VF_RUNTIME": "process", "VF_WORKER_BIN": self.worker_bin,
             "VF_FILE_SD_PATH": str(self.work / "file_sd" / "workers.json"), "VF_STATE_DIR": str(self.work / "workers"),
             "VF_STATIC_DIR": str(ROOT / "frontend-static"), "VF_ALLOW_FILE_SOURCES": "true",
+            "VF_MEDIA_DIR": str(self.samples),
         })
         if self.reconcile_interval:
             env["VF_RECONCILE_INTERVAL"] = self.reconcile_interval
