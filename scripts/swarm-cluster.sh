@@ -2,6 +2,7 @@
 # A three-node Docker Swarm on one machine, for tests (never the machine's own engine).
 #   scripts/swarm-cluster.sh start DIR   → manager on unix://DIR/m/docker.sock; prints the DOCKER_HOST
 #   scripts/swarm-cluster.sh stop DIR    → leaves nothing behind (daemons, mounts, netns, veths)
+#   scripts/swarm-cluster.sh stop-node DIR n1|n2 / start-node DIR n1|n2  → a worker node's dockerd
 # Layout (addresses in the 198.18.0.0/15 benchmark range only):
 #   bridge vf18br 198.18.0.1 in the root namespace: the manager dockerd, the registry
 #   (198.18.0.1:5000, insecure) and whatever the test runs for the workers (Redis, Prometheus);
@@ -102,6 +103,8 @@ YML
     start_dockerd "n$((i + 1))" "${NODES[$i]}" || { stop_all; exit 1; }
     dk "n$((i + 1))" swarm join --token "$token" --advertise-addr "${ADDRS[$i]}" "$MANAGER:2377" >/dev/null || { stop_all; exit 1; }
   done
+  # Node failures are noticed within a few seconds (the default heartbeat is 5 s).
+  dk m swarm update --dispatcher-heartbeat 2s >/dev/null
   for _ in $(seq 1 100); do
     [ "$(dk m node ls --format '{{.Status}}' | grep -c Ready)" = 3 ] && break; sleep 0.2
   done
@@ -117,5 +120,9 @@ YML
   echo "unix://$dir/m/docker.sock"
   ;;
 stop) stop_all ;;
+stop-node) stop_dockerd "${3:?node}" ;;
+start-node)
+  n=${3:?node}; i=$(( ${n#n} - 1 ))
+  start_dockerd "$n" "${NODES[$i]}" || exit 1 ;;
 *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
 esac
