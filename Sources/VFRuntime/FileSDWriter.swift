@@ -6,11 +6,14 @@ public struct FileSDTarget: Sendable, Equatable {
     public var target: String
     public var streamID: String
     public var streamName: String
+    /// More labels after the two above (`node` for the swarm runtime); none for the local runtimes.
+    public var extraLabels: [String: String]
 
-    public init(target: String, streamID: String, streamName: String) {
+    public init(target: String, streamID: String, streamName: String, extraLabels: [String: String] = [:]) {
         self.target = target
         self.streamID = streamID
         self.streamName = streamName
+        self.extraLabels = extraLabels
     }
 }
 
@@ -36,7 +39,9 @@ public final class FileSDWriter: @unchecked Sendable {
         for (i, t) in sorted.enumerated() {
             if i > 0 { out += "," }
             out += "\n  {\"targets\":[\(jsonString(t.target))],\"labels\":{\"stream_id\":\(jsonString(t.streamID)),"
-            out += "\"stream_name\":\(jsonString(t.streamName))}}"
+            out += "\"stream_name\":\(jsonString(t.streamName))"
+            for (k, v) in t.extraLabels.sorted(by: { $0.key < $1.key }) { out += ",\(jsonString(k)):\(jsonString(v))" }
+            out += "}}"
         }
         out += sorted.isEmpty ? "]\n" : "\n]\n"
         return Array(out.utf8)

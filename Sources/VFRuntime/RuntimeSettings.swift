@@ -19,12 +19,19 @@ public struct RuntimeSettings: Sendable {
     public var workerRedisURL: String
     public var reconcileInterval: Double
     public var stopTimeout: Double
+    /// Swarm runtime: `VF_SWARM_CONSTRAINTS` (comma-separated), `VF_SWARM_SPREAD` (the node
+    /// attribute replicas spread over), `VF_SWARM_METRICS_PORTS` (`LOW-HIGH`, host ports for
+    /// /metrics), `VF_WORKER_PUSH` (push the image to its registry).
+    public var swarmConstraints: [String]
+    public var swarmSpread: String
+    public var swarmMetricsPorts: ClosedRange<Int>
+    public var pushWorkerImage: Bool
 
     /// `apiBinaryDirectory`: where the API binary lives (the default worker binary sits beside it).
     public init(_ c: ConfigurationSource, redisURL: String, apiBinaryDirectory: String) throws(ConfigurationError) {
         runtime = c.raw("VF_RUNTIME")
-        if let r = runtime, r != "docker" && r != "process" {
-            throw ConfigurationError("VF_RUNTIME must be docker or process, got \"\(r)\"")
+        if let r = runtime, r != "docker" && r != "process" && r != "swarm" {
+            throw ConfigurationError("VF_RUNTIME must be docker, process or swarm, got \"\(r)\"")
         }
         dockerHost = c.string("DOCKER_HOST", default: "unix:///var/run/docker.sock")
         guard dockerHost.hasPrefix("unix://") || dockerHost.hasPrefix("tcp://") || dockerHost.hasPrefix("http://")
@@ -42,6 +49,17 @@ public struct RuntimeSettings: Sendable {
         workerRedisURL = c.string("VF_WORKER_REDIS_URL", default: redisURL)
         reconcileInterval = try c.double("VF_RECONCILE_INTERVAL", default: 5, range: 0.2...3600)
         stopTimeout = try c.double("VF_WORKER_STOP_TIMEOUT", default: 5, range: 0...120)
+        swarmConstraints = c.string("VF_SWARM_CONSTRAINTS", default: "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        swarmSpread = c.string("VF_SWARM_SPREAD", default: "node.labels.vectorflow.zone")
+        let ports = c.string("VF_SWARM_METRICS_PORTS", default: "19100-19999").split(separator: "-").map {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard ports.count == 2, let low = ports[0], let high = ports[1], 1024 <= low, low <= high, high <= 65535 else {
+            throw ConfigurationError("VF_SWARM_METRICS_PORTS must be LOW-HIGH within 1024-65535")
+        }
+        swarmMetricsPorts = low...high
+        pushWorkerImage = try c.bool("VF_WORKER_PUSH", default: false)
     }
 
     /// The runtime these settings ask for. Without `VF_RUNTIME`, docker when its socket answers
@@ -49,6 +67,13 @@ public struct RuntimeSettings: Sendable {
     /// holds its state folder).
     public func makeRuntime(log: @escaping RuntimeLog = stderrRuntimeLog) throws(RuntimeError) -> any WorkerRuntime {
         let kind = runtime ?? (DockerEngineRuntime.isReachable(dockerHost: dockerHost) ? "docker" : "process")
+        if kind == "swarm" {
+            return SwarmRuntime(
+                configuration: SwarmRuntimeConfiguration(
+                    dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
+                    pushImage: pushWorkerImage, redisURL: workerRedisURL, metricsPorts: swarmMetricsPorts,
+                    constraints: swarmConstraints, spreadOver: swarmSpread), log: log)
+        }
         if kind == "docker" {
             return DockerEngineRuntime(
                 configuration: DockerRuntimeConfiguration(
@@ -64,10 +89,10 @@ public struct RuntimeSettings: Sendable {
     /// `start()` on it, and `kick()` after every change to a stream.
     public func makeReconciler(
         store: any DesiredStateStore, log: @escaping RuntimeLog = stderrRuntimeLog,
-        onReport: (@Sendable (ReconcileReport) -> Void)? = nil
+        onReport: (@Sendable (ReconcileReport) -> Void)? = nil, isLeader: @escaping @Sendable () -> Bool = { true }
     ) throws(RuntimeError) -> StreamReconciler {
         StreamReconciler(
             store: store, runtime: try makeRuntime(log: log), fileSD: FileSDWriter(path: fileSDPath),
-            interval: reconcileInterval, stopTimeout: stopTimeout, log: log, onReport: onReport)
+            interval: reconcileInterval, stopTimeout: stopTimeout, log: log, onReport: onReport, isLeader: isLeader)
     }
 }

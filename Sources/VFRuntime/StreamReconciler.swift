@@ -24,6 +24,10 @@ public struct ReconcileReport: Sendable {
     /// Set when the desired state or the runtime's list could not be read (nothing was changed).
     public var failure: RuntimeError?
     public var fileSDChanged = false
+    /// Per stream id: where a cluster runtime placed its worker (node, task state, engine error).
+    public var placements: [String: WorkerPlacement] = [:]
+    /// True when this instance is not the leader and the pass did nothing.
+    public var skipped = false
     public init() {}
 }
 
@@ -58,12 +62,16 @@ public final class StreamReconciler: @unchecked Sendable {
     private var prepareBackoff = Backoff(initial: 2, maximum: 60)
     // Touched only under `runLock`: set by `stopAllWorkers()`, after which no run changes anything.
     private var halted = false
+    /// Whether this API instance may act (the leader among replicas); a pass is skipped otherwise.
+    public let isLeader: @Sendable () -> Bool
 
     public init(
         store: DesiredStateStore, runtime: WorkerRuntime, fileSD: FileSDWriter?, interval: Double = 5,
         stopTimeout: Double = 5, targetFor: @escaping @Sendable (WorkerInfo) -> String? = { $0.metricsTarget },
-        log: @escaping RuntimeLog = stderrRuntimeLog, onReport: (@Sendable (ReconcileReport) -> Void)? = nil
+        log: @escaping RuntimeLog = stderrRuntimeLog, onReport: (@Sendable (ReconcileReport) -> Void)? = nil,
+        isLeader: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.isLeader = isLeader
         self.onReport = onReport
         self.store = store
         self.runtime = runtime
@@ -219,6 +227,10 @@ public final class StreamReconciler: @unchecked Sendable {
         // After stopAllWorkers(): a kick or a direct call arriving during shutdown must not start
         // the workers again.
         if halted { return report }
+        guard isLeader() else {
+            report.skipped = true
+            return report
+        }
         let desired: [WorkerSpec]
         do {
             desired = try store.desiredWorkers()
@@ -292,7 +304,9 @@ public final class StreamReconciler: @unchecked Sendable {
                 continue
             }
             do {
-                if current != nil { try runtime.stop(streamID: spec.streamID, timeout: stopTimeout) }
+                if current != nil && !runtime.updatesInPlace {
+                    try runtime.stop(streamID: spec.streamID, timeout: stopTimeout)
+                }
                 let info = try runtime.start(spec)
                 report.started.append(spec.streamID)
                 log("started \(info.name) (\(reason))")
@@ -313,11 +327,14 @@ public final class StreamReconciler: @unchecked Sendable {
         if let fileSD {
             do {
                 let workers = try runtime.list()
+                for w in workers where wanted[w.streamID] != nil {
+                    if let p = w.placement { report.placements[w.streamID] = p }
+                }
                 let targets = workers.filter { wanted[$0.streamID] != nil && $0.state != .exited }.compactMap { w in
                     targetFor(w).map {
                         FileSDTarget(
-                            target: $0, streamID: w.streamID, streamName: wanted[w.streamID]?.streamName ?? w.streamName
-                        )
+                            target: $0, streamID: w.streamID, streamName: wanted[w.streamID]?.streamName ?? w.streamName,
+                            extraLabels: w.placement.map { ["node": $0.nodeID] } ?? [:])
                     }
                 }
                 report.fileSDChanged = try fileSD.write(targets)

@@ -87,6 +87,8 @@ public struct WorkerInfo: Sendable, Equatable {
     public var metricsTarget: String?
     /// Process id (process runtime) or container id (docker), for logs and tests.
     public var identifier: String
+    /// Where a cluster runtime (swarm) placed the worker; nil for the local runtimes.
+    public var placement: WorkerPlacement? = nil
 
     public init(
         streamID: String, streamName: String, name: String, configHash: String, state: WorkerState,
@@ -100,6 +102,26 @@ public struct WorkerInfo: Sendable, Equatable {
         self.startedAt = startedAt
         self.metricsTarget = metricsTarget
         self.identifier = identifier
+    }
+}
+
+/// Where a cluster runtime runs a worker: the node, the engine's task state and its last error.
+public struct WorkerPlacement: Sendable, Equatable {
+    public var nodeID: String
+    /// The node's address (`Status.Addr`): the worker is scraped there (host networking).
+    public var address: String
+    /// The engine's task state (`running`, `pending`, `preparing`, `rejected`, ...).
+    public var taskState: String
+    /// The engine's error for the task (an image it cannot pull, a port in use); empty when none.
+    public var message: String
+    /// Seconds since 1970 when the task entered its state.
+    public var since: Double? = nil
+
+    public init(nodeID: String, address: String, taskState: String, message: String) {
+        self.nodeID = nodeID
+        self.address = address
+        self.taskState = taskState
+        self.message = message
     }
 }
 
@@ -136,8 +158,11 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable 
 /// Runs and stops per-stream workers. Every method blocks (engine calls, waiting for a process
 /// to exit): call them from the reconciler's thread or a pool, never from an event loop.
 public protocol WorkerRuntime: Sendable {
-    /// "docker" or "process", for logs and /health.
+    /// "docker", "process" or "swarm", for logs and /health.
     var kind: String { get }
+    /// True when `start` changes an existing worker in place (a swarm service update): the
+    /// reconciler then does not stop the old one first.
+    var updatesInPlace: Bool { get }
     /// One-time readiness (engine reachable, image present or built). Idempotent; cheap when done.
     func prepare() throws(RuntimeError)
     /// Every worker this runtime manages (by label or state record), running or not.
@@ -147,6 +172,10 @@ public protocol WorkerRuntime: Sendable {
     /// Stops the stream's worker (SIGTERM, then SIGKILL after `timeout` seconds) and removes it.
     /// Succeeds when there is nothing to stop.
     func stop(streamID: String, timeout: Double) throws(RuntimeError)
+}
+
+extension WorkerRuntime {
+    public var updatesInPlace: Bool { false }
 }
 
 /// Where log lines of the runtime go; the API passes its own logger.

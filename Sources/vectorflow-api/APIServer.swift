@@ -20,11 +20,15 @@ final class APIServer: Sendable {
     /// Waits (without holding a thread) for the worker runtime's next pass after an activation and
     /// reports its error for that stream, if any; nil when no runtime is wired.
     let workerStarted: WorkerStartObserver?
+    /// This instance's role among replicas for /health ("leader" or "standby"); nil leaves it out.
+    let role: @Sendable () -> String?
 
     init(
         config: APIConfiguration, redis: RedisClient?, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle(),
-        statuses: (@Sendable ([String]) -> [String: JSONValue])? = nil, workerStarted: WorkerStartObserver? = nil
+        statuses: (@Sendable ([String]) -> [String: JSONValue])? = nil, workerStarted: WorkerStartObserver? = nil,
+        role: @escaping @Sendable () -> String? = { nil }
     ) {
+        self.role = role
         self.config = config
         self.workerStarted = workerStarted
         pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
@@ -197,6 +201,7 @@ final class APIServer: Sendable {
             ("database", .string(dbState.rawValue)),
             ("redis", .string(redisState)),
         ]
+        if let role = role() { members.append(("role", .string(role))) }
         if !dbUp {
             let error: APIError = dbState == .timeout ? .databaseTimeout : .databaseUnavailable
             members.append(("detail", .string(error.detail ?? "Database unavailable")))

@@ -84,7 +84,18 @@ struct StartFailureReporter: Sendable {
 
     func publish(_ report: ReconcileReport) {
         let now = String(format: "%.3f", Date().timeIntervalSince1970)
-        for (streamID, error) in report.startFailures {
+        var failures = report.startFailures
+        for (streamID, p) in report.placements {
+            // A cluster runtime's task: its node and state beside the worker's own fields; a task
+            // the engine could not run shows the engine's message like any start failure.
+            let key = FrameBroadcaster.statusPrefix + streamID
+            _ = try? redis.command(["HSET", key, "node", p.nodeID, "task_state", p.taskState, "task_error", p.message])
+            if p.taskState != "running" && !p.message.isEmpty && failures[streamID] == nil {
+                failures[streamID] = RuntimeError(
+                    .engine, "swarm task \(p.taskState) on node \(p.nodeID.prefix(12)): \(p.message)")
+            }
+        }
+        for (streamID, error) in failures {
             let key = FrameBroadcaster.statusPrefix + streamID
             _ = try? redis.command([
                 "HSET", key, "state", "failed", "fps", "0", "last_error", Credentials.maskText(error.message),

@@ -43,18 +43,22 @@ do {
 
 // The reconciler reads the desired state through a one-connection pool of its own.
 let reconcilerPool = DatabasePool(url: config.databaseURL, size: 1)
+// Replicas share the database: only the holder of its advisory lock reconciles (see LeaderLock).
+let leaderLock = LeaderLock(url: config.databaseURL, log: { FileHandle.standardError.write(Data("vectorflow-api: \($0)\n".utf8)) })
 let reconciler: StreamReconciler
 do throws(RuntimeError) {
     let failures = StartFailureReporter(
         redis: redis, ttl: max(15, Int((3 * runtimeSettings.reconcileInterval).rounded(.up))))
     reconciler = try runtimeSettings.makeReconciler(
-        store: PostgresDesiredState(pool: reconcilerPool), onReport: { failures.publish($0) })
+        store: PostgresDesiredState(pool: reconcilerPool), onReport: { failures.publish($0) },
+        isLeader: { leaderLock.isLeader })
 } catch {
     fail(error.description)
 }
 let api = APIServer(
     config: config, redis: redis, lifecycle: ReconcilingLifecycle(reconciler: reconciler),
-    statuses: live.statusProvider, workerStarted: reconciler.workerStartObserver)
+    statuses: live.statusProvider, workerStarted: reconciler.workerStartObserver,
+    role: { leaderLock.isLeader ? "leader" : "standby" })
 var serverConfig = HTTPServerConfiguration()
 serverConfig.host = config.host
 serverConfig.port = config.port
@@ -70,6 +74,7 @@ do {
 }
 api.connectDatabase()
 live.start()
+leaderLock.start { isLeader in if isLeader { reconciler.kick() } }  // a new leader acts at once
 reconciler.start()  // a first pass at once, then every VF_RECONCILE_INTERVAL seconds
 if api.staticFiles == nil {
     FileHandle.standardError.write(
@@ -80,7 +85,8 @@ FileHandle.standardOutput.write(Data("vectorflow-api listening on http://\(confi
 
 var received: Int32 = 0
 sigwait(&stopSignals, &received)
-if config.stopWorkersOnExit {
+// A standby replica leaves the workers to the leader.
+if config.stopWorkersOnExit && leaderLock.isLeader {
     // Compose: no worker may outlive `docker compose down`. The stops run in parallel, each bounded
     // by VF_WORKER_STOP_TIMEOUT (then SIGKILL); the margin covers the engine calls around them. Past
     // the bound the API exits anyway, before compose's stop_grace_period runs out.
@@ -103,6 +109,7 @@ if config.stopWorkersOnExit {
     // Workers keep running: the next API instance adopts them (the run script stops them with the platform).
     reconciler.stop()
 }
+leaderLock.stop()
 live.stop()
 server.stop()
 api.pool.shutdown()
