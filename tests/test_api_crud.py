@@ -247,7 +247,8 @@ def test_health_and_metrics(api):
     base, _ = api
     r = requests.get(base + "/health", timeout=5)
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    # One API on its own database holds the reconciler's advisory lock: it is the leader.
+    assert r.json() == {"status": "ok", "database": "ok", "redis": "ok", "role": "leader"}
     requests.post(base + "/streams", json={**GOOD, "is_active": True}, timeout=5)
     streams = requests.get(base + "/streams", timeout=5).json()
     text = requests.get(base + "/metrics", timeout=5).text

@@ -168,6 +168,8 @@ def test_frozen_database(request, bin_dir, own_postgres, redis_server):
             assert r["status"] == 503, r
             body = json.loads(r["body"])
             if r["kind"] == "health":
+                # The leader lock cannot be confirmed on a frozen server either: either role is true.
+                assert body.pop("role", None) in ("leader", "standby"), r
                 assert body == {"status": "unavailable", "database": "timeout", "redis": "ok",
                                 "detail": "Database timeout"}, r
             else:
@@ -177,9 +179,12 @@ def test_frozen_database(request, bin_dir, own_postgres, redis_server):
 
     # Recovery, bounded: the pool's next probe finds the server, and every thread works again.
     wait_until(lambda: requests.get(base + "/health", timeout=5).status_code == 200, 20, what="health to recover")
+    # The only API regains the reconciler's lock once the server drops the frozen session.
+    wait_until(lambda: requests.get(base + "/health", timeout=5).json().get("role") == "leader", 20,
+               what="leadership to return")
     print(f"health ok {time.monotonic() - thawed_at:.3f} s after SIGCONT")
     h = requests.get(base + "/health", timeout=5).json()
-    assert h == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert h == {"status": "ok", "database": "ok", "redis": "ok", "role": "leader"}
     statuses = [requests.get(base + "/streams", timeout=5).status_code for _ in range(20)]
     assert statuses == [200] * 20, statuses
 

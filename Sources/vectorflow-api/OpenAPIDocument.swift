@@ -316,6 +316,8 @@ enum OpenAPIDocument {
                             ("status", o(("type", s("string")), ("enum", .array([s("ok"), s("unavailable")])))),
                             ("database", o(("type", s("string")), ("enum", .array([s("ok"), s("down"), s("timeout")])))),
                             ("redis", o(("type", s("string")), ("enum", .array([s("ok"), s("down"), s("unknown")])))),
+                            // Which replica answered: only the leader reconciles workers (see LeaderLock).
+                            ("role", o(("type", s("string")), ("enum", .array([s("leader"), s("standby")])))),
                             ("detail", o(("type", s("string")))))
                     ))
             ),
