@@ -38,7 +38,7 @@ final class APIServer: Sendable {
         self.redis = RedisHealth(client: redis)
         openAPI = JSONSerializer.encode(
             OpenAPIDocument.build(
-                mediaDirectory: config.mediaDirectory, authRequired: config.apiToken != nil, version: "1.0.0"))
+                mediaDirectory: config.mediaDirectory, authRequired: config.apiToken != nil, version: BuildInfo.version))
         staticFiles = StaticFiles(directory: config.staticDir)
     }
 
