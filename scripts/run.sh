@@ -181,6 +181,17 @@ REDIS_STARTED=1
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --daemonize yes \
   --pidfile "$VF_HOME/redis/redis.pid" --dir "$VF_HOME/redis" --logfile "$VF_HOME/logs/redis.log"
 
+# The API token: VF_API_TOKEN when set, else one generated on the first run and kept (0600) in
+# VF_HOME, so a browser tab stays signed in across restarts. Prometheus reads it from that file.
+TOKEN_FILE=$VF_HOME/api-token
+if [ -n "${VF_API_TOKEN:-}" ]; then
+  (umask 077; printf '%s' "$VF_API_TOKEN" > "$TOKEN_FILE")
+elif [ ! -s "$TOKEN_FILE" ]; then
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$TOKEN_FILE")
+fi
+chmod 600 "$TOKEN_FILE"
+API_TOKEN=$(cat "$TOKEN_FILE")
+
 step "starting Prometheus on 127.0.0.1:$PROM_PORT"
 FILE_SD=$VF_HOME/prometheus/file_sd/workers.json
 [ -f "$FILE_SD" ] || echo '[]' > "$FILE_SD"
@@ -190,6 +201,8 @@ global:
   evaluation_interval: 5s
 scrape_configs:
   - job_name: vectorflow-api
+    authorization:
+      credentials_file: "$TOKEN_FILE"
     static_configs:
       - targets: ["127.0.0.1:$API_PORT"]
   - job_name: vectorflow-workers
@@ -210,7 +223,7 @@ DATABASE_URL="postgresql://vectorflow:vectorflow@127.0.0.1:$PG_PORT/vectorflow" 
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
 VF_HOST=127.0.0.1 VF_PORT="$API_PORT" VF_RUNTIME=process VF_WORKER_BIN="$VF_BIN_DIR/vectorflow-worker" \
 VF_FILE_SD_PATH="$FILE_SD" VF_STATE_DIR="$VF_HOME/workers" VF_STATIC_DIR="$ROOT/frontend-static" \
-VF_ALLOW_FILE_SOURCES=true VF_MEDIA_DIR="$SAMPLES" \
+VF_ALLOW_FILE_SOURCES=true VF_MEDIA_DIR="$SAMPLES" VF_API_TOKEN="$API_TOKEN" \
   "$VF_BIN_DIR/vectorflow-api" >&3 2>&1 &
 API_PID=$!
 exec 3>&-  # only the API holds the tee's input: the tee ends with it
@@ -219,18 +232,20 @@ for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$API_PORT/health" >/dev/nu
 curl -fsS "http://127.0.0.1:$API_PORT/health" >/dev/null || { echo "the API did not become healthy; see $VF_HOME/logs/api.log"; exit 1; }
 
 DEMO_NAME="Demo: vtest.avi (pedestrians)"
-if ! curl -fsS "http://127.0.0.1:$API_PORT/streams" | grep -q "\"$DEMO_NAME\""; then
+AUTH="Authorization: Bearer $API_TOKEN"
+if ! curl -fsS -H "$AUTH" "http://127.0.0.1:$API_PORT/streams" | grep -q "\"$DEMO_NAME\""; then
   step "creating the demo stream"
-  curl -fsS -X POST "http://127.0.0.1:$API_PORT/streams" -H 'Content-Type: application/json' \
+  curl -fsS -X POST "http://127.0.0.1:$API_PORT/streams" -H "$AUTH" -H 'Content-Type: application/json' \
     -d "{\"name\":\"$DEMO_NAME\",\"rtsp_url\":\"file://$SAMPLES/vtest.avi\",\"grid_size\":16,\"threshold\":1.2,\"is_active\":true}" >/dev/null
 fi
 
 cat <<MSG
 
   Vector Flow is running.
-    Dashboard:   http://127.0.0.1:$API_PORT/
+    Dashboard:   http://127.0.0.1:$API_PORT/#token=$API_TOKEN
     API docs:    http://127.0.0.1:$API_PORT/docs
     Prometheus:  http://127.0.0.1:$PROM_PORT/
+    API token:   $API_TOKEN  (kept in $TOKEN_FILE; curl -H "Authorization: Bearer \$(cat $TOKEN_FILE)")
   Data and logs: $VF_HOME    Press Ctrl-C to stop.
 
 MSG

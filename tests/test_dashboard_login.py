@@ -81,3 +81,23 @@ def test_sign_in_then_live_frames(api_with_token, browser, samples):  # noqa: F8
     WebDriverWait(driver, 40).until(
         lambda d: (lambda s: s if s["std"] > 12 else None)(d.execute_script(CANVAS_STATS_JS, "preview-canvas")))
     driver.save_screenshot(str(OUT / "dashboard-login-live.png"))
+
+
+def test_the_printed_address_signs_the_tab_in(api_with_token, browser):  # noqa: F811
+    """`make run` prints the dashboard's address with the token in its fragment: the tab keeps it in
+    its session, drops it from the address bar, and never shows the sign-in dialog."""
+    base = api_with_token
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = requests.post(base + "/streams", json={"name": "Yard", "rtsp_url": "rtsp://cam.local/yard"},
+                      headers=auth, timeout=10)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    driver = browser
+    driver.get(f"{base}/#token={TOKEN}")
+    wait = WebDriverWait(driver, 20)
+    row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"tr[data-stream-id='{sid}']")
+                     if d.find_elements(By.CSS_SELECTOR, f"tr[data-stream-id='{sid}']") else None)
+    assert "Yard" in row.text
+    assert not driver.find_element(By.ID, "login").is_displayed()
+    assert TOKEN not in driver.current_url
+    assert driver.execute_script("return sessionStorage.getItem('vectorflow.api-token')") == TOKEN

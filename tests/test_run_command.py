@@ -72,9 +72,10 @@ def processes_mentioning(text: str):
     return found
 
 
-async def first_frames(port, stream_id, count=3, timeout=40):
+async def first_frames(port, stream_id, token, count=3, timeout=40):
     got = []
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/frames?stream_id={stream_id}", max_size=None) as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/frames?stream_id={stream_id}", max_size=None,
+                                  subprotocols=["vectorflow.frames", f"bearer.{token}"]) as ws:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(got) < count:
             msg = await asyncio.wait_for(ws.recv(), timeout)
@@ -103,25 +104,37 @@ def test_run_command_serves_the_demo_and_stops_cleanly(bin_dir, samples):
         assert run.proc.poll() is None, run.output()
         out = run.output()
         assert f"{api}/" in out and f"{api}/docs" in out and f"127.0.0.1:{ports['VF_PROMETHEUS_PORT']}" in out
+        # A token of its own, generated, kept private, printed with the dashboard's address.
+        token_file = home / "api-token"
+        token = token_file.read_text()
+        assert len(token) >= 24 and (token_file.stat().st_mode & 0o777) == 0o600
+        assert f"{api}/#token={token}" in out
+        auth = {"Authorization": f"Bearer {token}"}
+        assert requests.get(api + "/streams", timeout=5).status_code == 401
 
         page = requests.get(api + "/", timeout=5)
         assert page.status_code == 200 and "<html" in page.text.lower()
-        streams = requests.get(api + "/streams", timeout=5).json()
+        streams = requests.get(api + "/streams", headers=auth, timeout=5).json()
         demo = [s for s in streams if s["name"].startswith("Demo")]
         assert len(demo) == 1 and demo[0]["is_active"] and demo[0]["rtsp_url"].endswith("vtest.avi")
         demo_id = demo[0]["id"]
 
-        frames = asyncio.run(first_frames(ports["VF_PORT"], demo_id))
+        frames = asyncio.run(first_frames(ports["VF_PORT"], demo_id, token))
         assert len(frames) == 3
         for header, jpeg in frames:
             assert header["stream_id"] == demo_id and header["width"] == 768 and header["height"] == 576
             assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 5000
-        wait_until(lambda: (requests.get(f"{api}/streams/{demo_id}", timeout=5).json()["status"] or {}).get("state")
+        wait_until(lambda: (requests.get(f"{api}/streams/{demo_id}", headers=auth, timeout=5).json()["status"]
+                            or {}).get("state")
                    == "running", 20, what="the demo stream's status to be running")
         prom = f"http://127.0.0.1:{ports['VF_PROMETHEUS_PORT']}"
         wait_until(lambda: requests.get(prom + "/api/v1/query", params={
             "query": f'vector_flow_frames_processed_total{{stream_id="{demo_id}"}}'}, timeout=5).json()["data"]["result"],
             40, what="Prometheus to scrape the demo worker")
+        # ... and the API's own /metrics, with the token from its file.
+        wait_until(lambda: requests.get(prom + "/api/v1/query", params={
+            "query": 'up{job="vectorflow-api"} == 1'}, timeout=5).json()["data"]["result"],
+            40, what="Prometheus to scrape the API with the token")
 
         assert processes_mentioning(f"STREAM_ID={demo_id}"), "the demo worker runs"
         code = run.interrupt()
@@ -139,7 +152,9 @@ def test_run_command_serves_the_demo_and_stops_cleanly(bin_dir, samples):
         wait_until(lambda: "Vector Flow is running" in run2.output() or run2.proc.poll() is not None, 120,
                    what="the second start")
         assert run2.proc.poll() is None, run2.output()
-        streams = requests.get(api + "/streams", timeout=5).json()
+        # The same token: a signed-in tab stays signed in.
+        assert (home / "api-token").read_text() == token
+        streams = requests.get(api + "/streams", headers=auth, timeout=5).json()
         assert [s["id"] for s in streams if s["name"].startswith("Demo")] == [demo_id]
         assert run2.interrupt() in (0, 2, 130, -signal.SIGINT)
         assert not processes_mentioning(str(home))

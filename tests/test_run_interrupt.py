@@ -157,11 +157,14 @@ def test_run_piped_through_tee_and_interrupted_leaves_no_process(bin_dir, sample
         api = run.api
         wait_until(lambda: requests.get(api + "/health", timeout=2).status_code == 200, 30, interval=0.2,
                    what="/health")
-        demo = [s for s in requests.get(api + "/streams", timeout=5).json() if s["name"].startswith("Demo")]
+        auth = {"Authorization": "Bearer " + (Path(run.home) / "api-token").read_text()}
+        demo = [s for s in requests.get(api + "/streams", headers=auth, timeout=5).json()
+                if s["name"].startswith("Demo")]
         assert len(demo) == 1, demo
         sid = demo[0]["id"]
         wait_until(lambda: worker_pids(sid), 30, interval=0.2, what="the demo stream's worker process")
-        wait_until(lambda: (requests.get(f"{api}/streams/{sid}", timeout=5).json().get("status") or {}).get("state")
+        wait_until(lambda: (requests.get(f"{api}/streams/{sid}", headers=auth, timeout=5).json().get("status")
+                            or {}).get("state")
                    == "running", 30, interval=0.2, what="the demo worker to report running")
         names = " ".join(c for _, c in run.left())
         for part in ("postgres", "redis-server", "prometheus", "vectorflow-api", "vectorflow-worker"):

@@ -343,7 +343,8 @@ extern "C" void cvf_stream_free(cvf_stream *s) {
 
 extern "C" const char *cvf_last_error(const cvf_stream *s) { return s->lastError.c_str(); }
 
-extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, int read_timeout_ms) {
+extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, int read_timeout_ms,
+                        const char *http_proxy) {
     return guard(s, [&]() -> int {
         s->capture.release();
         s->havePrevious = false;
@@ -371,7 +372,10 @@ extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, 
                 options = "rtsp_transport;tcp|analyzeduration;200000|probesize;65536"
                           "|protocol_whitelist;rtsp,rtsps,rtp,srtp,udp,tcp,tls";
             } else if (hasPrefix(url, "http://") || hasPrefix(url, "https://")) {
-                options = std::string("protocol_whitelist;http,https,tcp,tls|") + videoFormats;
+                // Through the worker's source proxy when given: it checks every connection FFmpeg
+                // makes (redirects too) against the source policy; https reaches it by CONNECT.
+                options = std::string("protocol_whitelist;http,https,tcp,tls,httpproxy|") + videoFormats;
+                if (http_proxy != nullptr && *http_proxy != 0) options += std::string("|http_proxy;") + http_proxy;
             } else {
                 options = std::string("protocol_whitelist;file|") + videoFormats;
             }

@@ -39,9 +39,12 @@ public final class VideoStream: @unchecked Sendable {
     private var lastError: String { String(cString: cvf_last_error(handle)) }
 
     /// Opens a source (path, file://, http(s)://, rtsp(s)://); forgets the previous frame.
-    public func open(_ source: String, openTimeout: Double = 5, readTimeout: Double = 5) throws(FlowError) {
+    /// `httpProxy`: an http:// proxy every connection of an HTTP(S) source goes through.
+    public func open(
+        _ source: String, openTimeout: Double = 5, readTimeout: Double = 5, httpProxy: String? = nil
+    ) throws(FlowError) {
         isOpen = false
-        if cvf_open(handle, source, Int32(openTimeout * 1000), Int32(readTimeout * 1000)) != 0 {
+        if cvf_open(handle, source, Int32(openTimeout * 1000), Int32(readTimeout * 1000), httpProxy) != 0 {
             throw FlowError(lastError)
         }
         isOpen = true

@@ -26,9 +26,16 @@ public struct RuntimeSettings: Sendable {
     public var swarmSpread: String
     public var swarmMetricsPorts: ClosedRange<Int>
     public var pushWorkerImage: Bool
+    /// `VF_SOURCE_ALLOW` / `VF_SOURCE_DENY`, with the platform's own services always denied:
+    /// handed to every worker, which checks its source against it (see SourcePolicy).
+    public var sourcePolicy: SourcePolicy
 
     /// `apiBinaryDirectory`: where the API binary lives (the default worker binary sits beside it).
-    public init(_ c: ConfigurationSource, redisURL: String, apiBinaryDirectory: String) throws(ConfigurationError) {
+    /// `platformServices`: `host:port` of the API's own services (database, Redis, the API), which no
+    /// stream may aim a worker at.
+    public init(
+        _ c: ConfigurationSource, redisURL: String, apiBinaryDirectory: String, platformServices: [String] = []
+    ) throws(ConfigurationError) {
         runtime = c.raw("VF_RUNTIME")
         if let r = runtime, r != "docker" && r != "process" && r != "swarm" {
             throw ConfigurationError("VF_RUNTIME must be docker, process or swarm, got \"\(r)\"")
@@ -60,6 +67,8 @@ public struct RuntimeSettings: Sendable {
         }
         swarmMetricsPorts = low...high
         pushWorkerImage = try c.bool("VF_WORKER_PUSH", default: false)
+        let workerRedis = SourceEndpoint(workerRedisURL, defaultPort: 6379)?.rule
+        sourcePolicy = try SourcePolicy(c, services: platformServices + [workerRedis].compactMap { $0 })
     }
 
     /// The runtime these settings ask for. Without `VF_RUNTIME`, docker when its socket answers
@@ -67,22 +76,26 @@ public struct RuntimeSettings: Sendable {
     /// holds its state folder).
     public func makeRuntime(log: @escaping RuntimeLog = stderrRuntimeLog) throws(RuntimeError) -> any WorkerRuntime {
         let kind = runtime ?? (DockerEngineRuntime.isReachable(dockerHost: dockerHost) ? "docker" : "process")
+        let policy = sourcePolicy.environment
         if kind == "swarm" {
-            return SwarmRuntime(
-                configuration: SwarmRuntimeConfiguration(
-                    dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
-                    pushImage: pushWorkerImage, redisURL: workerRedisURL, metricsPorts: swarmMetricsPorts,
-                    constraints: swarmConstraints, spreadOver: swarmSpread), log: log)
+            var c = SwarmRuntimeConfiguration(
+                dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
+                pushImage: pushWorkerImage, redisURL: workerRedisURL, metricsPorts: swarmMetricsPorts,
+                constraints: swarmConstraints, spreadOver: swarmSpread)
+            c.extraEnvironment.merge(policy) { _, new in new }
+            return SwarmRuntime(configuration: c, log: log)
         }
         if kind == "docker" {
-            return DockerEngineRuntime(
-                configuration: DockerRuntimeConfiguration(
-                    dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
-                    network: workerNetwork, redisURL: workerRedisURL), log: log)
+            var c = DockerRuntimeConfiguration(
+                dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
+                network: workerNetwork, redisURL: workerRedisURL)
+            c.extraEnvironment.merge(policy) { _, new in new }
+            return DockerEngineRuntime(configuration: c, log: log)
         }
-        return try ProcessRuntime(
-            configuration: ProcessRuntimeConfiguration(
-                workerBinary: workerBinary, stateDirectory: stateDirectory, redisURL: workerRedisURL), log: log)
+        var c = ProcessRuntimeConfiguration(
+            workerBinary: workerBinary, stateDirectory: stateDirectory, redisURL: workerRedisURL)
+        c.extraEnvironment.merge(policy) { _, new in new }
+        return try ProcessRuntime(configuration: c, log: log)
     }
 
     /// A reconciler over `store` and a new runtime, writing file_sd to `fileSDPath`. Call

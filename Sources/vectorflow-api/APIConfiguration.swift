@@ -28,6 +28,21 @@ struct APIConfiguration: Sendable {
     /// /redoc serve the built-in page.
     var docsAssetsDir: String
 
+    /// `host:port` of the platform's own services, which the source policy always denies to
+    /// workers: the database, Redis, and this API (on loopback when it listens on every address).
+    var platformServices: [String] {
+        var out = [SourceEndpoint(databaseURL, defaultPort: 5432)?.rule, SourceEndpoint(redisURL, defaultPort: 6379)?.rule]
+            .compactMap { $0 }
+        if port != 0 {
+            if host == "0.0.0.0" || host == "::" || host.isEmpty {
+                out += ["127.0.0.0/8:\(port)", "[::1]:\(port)"]
+            } else {
+                out.append(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+            }
+        }
+        return out
+    }
+
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
         databaseURL = c.string("DATABASE_URL", default: "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow")
         guard databaseURL.hasPrefix("postgresql://") || databaseURL.hasPrefix("postgres://") else {

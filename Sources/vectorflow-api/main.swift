@@ -30,7 +30,8 @@ do {
     config = try APIConfiguration(source)
     let apiDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         .deletingLastPathComponent().path
-    runtimeSettings = try RuntimeSettings(source, redisURL: config.redisURL, apiBinaryDirectory: apiDir)
+    runtimeSettings = try RuntimeSettings(
+        source, redisURL: config.redisURL, apiBinaryDirectory: apiDir, platformServices: config.platformServices)
 } catch {
     fail(error.description)
 }

@@ -54,20 +54,26 @@ final class CaptureLoop: Sendable {
 
     private func run(_ stream: VideoStream) {
         settings.flow.configure(stream)
+        let guardian = SourceGuard(source: settings.source, policy: settings.sourcePolicy)
         var backoff = Backoff()
         var firstAttempt = true
         var session = Session(settings: settings)
         while !isStopping {
             if firstAttempt { housekeeper.update(state: .connecting) }
             do {
-                try stream.open(settings.source, openTimeout: Self.openTimeout, readTimeout: Self.readTimeout)
+                let prepared = try guardian.prepare()
+                try stream.open(
+                    prepared.url, openTimeout: Self.openTimeout, readTimeout: Self.readTimeout,
+                    httpProxy: prepared.httpProxy)
             } catch {
                 // A local file that cannot be opened will rarely fix itself: `failed` says so
-                // (retries continue, slowly); a network source is `reconnecting`.
+                // (retries continue, slowly), and so does a source the policy refuses; a network
+                // source is `reconnecting`.
+                let refusal = error is SourcePolicyError ? "\(error)" : guardian.takeRefusal()
                 let isFile = settings.sourceKind == .file
                 housekeeper.update(
-                    state: isFile ? .failed : (firstAttempt ? .connecting : .reconnecting),
-                    fps: 0, lastError: error.description)
+                    state: isFile || refusal != nil ? .failed : (firstAttempt ? .connecting : .reconnecting),
+                    fps: 0, lastError: refusal ?? "\(error)")
                 metrics.fps.set(0.0)
                 firstAttempt = false
                 sleep(until: monotonicNow() + backoff.nextDelay()) { isStopping }

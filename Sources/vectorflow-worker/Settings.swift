@@ -81,6 +81,8 @@ struct WorkerSettings {
     var previewAlways: Bool
     var jpegQuality: Int
     var threads: Int
+    /// VF_SOURCE_ALLOW / VF_SOURCE_DENY, with the worker's own Redis always denied.
+    var sourcePolicy: SourcePolicy
 
     /// `SOURCE_URL_FILE`: the URL in a file (the Docker runtime's way to keep camera credentials
     /// out of the container's inspectable environment); surrounding whitespace is dropped.
@@ -113,5 +115,6 @@ struct WorkerSettings {
         previewAlways = try c.bool("PREVIEW_ALWAYS", default: false)
         jpegQuality = try c.int("JPEG_QUALITY", default: 80, range: 1...100)
         threads = try c.int("VF_THREADS", default: 1, range: 1...64)
+        sourcePolicy = try SourcePolicy(c, services: [SourceEndpoint(redisURL, defaultPort: 6379)?.rule].compactMap { $0 })
     }
 }

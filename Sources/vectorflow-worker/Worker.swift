@@ -14,6 +14,9 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
         throw ConfigurationError(error.description)
     }
     VideoStream.setThreads(settings.threads)
+    // FFmpeg bypasses its http_proxy option for hosts in `no_proxy`, and a proxy from the
+    // environment must not stand in for the worker's own (the source policy lives there).
+    for name in ["no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"] { unsetenv(name) }
 
     // Signals are taken synchronously by this thread (sigtimedwait), so they are blocked before any
     // other thread starts and inherits the mask. SIGPIPE would kill the process when Redis or a

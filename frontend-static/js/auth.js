@@ -6,6 +6,15 @@ let pending = null;
 // Where the token lives when sessionStorage refuses it (a private window may).
 let memory = "";
 
+// `make run` prints the dashboard's address with the token in the fragment (#token=...), which
+// never reaches a server: taken into this tab's session, then dropped from the address bar.
+(function takeTokenFromFragment() {
+  const m = /^#token=([^&]+)/.exec(window.location.hash);
+  if (!m) return;
+  store(decodeURIComponent(m[1]));
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+})();
+
 /** The token entered in this tab, or "". */
 export function token() {
   try {

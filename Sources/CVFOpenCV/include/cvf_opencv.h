@@ -36,8 +36,9 @@ const char *cvf_last_error(const cvf_stream *s);
 
 /* Opens a file path, file://, http(s)://, rtsp(s):// source through OpenCV's FFmpeg backend.
  * Timeouts are in milliseconds. Forgets the previous frame (the next flow starts afresh).
+ * `http_proxy` (NULL or "" for none): an http:// proxy URL every HTTP(S) connection goes through.
  * Returns 0 or CVF_ERROR. */
-int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, int read_timeout_ms);
+int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, int read_timeout_ms, const char *http_proxy);
 void cvf_close(cvf_stream *s);
 /* Frames per second the source announces (0 when unknown) and its frame count (<= 0 when
  * unknown or live). */
