@@ -31,7 +31,12 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
             // decoder_threads.cpp's avcodec_open2 must sit in the executable's dynamic symbol table
             // to come before FFmpeg's in OpenCV's lookup.
-            linkerSettings: openCVLibraries + [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=avcodec_open2"])]
+            // connect_guard.cpp's `connect` likewise, before libc's in FFmpeg's lookup.
+            linkerSettings: openCVLibraries + [
+                .unsafeFlags([
+                    "-Xlinker", "--export-dynamic-symbol=avcodec_open2", "-Xlinker", "--export-dynamic-symbol=connect",
+                ])
+            ]
         ),
         // epoll/eventfd headers for VFNet's event loop (not in Swift's Glibc module).
         .systemLibrary(name: "CVFNetLinux"),

@@ -4,6 +4,7 @@ sources go through the worker's own proxy, which follows a redirect only to the 
 and port, and the platform's services (its database, its Redis) are never a source. Every server
 here listens on loopback; the denied addresses are refused before any packet is sent."""
 import http.server
+import socket
 import threading
 
 import pytest
@@ -140,13 +141,13 @@ def test_a_bad_policy_is_a_configuration_error(worker_bin):
     assert r.returncode == 2 and "VF_SOURCE_DENY" in r.stderr, r.stderr
 
 
-def test_the_api_hands_workers_a_policy_that_denies_its_database(request, bin_dir, postgres, redis_server):
+def test_the_api_hands_workers_a_policy_that_denies_its_database(request, bin_dir, postgres, redis_server, tmp_path):
     """Through the real API and the process runtime: a stream aimed at the platform's own
     PostgreSQL fails with the policy's reason in its status."""
     url, _ = make_database(postgres)
     p, base = start_api(request, bin_dir, "api-source-policy", {
         "DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_RUNTIME": "process",
-        "VF_RECONCILE_INTERVAL": "0.5"})
+        "VF_RECONCILE_INTERVAL": "0.5", "VF_FILE_SD_PATH": str(tmp_path / "workers.json")})
     r = requests.post(base + "/streams", json={
         "name": "Database as a camera", "rtsp_url": f"rtsp://127.0.0.1:{postgres.port}/x", "is_active": True},
         timeout=5)
@@ -160,3 +161,90 @@ def test_the_api_hands_workers_a_policy_that_denies_its_database(request, bin_di
     wait_until(refused, 30, what="the worker to refuse the database")
     assert requests.delete(f"{base}/streams/{sid}", timeout=5).status_code == 204
     assert p.stop() == 0, p.output()
+
+
+class RedirectingRTSP:
+    """An RTSP server of the test's own that answers OPTIONS and redirects DESCRIBE (302) to
+    `location`, as a hostile camera might; FFmpeg follows RTSP redirects by itself."""
+
+    def __init__(self, location):
+        self.location = location
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.describes = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn):
+        buf = b""
+        with conn:
+            while True:
+                try:
+                    chunk = conn.recv(4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\r\n\r\n" in buf:
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    lines = head.decode(errors="replace").split("\r\n")
+                    cseq = next((ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("cseq:")), "1")
+                    if lines[0].startswith("DESCRIBE"):
+                        self.describes += 1
+                        reply = f"RTSP/1.0 302 Moved Temporarily\r\nCSeq: {cseq}\r\nLocation: {self.location}\r\n\r\n"
+                    else:
+                        reply = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY\r\n\r\n"
+                    conn.sendall(reply.encode())
+
+    def close(self):
+        self.sock.close()
+
+
+class Listener:
+    """A loopback port that only counts the connections it gets."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_an_rtsp_redirect_to_another_host_is_not_followed(spawn, worker_bin, redis_server):
+    elsewhere = Listener()
+    camera = RedirectingRTSP(f"rtsp://127.0.0.1:{elsewhere.port}/other")
+    try:
+        w = start_worker(spawn, worker_bin, redis_server, "rtsp-redirect", f"rtsp://127.0.0.1:{camera.port}/cam")
+        wait_until(lambda: failed_with(redis_server, w.stream_id, "not followed"), 20, what="redirect refused")
+        wait_until(lambda: camera.describes >= 2, 30, what="a second attempt")
+        assert elsewhere.accepted == 0
+        assert f"127.0.0.1:{elsewhere.port}" in status(redis_server, w.stream_id)["last_error"]
+        assert w.alive()
+        assert w.stop() == 0
+    finally:
+        camera.close()
+        elsewhere.close()

@@ -36,6 +36,28 @@ public final class VideoStream: @unchecked Sendable {
     public static var decoderThreads: Int { Int(cvf_decoder_threads()) }
     public static var openCVVersion: String { String(cString: cvf_opencv_version()) }
 
+    /// Limits the TCP connections FFmpeg may make on the calling thread to these peers (address of
+    /// 4 or 16 bytes, port), redirects included; nil lifts the limit. At most `CVF_GUARD_MAX` peers.
+    public static func guardConnections(_ peers: [(address: [UInt8], port: Int)]?) {
+        guard let peers else { return cvf_guard_connections(nil, nil, nil, -1) }
+        let kept = peers.prefix(Int(CVF_GUARD_MAX))
+        var bytes = [UInt8](repeating: 0, count: 16 * max(kept.count, 1))
+        var lengths = [Int32]()
+        var ports = [Int32]()
+        for (i, p) in kept.enumerated() {
+            for (j, b) in p.address.prefix(16).enumerated() { bytes[16 * i + j] = b }
+            lengths.append(Int32(p.address.count))
+            ports.append(Int32(p.port))
+        }
+        cvf_guard_connections(bytes, lengths, ports, Int32(kept.count))
+    }
+
+    /// The peer ("addr:port") the calling thread's guard last refused, or nil.
+    public static var refusedConnection: String? {
+        let s = String(cString: cvf_guard_refused())
+        return s.isEmpty ? nil : s
+    }
+
     private var lastError: String { String(cString: cvf_last_error(handle)) }
 
     /// Opens a source (path, file://, http(s)://, rtsp(s)://); forgets the previous frame.

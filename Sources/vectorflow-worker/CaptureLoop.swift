@@ -62,6 +62,7 @@ final class CaptureLoop: Sendable {
             if firstAttempt { housekeeper.update(state: .connecting) }
             do {
                 let prepared = try guardian.prepare()
+                VideoStream.guardConnections(prepared.peers)  // this thread's FFmpeg calls, reads too
                 try stream.open(
                     prepared.url, openTimeout: Self.openTimeout, readTimeout: Self.readTimeout,
                     httpProxy: prepared.httpProxy)
@@ -97,7 +98,8 @@ final class CaptureLoop: Sendable {
                 if hadFrames { backoff.reset() }
                 metrics.reconnects.increment()
                 metrics.fps.set(0.0)
-                housekeeper.update(state: .reconnecting, fps: 0, lastError: reason)
+                // A read can connect too (an HTTP source reopened at its end): say if the policy stopped it.
+                housekeeper.update(state: .reconnecting, fps: 0, lastError: guardian.takeRefusal() ?? reason)
                 sleep(until: monotonicNow() + backoff.nextDelay()) { isStopping }
             }
             stream.close()

@@ -1,15 +1,18 @@
 import Foundation
 import VFCore
+import VFFlow
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// The source policy at the worker (VF_SOURCE_ALLOW / VF_SOURCE_DENY, see VFCore's SourcePolicy):
-/// before every (re)connect the source's host is resolved and every address checked. An RTSP host
-/// with one address is then opened by that address, so a second lookup cannot lead elsewhere; an
-/// HTTP(S) source goes through `SourceProxy`, which checks each connection FFmpeg makes and lets
-/// redirects lead only to the source's own host and port.
+/// before every (re)connect the source's host is resolved and every address checked. FFmpeg may
+/// then connect only to those addresses at the source's port (the shim's connection guard, which
+/// also stops RTSP redirects elsewhere); an RTSP host with one address is opened by that address.
+/// An HTTP(S) source goes through `SourceProxy`, which checks each request FFmpeg makes and lets
+/// redirects lead only to the source's own host and port; FFmpeg may connect only to the proxy.
+/// A file source may connect nowhere.
 /// Used by the capture thread only.
 final class SourceGuard {
     let policy: SourcePolicy
@@ -20,6 +23,8 @@ final class SourceGuard {
     struct Prepared {
         var url: String
         var httpProxy: String?
+        /// The only TCP peers FFmpeg may connect to for this source (see VideoStream.guardConnections).
+        var peers: [(address: [UInt8], port: Int)]
     }
 
     init(source: String, policy: SourcePolicy) {
@@ -29,7 +34,7 @@ final class SourceGuard {
     }
 
     func prepare() throws(SourcePolicyError) -> Prepared {
-        guard let ep = endpoint else { return Prepared(url: source, httpProxy: nil) }
+        guard let ep = endpoint else { return Prepared(url: source, httpProxy: nil, peers: []) }  // a file: none
         let addresses: [[UInt8]]
         switch policy.check(host: ep.host, port: ep.port) {
         case .failure(let e): throw e
@@ -40,7 +45,7 @@ final class SourceGuard {
             // Pinned only when there is one address: FFmpeg tries every address of a name, and a
             // pinned pick among several could be one the camera does not listen on.
             let url = addresses.count == 1 ? ep.replacingHost(in: source, with: addresses[0]) : source
-            return Prepared(url: url, httpProxy: nil)
+            return Prepared(url: url, httpProxy: nil, peers: addresses.map { ($0, ep.port) })
         case "http", "https":
             let p: SourceProxy
             if let existing = proxy {
@@ -50,14 +55,21 @@ final class SourceGuard {
                 proxy = p
             }
             _ = p.takeRefusal()
-            return Prepared(url: source, httpProxy: p.url)
+            // FFmpeg reaches the source only through the proxy.
+            return Prepared(url: source, httpProxy: p.url, peers: [([127, 0, 0, 1], p.port)])
         default:
-            return Prepared(url: source, httpProxy: nil)
+            // rtsps: the checked addresses (a pinned address would lose the TLS server name).
+            return Prepared(url: source, httpProxy: nil, peers: addresses.map { ($0, ep.port) })
         }
     }
 
-    /// What the proxy refused since the last `prepare`, the reason an open failed.
-    func takeRefusal() -> String? { proxy?.takeRefusal() }
+    /// What the proxy or the connection guard refused since the last `prepare`: the reason an
+    /// open (or a read) failed.
+    func takeRefusal() -> String? {
+        if let r = proxy?.takeRefusal() { return r }
+        guard let peer = VideoStream.refusedConnection, let ep = endpoint else { return nil }
+        return "source policy: the source led to \(peer), not followed (only \(ep.host) port \(ep.port) is)"
+    }
 }
 
 /// A forward proxy on 127.0.0.1 for one HTTP(S) source: FFmpeg's `http_proxy` option sends every

@@ -22,6 +22,15 @@ typedef struct cvf_stream cvf_stream;
 #define CVF_ERROR (-1)
 
 const char *cvf_opencv_version(void);
+
+/* The TCP peers the calling thread may connect to (connect_guard.cpp), for every connection
+ * FFmpeg makes on it, redirects included: `count` entries of `addresses` (16 bytes each, the
+ * first `lengths[i]` (4 or 16) used) with `ports`; count < 0 lifts the guard. A refused connect
+ * fails with EACCES and `cvf_guard_refused` names it ("addr:port"; "" when none since the last
+ * cvf_guard_connections). */
+#define CVF_GUARD_MAX 32
+void cvf_guard_connections(const unsigned char *addresses, const int *lengths, const int *ports, int count);
+const char *cvf_guard_refused(void);
 /* OpenCV's worker-thread count for the whole process (cv::setNumThreads). */
 void cvf_set_num_threads(int threads);
 /* Threads of the video decoder in captures opened from now on (FFmpeg's thread_count); 0 leaves
