@@ -248,3 +248,42 @@ def test_an_rtsp_redirect_to_another_host_is_not_followed(spawn, worker_bin, red
     finally:
         camera.close()
         elsewhere.close()
+
+
+def test_no_log_status_or_state_file_holds_the_cameras_password(request, bin_dir, postgres, redis_server, tmp_path):
+    """A credentialed camera that cannot be reached, through the real API, process runtime and
+    worker: its retries write errors that quote the URL, and none of the API's output, the
+    worker's log, its status in Redis or any answer holds the password; the state folder's files
+    are the API user's alone (0600)."""
+    state = tmp_path / "state"
+    url, _ = make_database(postgres)
+    p, base = start_api(request, bin_dir, "api-no-secrets", {
+        "DATABASE_URL": url, "REDIS_URL": redis_server.url, "VF_RUNTIME": "process", "VF_STATE_DIR": str(state),
+        "VF_RECONCILE_INTERVAL": "0.5", "VF_FILE_SD_PATH": str(tmp_path / "workers.json")})
+    closed = free_port()  # nothing listens: the worker's every attempt fails and says why
+    r = requests.post(base + "/streams", json={
+        "name": "Gate", "rtsp_url": f"rtsp://admin:hunter2@127.0.0.1:{closed}/live", "is_active": True}, timeout=5)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+
+    def retried():
+        st = status(redis_server, sid)
+        return st.get("state") in ("connecting", "reconnecting") and st.get("last_error")
+
+    wait_until(retried, 30, what="the worker to report its failing source")
+    raw = redis_server.cli("HGETALL", f"vectorflow:status:{sid}")
+    assert "hunter2" not in raw and "admin:***@" in raw, raw
+    for answer in (requests.get(base + "/streams", timeout=5).text, requests.get(f"{base}/streams/{sid}", timeout=5).text):
+        assert "hunter2" not in answer
+    files = [f for f in state.rglob("*") if f.is_file() and f.name != ".lock"]
+    logs = [f for f in files if f.suffix == ".log"]
+    assert logs and len(files) > len(logs), files  # a log (in logs/) and a record at least
+    wait_until(lambda: all(f.stat().st_size > 0 for f in logs), 10, what="the worker's log")
+    for f in files:
+        assert (f.stat().st_mode & 0o777) == 0o600, (f, oct(f.stat().st_mode))
+    for f in logs:
+        assert "hunter2" not in f.read_text(errors="replace"), f.read_text(errors="replace")
+    assert requests.delete(f"{base}/streams/{sid}", timeout=5).status_code == 204
+    assert p.stop() == 0
+    out = p.log_path.read_text(errors="replace")
+    assert "hunter2" not in out, out

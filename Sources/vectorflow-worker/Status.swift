@@ -49,7 +49,8 @@ final class Housekeeper: Sendable {
             let old = s.state
             if let state { s.state = state }
             if let fps { s.fps = fps }
-            if let lastError { s.lastError = lastError }
+            // FFmpeg's and the policy's messages quote the URL: the status never holds its secret.
+            if let lastError { s.lastError = Credentials.maskText(lastError) }
             return s.state != old
         }
         if stateChanged { changed.signal() }

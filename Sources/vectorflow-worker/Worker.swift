@@ -45,7 +45,7 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     publisher.start()
     capture.start()
     printError(
-        "vectorflow-worker: stream \(settings.streamID) from \(settings.source), metrics on port \(server.port), OpenCV \(VideoStream.openCVVersion)"
+        "vectorflow-worker: stream \(settings.streamID) from \(Credentials.maskURL(settings.source)), metrics on port \(server.port), OpenCV \(VideoStream.openCVVersion)"
     )
 
     var stoppedBySignal = false
