@@ -1,28 +1,25 @@
-/// A camera stream as stored (`camera_streams`) and as the API returns it.
-/// Timestamps are ISO-8601 UTC strings; `thresholdText` keeps the database's shortest
-/// round-trip spelling so the JSON shows exactly what is stored.
+/// A camera stream as stored (`camera_streams`) and as the API returns it: its identity, the
+/// settings its worker runs with, whether it should run, and what the reconciler recorded of it.
+/// Timestamps are ISO-8601 UTC strings.
 public struct CameraStream: Sendable, Equatable {
     public var id: String
     public var name: String
-    public var rtspURL: String
-    public var gridSize: Int
-    public var threshold: Double
+    public var settings: StreamSettings
     public var isActive: Bool
     public var workerContainerName: String?
     public var workerStartedAt: String?
     public var createdAt: String
-    /// Live worker status (Redis `vectorflow:status:<id>`); not filled in yet, so always null.
+    /// Live worker status (Redis `vectorflow:status:<id>`), merged in by the stream service; null
+    /// when the stream has no worker reporting.
     public var status: JSONValue?
 
     public init(
-        id: String, name: String, rtspURL: String, gridSize: Int, threshold: Double, isActive: Bool,
-        workerContainerName: String? = nil, workerStartedAt: String? = nil, createdAt: String, status: JSONValue? = nil
+        id: String, name: String, settings: StreamSettings, isActive: Bool, workerContainerName: String? = nil,
+        workerStartedAt: String? = nil, createdAt: String, status: JSONValue? = nil
     ) {
         self.id = id
         self.name = name
-        self.rtspURL = rtspURL
-        self.gridSize = gridSize
-        self.threshold = threshold
+        self.settings = settings
         self.isActive = isActive
         self.workerContainerName = workerContainerName
         self.workerStartedAt = workerStartedAt
@@ -42,13 +39,13 @@ public struct CameraStream: Sendable, Equatable {
         JSONSerializer.appendString(id, to: &out)
         key(",\"name\":")
         JSONSerializer.appendString(name, to: &out)
-        key(",\"rtsp_url\":")
+        key(",\"rtsp_url\":")  // StreamSettings.Field, in the order the API has always written them
         // Never the camera's password: what the API shows, `PUT` accepts back unchanged.
-        JSONSerializer.appendString(Credentials.maskURL(rtspURL), to: &out)
+        JSONSerializer.appendString(Credentials.maskURL(settings.source), to: &out)
         key(",\"grid_size\":")
-        out.append(contentsOf: String(gridSize).utf8)
+        out.append(contentsOf: String(settings.gridSize).utf8)
         key(",\"threshold\":")
-        out.append(contentsOf: JSONSerializer.number(threshold).utf8)
+        out.append(contentsOf: JSONSerializer.number(settings.threshold).utf8)
         key(isActive ? ",\"is_active\":true" : ",\"is_active\":false")
         key(",\"worker_container_name\":")
         optional(workerContainerName)

@@ -1,38 +1,41 @@
 import Foundation
 
-/// The writable fields of a camera stream, as a request body carries them.
-/// For a create every field is set (defaults filled in); for an update only the ones sent.
+/// The writable fields of a camera stream, as a request body carries them: a partial
+/// `StreamSettings` with the name and the desired state. For a create every field is set
+/// (defaults filled in, see `settings`); for an update only the ones sent.
 public struct StreamFields: Sendable, Equatable {
     public var name: String?
-    public var rtspURL: String?
+    public var source: String?
     public var gridSize: Int?
     public var threshold: Double?
     public var isActive: Bool?
 
     public init(
-        name: String? = nil, rtspURL: String? = nil, gridSize: Int? = nil, threshold: Double? = nil,
+        name: String? = nil, source: String? = nil, gridSize: Int? = nil, threshold: Double? = nil,
         isActive: Bool? = nil
     ) {
         self.name = name
-        self.rtspURL = rtspURL
+        self.source = source
         self.gridSize = gridSize
         self.threshold = threshold
         self.isActive = isActive
     }
 
-    public var isEmpty: Bool { name == nil && rtspURL == nil && gridSize == nil && threshold == nil && isActive == nil }
+    public var isEmpty: Bool { name == nil && source == nil && gridSize == nil && threshold == nil && isActive == nil }
+
+    /// The settings these fields give over `base` (a create's: the defaults; an update's: the stored).
+    public func settings(over base: StreamSettings) -> StreamSettings {
+        StreamSettings(
+            source: source ?? base.source, gridSize: gridSize ?? base.gridSize, threshold: threshold ?? base.threshold)
+    }
 }
 
-/// The rules a stream's fields obey. The OpenAPI document is generated from the same constants and
+/// The rules a stream's name and URL obey (the numbers' are StreamSettings'). The OpenAPI document is generated from the same constants and
 /// patterns, and `StreamValidator` accepts exactly what those patterns describe, so that the schema
 /// is an exact contract (schemathesis checks both directions).
 public enum StreamRules {
     public static let nameMaxLength = 200
     public static let urlMaxLength = 2048
-    public static let gridSizeRange = 4...256
-    public static let gridSizeDefault = 16
-    public static let thresholdRange = 0.0...1000.0
-    public static let thresholdDefault = 1.2
     public static let networkSchemes = ["rtsp", "rtsps", "http", "https"]
     /// PostgreSQL text cannot hold NUL; everything else is a valid name.
     public static let namePattern = "^[^\\x00]*$"
@@ -251,7 +254,11 @@ public struct StreamValidator: Sendable {
     public func validate(members: [(String, JSONValue)], mode: Mode) -> Result<StreamFields, APIError> {
         var issues: [ValidationIssue] = []
         var f = StreamFields()
-        let known: Set<String> = ["name", "rtsp_url", "grid_size", "threshold", "is_active"]
+        let known = Set(["name", "is_active"] + StreamSettings.Field.allCases.map(\.rawValue))
+        let (urlField, gridField, thresholdField) = (
+            StreamSettings.Field.source.rawValue, StreamSettings.Field.gridSize.rawValue,
+            StreamSettings.Field.threshold.rawValue
+        )
         var seen: [String: JSONValue] = [:]
         for (k, v) in members { seen[k] = v }
         func issue(_ field: String, _ type: String, _ msg: String, _ ctx: JSONValue? = nil) {
@@ -283,11 +290,11 @@ public struct StreamValidator: Sendable {
             issue("name", "missing", "Field required")
         }
 
-        if let v = seen["rtsp_url"] {
+        if let v = seen[urlField] {
             if case .string(let s) = v {
                 if s.unicodeScalars.count > StreamRules.urlMaxLength {
                     issue(
-                        "rtsp_url", "string_too_long",
+                        urlField, "string_too_long",
                         "String should have at most \(StreamRules.urlMaxLength) characters",
                         .object([("max_length", .int(StreamRules.urlMaxLength))]))
                 } else if !StreamRules.isValidURL(s, mediaDirectory: mediaDirectory) {
@@ -295,71 +302,72 @@ public struct StreamValidator: Sendable {
                         StreamRules.networkSchemes.map { "\($0)://" }.joined(separator: ", ")
                         + (mediaDirectory.map { ", file:// (a video file inside \($0))" } ?? "")
                     issue(
-                        "rtsp_url", "value_error",
+                        urlField, "value_error",
                         "Value error, must be a URL with scheme \(schemes), a host for network schemes, and no spaces or control characters",
                         .object([("error", .string("invalid stream URL"))]))
                 } else {
-                    f.rtspURL = s
+                    f.source = s
                 }
             } else {
-                issue("rtsp_url", "string_type", "Input should be a valid string")
+                issue(urlField, "string_type", "Input should be a valid string")
             }
         } else if mode == .create {
-            issue("rtsp_url", "missing", "Field required")
+            issue(urlField, "missing", "Field required")
         }
 
-        if let v = seen["grid_size"] {
+        if let v = seen[gridField] {
             if case .number(let n) = v, !n.value.isNaN {
-                let r = StreamRules.gridSizeRange
+                let r = StreamSettings.gridSizeRange
                 if n.value.rounded(.towardZero) != n.value || !n.value.isFinite {
                     if n.value.isFinite {
                         issue(
-                            "grid_size", "int_from_float",
+                            gridField, "int_from_float",
                             "Input should be a valid integer, got a number with a fractional part")
                     } else {
                         issue(
-                            "grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
+                            gridField, "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
                             .object([("le", .int(r.upperBound))]))
                     }
                 } else if n.value < Double(r.lowerBound) {
                     issue(
-                        "grid_size", "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)",
+                        gridField, "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)",
                         .object([("ge", .int(r.lowerBound))]))
                 } else if n.value > Double(r.upperBound) {
                     issue(
-                        "grid_size", "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
+                        gridField, "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
                         .object([("le", .int(r.upperBound))]))
                 } else {
                     f.gridSize = Int(n.value)
                 }
             } else {
-                issue("grid_size", "int_type", "Input should be a valid integer")
+                issue(gridField, "int_type", "Input should be a valid integer")
             }
         } else if mode == .create {
-            f.gridSize = StreamRules.gridSizeDefault
+            f.gridSize = StreamSettings.gridSizeDefault
         }
 
-        if let v = seen["threshold"] {
+        if let v = seen[thresholdField] {
             if case .number(let n) = v {
-                let r = StreamRules.thresholdRange
+                let r = StreamSettings.thresholdRange
                 if !n.value.isFinite {
-                    issue("threshold", "finite_number", "Input should be a finite number")
+                    issue(thresholdField, "finite_number", "Input should be a finite number")
                 } else if n.value < r.lowerBound {
                     issue(
-                        "threshold", "greater_than_equal", "Input should be greater than or equal to 0",
-                        .object([("ge", .int(0))]))
+                        thresholdField, "greater_than_equal",
+                        "Input should be greater than or equal to \(Int(r.lowerBound))",
+                        .object([("ge", .int(Int(r.lowerBound)))]))
                 } else if n.value > r.upperBound {
                     issue(
-                        "threshold", "less_than_equal", "Input should be less than or equal to 1000",
-                        .object([("le", .int(1000))]))
+                        thresholdField, "less_than_equal", "Input should be less than or equal to \(Int(r.upperBound))",
+                        .object([("le", .int(Int(r.upperBound)))]))
                 } else {
                     f.threshold = n.value == 0 ? 0 : n.value  // no "-0" in the database
                 }
             } else {
-                issue("threshold", "float_type", "Input should be a valid number")
+                issue(thresholdField, "float_type", "Input should be a valid number")
             }
         } else if mode == .create {
-            f.threshold = StreamRules.thresholdDefault
+            f.threshold = StreamSettings.thresholdDefault
         }
 
         if let v = seen["is_active"] {

@@ -267,7 +267,7 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
             throw engineError(create, doing: "create \(name)")
         }
         do {
-            try putSourceURL(spec.sourceURL, container: id)
+            try putSourceURL(spec.settings.source, container: id)
         } catch {
             try? remove(name: id)
             throw error

@@ -1,13 +1,12 @@
 import Foundation
+import VFCore
 
-/// What one worker must run: a stream's identity and the settings its worker reads from the
-/// environment. The API builds these from the active rows of `camera_streams`.
-public struct WorkerSpec: Sendable, Equatable, Codable {
+/// What one worker must run: a stream's identity and its settings. The reconciler builds these
+/// from the active rows of `camera_streams` (StreamRepository.desiredWorkers).
+public struct WorkerSpec: Sendable, Equatable {
     public var streamID: String
     public var streamName: String
-    public var sourceURL: String
-    public var gridSize: Int
-    public var threshold: Double
+    public var settings: StreamSettings
     /// The `worker_container_name` the database holds now; lets the reconciler skip rewriting it.
     public var recordedContainerName: String?
     /// The `worker_started_at` the database holds now (seconds since 1970), if the store reads it:
@@ -15,14 +14,12 @@ public struct WorkerSpec: Sendable, Equatable, Codable {
     public var recordedStartedAt: Double?
 
     public init(
-        streamID: String, streamName: String, sourceURL: String, gridSize: Int, threshold: Double,
-        recordedContainerName: String? = nil, recordedStartedAt: Double? = nil
+        streamID: String, streamName: String, settings: StreamSettings, recordedContainerName: String? = nil,
+        recordedStartedAt: Double? = nil
     ) {
         self.streamID = streamID
         self.streamName = streamName
-        self.sourceURL = sourceURL
-        self.gridSize = gridSize
-        self.threshold = threshold
+        self.settings = settings
         self.recordedContainerName = recordedContainerName
         self.recordedStartedAt = recordedStartedAt
     }
@@ -32,12 +29,13 @@ public struct WorkerSpec: Sendable, Equatable, Codable {
 
     public static func workerName(streamID: String) -> String { "vector-worker-\(streamID)" }
 
-    /// A stable digest of the settings that need a restart when they change (URL, grid, threshold).
-    /// The name is left out on purpose: renaming a stream should not interrupt its analysis.
+    /// A stable digest of the settings that need a restart when they change (all of
+    /// StreamSettings). The name is left out on purpose: renaming a stream should not interrupt
+    /// its analysis. The formula is that of every earlier version, so a new API adopts old workers.
     public var configHash: String {
         // FNV-1a 64: stable across processes and versions, unlike Hasher.
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "\(sourceURL)\u{0}\(gridSize)\u{0}\(threshold)".utf8 {
+        for byte in "\(settings.source)\u{0}\(settings.gridSize)\u{0}\(settings.threshold)".utf8 {
             h ^= UInt64(byte)
             h &*= 0x0000_0100_0000_01b3
         }
@@ -45,21 +43,49 @@ public struct WorkerSpec: Sendable, Equatable, Codable {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    /// The worker's environment (see the worker's configuration in docs/interfaces).
+    /// The worker's environment: the settings' own codec, and where the worker reports.
     public func environment(redisURL: String, metricsHost: String, metricsPort: Int, loop: Bool = true) -> [String:
         String]
     {
-        [
-            "STREAM_ID": streamID,
-            "STREAM_NAME": streamName,
-            "SOURCE_URL": sourceURL,
-            "GRID_SIZE": String(gridSize),
-            "THRESHOLD": String(threshold),
-            "REDIS_URL": redisURL,
-            "METRICS_HOST": metricsHost,
-            "METRICS_PORT": String(metricsPort),
-            "LOOP": loop ? "true" : "false",
-        ]
+        settings.environment.merging(
+            [
+                "STREAM_ID": streamID,
+                "STREAM_NAME": streamName,
+                "REDIS_URL": redisURL,
+                "METRICS_HOST": metricsHost,
+                "METRICS_PORT": String(metricsPort),
+                "LOOP": loop ? "true" : "false",
+            ], uniquingKeysWith: { _, new in new })
+    }
+}
+
+/// The process runtime's state records hold specs: the same flat keys as every earlier version,
+/// so a new API reads the records an old one wrote.
+extension WorkerSpec: Codable {
+    enum CodingKeys: String, CodingKey {
+        case streamID, streamName, sourceURL, gridSize, threshold, recordedContainerName, recordedStartedAt
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        streamID = try c.decode(String.self, forKey: .streamID)
+        streamName = try c.decode(String.self, forKey: .streamName)
+        settings = StreamSettings(
+            source: try c.decode(String.self, forKey: .sourceURL), gridSize: try c.decode(Int.self, forKey: .gridSize),
+            threshold: try c.decode(Double.self, forKey: .threshold))
+        recordedContainerName = try c.decodeIfPresent(String.self, forKey: .recordedContainerName)
+        recordedStartedAt = try c.decodeIfPresent(Double.self, forKey: .recordedStartedAt)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(streamID, forKey: .streamID)
+        try c.encode(streamName, forKey: .streamName)
+        try c.encode(settings.source, forKey: .sourceURL)
+        try c.encode(settings.gridSize, forKey: .gridSize)
+        try c.encode(settings.threshold, forKey: .threshold)
+        try c.encodeIfPresent(recordedContainerName, forKey: .recordedContainerName)
+        try c.encodeIfPresent(recordedStartedAt, forKey: .recordedStartedAt)
     }
 }
 

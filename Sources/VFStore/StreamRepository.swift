@@ -1,9 +1,11 @@
 import VFCore
 
-/// The SQL of `camera_streams`: every statement parameterised and prepared once per connection.
+/// All the SQL of `camera_streams`, the API's and the reconciler's: every statement
+/// parameterised and prepared once per connection. A stream's settings go through their own row
+/// codec (StreamSettings.columns / init(row:) / rowParameters).
 public enum StreamRepository {
     static let columns = """
-        id::text, name, rtsp_url, grid_size, threshold, is_active, worker_container_name, \
+        id::text, name, \(StreamSettings.columns), is_active, worker_container_name, \
         to_char(worker_started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), \
         to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         """
@@ -17,7 +19,7 @@ public enum StreamRepository {
     static let insert = Statement(
         name: "streams_insert_with_id",
         sql: """
-            INSERT INTO camera_streams (id, name, rtsp_url, grid_size, threshold, is_active) \
+            INSERT INTO camera_streams (id, name, \(StreamSettings.columns), is_active) \
             VALUES ($1::uuid, $2, $3, $4::integer, $5::double precision, $6::boolean) \
             ON CONFLICT (id) DO NOTHING RETURNING \(columns)
             """, idempotent: true)
@@ -39,12 +41,20 @@ public enum StreamRepository {
         sql: """
             UPDATE camera_streams SET is_active = $2::boolean WHERE id = $1::uuid RETURNING \(columns)
             """, idempotent: true)
+    /// The reconciler's view: every stream that should have a worker.
+    static let desired = Statement(
+        name: "streams_desired_workers",
+        sql: """
+            SELECT id::text, name, \(StreamSettings.columns), worker_container_name, \
+            EXTRACT(EPOCH FROM worker_started_at)::float8 FROM camera_streams WHERE is_active ORDER BY id
+            """, idempotent: true)
+    /// The reconciler records the worker it runs (or clears it): the same values again on a retry.
     static let recordWorker = Statement(
         name: "streams_record_worker",
         sql: """
-            UPDATE camera_streams SET worker_container_name = $2::text, \
-            worker_started_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END WHERE id = $1::uuid RETURNING \(columns)
-            """, idempotent: true)  // a retry moves the start time by the retry's delay, no more
+            UPDATE camera_streams SET worker_container_name = $2, \
+            worker_started_at = to_timestamp($3::double precision) WHERE id = $1::uuid
+            """, idempotent: true)
     static let counts = Statement(
         name: "streams_counts",
         sql: """
@@ -63,12 +73,9 @@ public enum StreamRepository {
     /// `fields` must be complete (a validated create body). Idempotent: called again with the
     /// same id and fields, it returns the stored row and adds none.
     public static func insert(_ db: Database, id: String, _ f: StreamFields) throws(DatabaseError) -> CameraStream {
+        let settings = f.settings(over: StreamSettings(source: ""))
         let rows = try db.execute(
-            insert,
-            [
-                id, f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
-                f.isActive.map { $0 ? "true" : "false" },
-            ]
+            insert, [id, f.name] + settings.rowParameters + [f.isActive.map { $0 ? "true" : "false" }]
         ).rows
         if let row = rows.first { return stream(row) }
         // Nothing inserted: the row is there already, from an attempt whose reply was lost.
@@ -77,7 +84,7 @@ public enum StreamRepository {
         }
         // A random v4 UUID colliding with another stream's is next to impossible; if it ever
         // happened, answering with someone else's stream would be wrong, so refuse instead.
-        guard existing.name == f.name, existing.rtspURL == f.rtspURL else {
+        guard existing.name == f.name, existing.settings.source == f.source else {
             throw .query(sqlState: "23505", message: "stream id \(id) is already used by another stream")
         }
         return existing
@@ -87,7 +94,7 @@ public enum StreamRepository {
         try db.execute(
             update,
             [
-                id, f.name, f.rtspURL, f.gridSize.map(String.init), f.threshold.map { "\($0)" },
+                id, f.name, f.source, f.gridSize.map(String.init), f.threshold.map(StreamSettings.text),
                 f.isActive.map { $0 ? "true" : "false" },
             ]
         ).rows.first.map(stream)
@@ -101,11 +108,19 @@ public enum StreamRepository {
         try db.execute(setActive, [id, active ? "true" : "false"]).rows.first.map(stream)
     }
 
-    /// Records the worker now running a stream (its container or process name, started now), or
-    /// clears it with nil. For the worker runtime; nil when the stream is gone.
-    @discardableResult
-    public static func recordWorker(_ db: Database, id: String, name: String?) throws(DatabaseError) -> CameraStream? {
-        try db.execute(recordWorker, [id, name]).rows.first.map(stream)
+    /// The streams that should have a worker (`is_active`), for the reconciler.
+    public static func desiredWorkers(_ db: Database) throws(DatabaseError) -> [DesiredWorker] {
+        try db.execute(desired, []).rows.map { r in
+            DesiredWorker(
+                id: r[0] ?? "", name: r[1] ?? "", settings: StreamSettings(row: r[2..<5]), workerContainerName: r[5],
+                workerStartedAt: r[6].flatMap(Double.init))
+        }
+    }
+
+    /// Records the worker running a stream (its container or process name and start time, in
+    /// seconds since 1970), or clears both with nil.
+    public static func recordWorker(_ db: Database, id: String, name: String?, startedAt: Double?) throws(DatabaseError) {
+        _ = try db.execute(recordWorker, [id, name, startedAt.map { String($0) }])
     }
 
     /// (managed, active) stream counts, for the Prometheus gauges.
@@ -116,8 +131,17 @@ public enum StreamRepository {
 
     private static func stream(_ r: [String?]) -> CameraStream {
         CameraStream(
-            id: r[0] ?? "", name: r[1] ?? "", rtspURL: r[2] ?? "", gridSize: Int(r[3] ?? "") ?? 0,
-            threshold: Double(r[4] ?? "") ?? 0, isActive: r[5] == "t", workerContainerName: r[6],
-            workerStartedAt: r[7], createdAt: r[8] ?? "")
+            id: r[0] ?? "", name: r[1] ?? "", settings: StreamSettings(row: r[2..<5]), isActive: r[5] == "t",
+            workerContainerName: r[6], workerStartedAt: r[7], createdAt: r[8] ?? "")
     }
+}
+
+/// A stream that should have a worker, as the reconciler reads it.
+public struct DesiredWorker: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var settings: StreamSettings
+    public var workerContainerName: String?
+    /// Seconds since 1970.
+    public var workerStartedAt: Double?
 }

@@ -97,7 +97,7 @@ public struct StreamService: Sendable {
         return run {
             guard let before = try StreamRepository.get(db, id: id) else { return ServiceResponse(.streamNotFound) }
             // The masked URL the client was shown, sent back as it was: keep the stored secret.
-            fields.rtspURL = fields.rtspURL.map { Credentials.unmask($0, stored: before.rtspURL) }
+            fields.source = fields.source.map { Credentials.unmask($0, stored: before.settings.source) }
             if fields.isEmpty { return ServiceResponse(status: 200, body: before.json) }
             guard let after = try StreamRepository.update(db, id: id, fields) else {
                 return ServiceResponse(.streamNotFound)

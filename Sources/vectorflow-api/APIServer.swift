@@ -55,95 +55,19 @@ final class APIServer: Sendable {
 
     // MARK: Routes
 
+    /// The router: every operation of the route table (OpenAPIDocument.operations) with the
+    /// handler of its id, behind the token check where the table says so; then the docs' assets.
     func makeRouter() -> Router {
         var r = Router()
-        let service = self.service
-        r.get("/health") { [self] _, res in database(res) { db in self.health(db) } }
-        r.get("/streams", authorized { [self] _, res in database(res) { db in service.list(db).http } })
-        r.post(
-            "/streams",
-            authorized { [self] req, res in
-                let body = req.body
-                let ct = req.headers["Content-Type"]
-                database(res) { db in service.create(body: body, contentType: ct, db).http }
-            })
-        r.get(
-            "/streams/{id}",
-            authorized { [self] req, res in
-                let id = req.pathParameters["id"] ?? ""
-                database(res) { db in service.get(id: id, db).http }
-            })
-        r.put(
-            "/streams/{id}",
-            authorized { [self] req, res in
-                let id = req.pathParameters["id"] ?? ""
-                let body = req.body
-                let ct = req.headers["Content-Type"]
-                database(res) { db in service.update(id: id, body: body, contentType: ct, db).http }
-            })
-        r.delete(
-            "/streams/{id}",
-            authorized { [self] req, res in
-                let id = req.pathParameters["id"] ?? ""
-                database(res) { db in service.delete(id: id, db).http }
-            })
-        r.post(
-            "/streams/{id}/activate",
-            authorized { [self] req, res in
-                let id = req.pathParameters["id"] ?? ""
-                let waitForWorker = workerStarted
-                let queued = pool.submit { db in
-                    let answer = service.setActive(id: id, true, db)
-                    guard answer.status == 200, let waitForWorker else { return res.respond(answer.http) }
-                    // Answer once the runtime has acted on it: the engine's error (502/503) if it
-                    // refused, else the stream. A slow engine (an image build) gets the stream after
-                    // `activationWait` seconds; the worker's status then tells the rest.
-                    let loop = res.eventLoop
-                    let fallback = loop.schedule(after: Self.activationWait) { res.respond(answer.http) }
-                    waitForWorker(id.lowercased()) { failure in
-                        loop.cancel(fallback)
-                        if let failure {
-                            let detail = Credentials.maskText(failure.message)
-                            res.respond(
-                                .json(raw: APIError(status: failure.status, detail: detail).body, status: failure.status))
-                        } else if !self.pool.submit({ db in
-                            // The worker runs: answer with the row as it is now, its worker fields filled in.
-                            let now = service.get(id: id, db)
-                            res.respond(now.status == 200 ? now.http : answer.http)
-                        }) {
-                            res.respond(answer.http)
-                        }
-                    }
-                }
-                if !queued { res.respond(.json(raw: APIError.busy.body, status: 503)) }
-            })
-        r.post(
-            "/streams/{id}/deactivate",
-            authorized { [self] req, res in
-                let id = req.pathParameters["id"] ?? ""
-                database(res) { db in service.setActive(id: id, false, db).http }
-            })
-        r.get(
-            "/metrics",
-            authorized { [self] _, res in
-            database(res) { db in
-                if let c = try? StreamRepository.counts(db) {
-                    self.metrics.managedStreams.set(to: Double(c.managed))
-                    self.metrics.activeStreams.set(to: Double(c.active))
-                }
-                return HTTPResponse(
-                    status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
-                    body: self.metrics.render())
-            }
-            })
-        let spec = openAPI
-        r.get("/openapi.json") { _, res in res.respond(.json(raw: spec)) }
         // Swagger UI and ReDoc from the installed package's files, else the built-in page (DocsPage.swift).
         let docs = DocsAssets.load(directory: config.docsAssetsDir) { logError($0) }
         let builtIn = HTTPResponse.text(DocsPage.html, contentType: "text/html; charset=utf-8")
-        let swaggerPage = docs.swaggerPage.map(DocsAssets.page) ?? builtIn
+        let handlers = self.handlers(docsPage: docs.swaggerPage.map(DocsAssets.page) ?? builtIn)
+        for op in OpenAPIDocument.operations {
+            guard let h = handlers[op.id] else { preconditionFailure("no handler for operation \(op.id)") }
+            r.add(op.method, op.path, op.authenticated ? authorized(h) : h)
+        }
         let redocPage = docs.redocPage.map(DocsAssets.page) ?? builtIn
-        r.get("/docs") { _, res in res.respond(swaggerPage) }
         r.get("/redoc") { _, res in res.respond(redocPage) }
         for (path, file) in docs.files {
             let answer = HTTPResponse(
@@ -166,6 +90,83 @@ final class APIServer: Sendable {
             }
         }
         return r
+    }
+
+    /// The handler of each operation of the route table, by its id.
+    private func handlers(docsPage: HTTPResponse) -> [String: HTTPHandler] {
+        let service = self.service
+        @Sendable func id(_ req: HTTPRequest) -> String { req.pathParameters["id"] ?? "" }
+        let spec = openAPI
+        return [
+            "health": { [self] _, res in database(res) { db in self.health(db) } },
+            "list_streams": { [self] _, res in database(res) { db in service.list(db).http } },
+            "create_stream": { [self] req, res in
+                let body = req.body
+                let ct = req.headers["Content-Type"]
+                database(res) { db in service.create(body: body, contentType: ct, db).http }
+            },
+            "get_stream": { [self] req, res in
+                let id = id(req)
+                database(res) { db in service.get(id: id, db).http }
+            },
+            "update_stream": { [self] req, res in
+                let id = id(req)
+                let body = req.body
+                let ct = req.headers["Content-Type"]
+                database(res) { db in service.update(id: id, body: body, contentType: ct, db).http }
+            },
+            "delete_stream": { [self] req, res in
+                let id = id(req)
+                database(res) { db in service.delete(id: id, db).http }
+            },
+            "activate_stream": { [self] req, res in activate(id: id(req), res) },
+            "deactivate_stream": { [self] req, res in
+                let id = id(req)
+                database(res) { db in service.setActive(id: id, false, db).http }
+            },
+            "metrics": { [self] _, res in
+                database(res) { db in
+                    if let c = try? StreamRepository.counts(db) {
+                        self.metrics.managedStreams.set(to: Double(c.managed))
+                        self.metrics.activeStreams.set(to: Double(c.active))
+                    }
+                    return HTTPResponse(
+                        status: 200,
+                        headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                        body: self.metrics.render())
+                }
+            },
+            "openapi": { _, res in res.respond(.json(raw: spec)) },
+            "docs": { _, res in res.respond(docsPage) },
+        ]
+    }
+
+    /// `POST /streams/{id}/activate`: answers once the runtime has acted on it: the engine's error
+    /// (502/503) if it refused, else the stream. A slow engine (an image build) gets the stream
+    /// after `activationWait` seconds; the worker's status then tells the rest.
+    private func activate(id: String, _ res: HTTPResponder) {
+        let service = self.service
+        let waitForWorker = workerStarted
+        let queued = pool.submit { db in
+            let answer = service.setActive(id: id, true, db)
+            guard answer.status == 200, let waitForWorker else { return res.respond(answer.http) }
+            let loop = res.eventLoop
+            let fallback = loop.schedule(after: Self.activationWait) { res.respond(answer.http) }
+            waitForWorker(id.lowercased()) { failure in
+                loop.cancel(fallback)
+                if let failure {
+                    let detail = Credentials.maskText(failure.message)
+                    res.respond(.json(raw: APIError(status: failure.status, detail: detail).body, status: failure.status))
+                } else if !self.pool.submit({ db in
+                    // The worker runs: answer with the row as it is now, its worker fields filled in.
+                    let now = service.get(id: id, db)
+                    res.respond(now.status == 200 ? now.http : answer.http)
+                }) {
+                    res.respond(answer.http)
+                }
+            }
+        }
+        if !queued { res.respond(.json(raw: APIError.busy.body, status: 503)) }
     }
 
     /// Requires `Authorization: Bearer <VF_API_TOKEN>` when a token is configured: every stream

@@ -1,8 +1,24 @@
 import VFCore
+import VFNet
 
-/// Builds `/openapi.json` (OpenAPI 3.1). Generated from the same rules the validator enforces
-/// (`StreamRules`), and listing every status each operation can answer, transport errors included,
-/// so that the document is an exact contract (checked by schemathesis in the tests).
+/// One operation of the API: the row of the route table both the router (APIServer.makeRouter,
+/// which attaches the handler of the same `id` and checks the token where `authenticated`) and
+/// this document are built from.
+struct Operation: Sendable {
+    var method: String
+    var path: String
+    var id: String
+    var summary: String
+    var authenticated = false
+    var params: [JSONValue] = []
+    var body: JSONValue? = nil
+    var responses: [(String, JSONValue)]
+}
+
+/// Builds `/openapi.json` (OpenAPI 3.1). Generated from the route table (`operations`) and the
+/// same rules the validator enforces (`StreamRules`, `StreamSettings`, `HTTPLimits`), and listing
+/// every status each operation can answer, transport errors included, so that the document is
+/// an exact contract (checked by schemathesis in the tests).
 enum OpenAPIDocument {
     typealias J = JSONValue
 
@@ -14,196 +30,138 @@ enum OpenAPIDocument {
         if let schema { return o(("description", s(description)), ("content", jsonContent(schema))) }
         return o(("description", s(description)))
     }
+    private static func textResponse(_ description: String, _ mediaType: String) -> J {
+        o(("description", s(description)), ("content", o((mediaType, o(("schema", o(("type", s("string")))))))))
+    }
+
+    /// "1 MiB", "64 KiB": a limit as the document states it.
+    private static func sizeText(_ bytes: Int) -> String {
+        bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : bytes % 1024 == 0 ? "\(bytes >> 10) KiB" : "\(bytes) bytes"
+    }
+
+    private static let error = ref("ErrorMessage")
+    /// Answers the HTTP layer itself may give to any request, before a handler runs.
+    private static let transport: [(String, J)] = [
+        ("400", response("Malformed HTTP request", error)),
+        ("408", response("Request not received in time", error)),
+        ("413", response("Request body larger than \(sizeText(HTTPLimits().maxBodyBytes))", error)),
+        ("414", response("Request line too long", error)),
+        ("431", response("Request headers too large", error)),
+    ]
+    private static let validation = response("Validation error", ref("HTTPValidationError"))
+    private static let unavailable = response("Database unavailable or not answering in time, or server busy", error)
+    private static let serverError = response("Unexpected database error", error)
+    private static let notFound = response("Stream not found", error)
+    private static let unsupported = response("Content-Type is not application/json", error)
+    private static let unauthorized = response("Missing or wrong bearer token", error)
+    private static let stream = response("The stream", ref("Stream"))
+    private static let idParam = o(
+        ("name", s("id")), ("in", s("path")), ("required", .bool(true)),
+        ("schema", o(("type", s("string")), ("format", s("uuid")))))
+
+    /// The route table, in the document's order.
+    static let operations: [Operation] = [
+        Operation(
+            method: "GET", path: "/health", id: "health", summary: "Health of the API and its database and Redis",
+            responses: [
+                ("200", response("Healthy", ref("Health"))),
+                // 503 is the health report, or the plain error when the pool queue is full.
+                (
+                    "503",
+                    response(
+                        "Database unavailable or not answering in time (or server busy)",
+                        o(("anyOf", .array([ref("Health"), ref("ErrorMessage")]))))
+                ),
+            ]),
+        Operation(
+            method: "GET", path: "/streams", id: "list_streams", summary: "List streams (oldest first)",
+            authenticated: true,
+            responses: [
+                ("200", response("All streams", o(("type", s("array")), ("items", ref("Stream"))))),
+                ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "POST", path: "/streams", id: "create_stream", summary: "Create a stream", authenticated: true,
+            body: ref("StreamCreate"),
+            responses: [
+                ("201", response("Created", ref("Stream"))),
+                ("415", unsupported), ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "GET", path: "/streams/{id}", id: "get_stream", summary: "Fetch a stream", authenticated: true,
+            params: [idParam],
+            responses: [
+                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "PUT", path: "/streams/{id}", id: "update_stream",
+            summary: "Update a stream (partial: only the fields sent change)", authenticated: true, params: [idParam],
+            body: ref("StreamUpdate"),
+            responses: [
+                ("200", stream), ("404", notFound), ("415", unsupported), ("422", validation), ("500", serverError),
+                ("503", unavailable),
+            ]),
+        Operation(
+            method: "DELETE", path: "/streams/{id}", id: "delete_stream", summary: "Delete a stream",
+            authenticated: true, params: [idParam],
+            responses: [
+                ("204", response("Deleted")), ("404", notFound), ("422", validation), ("500", serverError),
+                ("503", unavailable),
+            ]),
+        Operation(
+            method: "POST", path: "/streams/{id}/activate", id: "activate_stream",
+            summary: "Mark a stream active (starts its worker)", authenticated: true, params: [idParam],
+            responses: [
+                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
+                ("502", response("The container engine refused to start the worker", error)),
+                ("503", response("Database or container engine unavailable, or server busy", error)),
+            ]),
+        Operation(
+            method: "POST", path: "/streams/{id}/deactivate", id: "deactivate_stream",
+            summary: "Mark a stream inactive (stops its worker)", authenticated: true, params: [idParam],
+            responses: [
+                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "GET", path: "/metrics", id: "metrics", summary: "Prometheus metrics of the API",
+            authenticated: true,
+            responses: [("200", textResponse("Prometheus text exposition", "text/plain")), ("503", unavailable)]),
+        Operation(
+            method: "GET", path: "/openapi.json", id: "openapi", summary: "This document",
+            responses: [("200", response("OpenAPI 3.1 document", o(("type", s("object")))))]),
+        Operation(
+            method: "GET", path: "/docs", id: "docs", summary: "Interactive documentation page",
+            responses: [("200", textResponse("HTML page", "text/html"))]),
+    ]
+
+    /// One operation's object: its answers sorted by status, the transport errors and (with a
+    /// token configured) 401 added, and the bearer scheme where it applies.
+    private static func operationObject(_ op: Operation, authRequired: Bool) -> J {
+        var all = op.responses
+        if op.authenticated && authRequired { all.append(("401", unauthorized)) }
+        for t in transport where !all.contains(where: { $0.0 == t.0 }) { all.append(t) }
+        all.sort { $0.0 < $1.0 }
+        var m: [(String, J)] = [("operationId", s(op.id)), ("summary", s(op.summary))]
+        if !op.params.isEmpty { m.append(("parameters", .array(op.params))) }
+        if let body = op.body { m.append(("requestBody", o(("required", .bool(true)), ("content", jsonContent(body))))) }
+        m.append(("responses", .object(all)))
+        if op.authenticated && authRequired { m.append(("security", .array([o(("bearer", .array([])))]))) }
+        return .object(m)
+    }
+
+    /// The paths object: each path once, in the order of its first operation, its methods in table order.
+    private static func paths(authRequired: Bool) -> J {
+        var order: [String] = []
+        var byPath: [String: [(String, J)]] = [:]
+        for op in operations {
+            if byPath[op.path] == nil { order.append(op.path) }
+            byPath[op.path, default: []].append((op.method.lowercased(), operationObject(op, authRequired: authRequired)))
+        }
+        return .object(order.map { ($0, .object(byPath[$0] ?? [])) })
+    }
 
     static func build(mediaDirectory: String?, authRequired: Bool, version: String) -> J {
-        let error = ref("ErrorMessage")
-        // Answers the HTTP layer itself may give to any request, before a handler runs.
-        let transport: [(String, J)] = [
-            ("400", response("Malformed HTTP request", error)),
-            ("408", response("Request not received in time", error)),
-            ("413", response("Request body larger than 1 MiB", error)),
-            ("414", response("Request line too long", error)),
-            ("431", response("Request headers too large", error)),
-        ]
-        let validation = response("Validation error", ref("HTTPValidationError"))
-        let unavailable = response("Database unavailable or not answering in time, or server busy", error)
-        let serverError = response("Unexpected database error", error)
-        let notFound = response("Stream not found", error)
-        let unsupported = response("Content-Type is not application/json", error)
-        let unauthorized = response("Missing or wrong bearer token", error)
-        let idParam = o(
-            ("name", s("id")), ("in", s("path")), ("required", .bool(true)),
-            ("schema", o(("type", s("string")), ("format", s("uuid")))))
-
-        func op(
-            _ id: String, _ summary: String, authenticated: Bool = false, params: [J] = [], body: J? = nil,
-            _ responses: [(String, J)]
-        ) -> J {
-            var all = responses
-            if authenticated && authRequired { all.append(("401", unauthorized)) }
-            for t in transport where !all.contains(where: { $0.0 == t.0 }) { all.append(t) }
-            all.sort { $0.0 < $1.0 }
-            var m: [(String, J)] = [("operationId", s(id)), ("summary", s(summary))]
-            if !params.isEmpty { m.append(("parameters", .array(params))) }
-            if let body { m.append(("requestBody", o(("required", .bool(true)), ("content", jsonContent(body))))) }
-            m.append(("responses", .object(all)))
-            if authenticated && authRequired { m.append(("security", .array([o(("bearer", .array([])))]))) }
-            return .object(m)
-        }
-
-        let stream = response("The stream", ref("Stream"))
-        let paths: J = o(
-            (
-                "/health",
-                o(
-                    (
-                        "get",
-                        op(
-                            "health", "Health of the API and its database and Redis",
-                            [
-                                ("200", response("Healthy", ref("Health"))),
-                                // 503 is the health report, or the plain error when the pool queue is full.
-                                (
-                                    "503",
-                                    response(
-                                        "Database unavailable or not answering in time (or server busy)",
-                                        o(("anyOf", .array([ref("Health"), ref("ErrorMessage")]))))
-                                ),
-                            ])
-                    ))
-            ),
-            (
-                "/streams",
-                o(
-                    (
-                        "get",
-                        op(
-                            "list_streams", "List streams (oldest first)", authenticated: true,
-                            [
-                                ("200", response("All streams", o(("type", s("array")), ("items", ref("Stream"))))),
-                                ("500", serverError), ("503", unavailable),
-                            ])
-                    ),
-                    (
-                        "post",
-                        op(
-                            "create_stream", "Create a stream", authenticated: true, body: ref("StreamCreate"),
-                            [
-                                ("201", response("Created", ref("Stream"))),
-                                ("415", unsupported), ("422", validation), ("500", serverError), ("503", unavailable),
-                            ])
-                    ))
-            ),
-            (
-                "/streams/{id}",
-                o(
-                    (
-                        "get",
-                        op(
-                            "get_stream", "Fetch a stream", authenticated: true, params: [idParam],
-                            [
-                                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
-                                ("503", unavailable),
-                            ])
-                    ),
-                    (
-                        "put",
-                        op(
-                            "update_stream", "Update a stream (partial: only the fields sent change)", authenticated: true,
-                            params: [idParam], body: ref("StreamUpdate"),
-                            [
-                                ("200", stream), ("404", notFound), ("415", unsupported), ("422", validation),
-                                ("500", serverError), ("503", unavailable),
-                            ])
-                    ),
-                    (
-                        "delete",
-                        op(
-                            "delete_stream", "Delete a stream", authenticated: true, params: [idParam],
-                            [
-                                ("204", response("Deleted")), ("404", notFound), ("422", validation),
-                                ("500", serverError), ("503", unavailable),
-                            ])
-                    ))
-            ),
-            (
-                "/streams/{id}/activate",
-                o(
-                    (
-                        "post",
-                        op(
-                            "activate_stream", "Mark a stream active (starts its worker)",
-                            authenticated: true, params: [idParam],
-                            [
-                                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
-                                ("502", response("The container engine refused to start the worker", error)),
-                                ("503", response("Database or container engine unavailable, or server busy", error)),
-                            ])
-                    ))
-            ),
-            (
-                "/streams/{id}/deactivate",
-                o(
-                    (
-                        "post",
-                        op(
-                            "deactivate_stream", "Mark a stream inactive (stops its worker)",
-                            authenticated: true, params: [idParam],
-                            [
-                                ("200", stream), ("404", notFound), ("422", validation), ("500", serverError),
-                                ("503", unavailable),
-                            ])
-                    ))
-            ),
-            (
-                "/metrics",
-                o(
-                    (
-                        "get",
-                        op(
-                            "metrics", "Prometheus metrics of the API", authenticated: true,
-                            [
-                                (
-                                    "200",
-                                    o(
-                                        ("description", s("Prometheus text exposition")),
-                                        ("content", o(("text/plain", o(("schema", o(("type", s("string")))))))))
-                                ),
-                                ("503", unavailable),
-                            ])
-                    ))
-            ),
-            (
-                "/openapi.json",
-                o(
-                    (
-                        "get",
-                        op(
-                            "openapi", "This document",
-                            [
-                                ("200", response("OpenAPI 3.1 document", o(("type", s("object")))))
-                            ])
-                    ))
-            ),
-            (
-                "/docs",
-                o(
-                    (
-                        "get",
-                        op(
-                            "docs", "Interactive documentation page",
-                            [
-                                (
-                                    "200",
-                                    o(
-                                        ("description", s("HTML page")),
-                                        ("content", o(("text/html", o(("schema", o(("type", s("string")))))))))
-                                )
-                            ])
-                    ))
-            )
-        )
-
+        let paths = paths(authRequired: authRequired)
         let name = o(
             ("type", s("string")), ("minLength", .int(1)), ("maxLength", .int(StreamRules.nameMaxLength)),
             ("pattern", s(StreamRules.namePattern)), ("description", s("Display name")))
@@ -215,10 +173,11 @@ enum OpenAPIDocument {
             ("pattern", s(StreamRules.urlPattern(mediaDirectory: mediaDirectory))),
             ("description", s("Source URL; schemes: \(schemes); network schemes need a host")))
         let grid = o(
-            ("type", s("integer")), ("minimum", .int(StreamRules.gridSizeRange.lowerBound)),
-            ("maximum", .int(StreamRules.gridSizeRange.upperBound)), ("description", s("Pixels between sample points")))
+            ("type", s("integer")), ("minimum", .int(StreamSettings.gridSizeRange.lowerBound)),
+            ("maximum", .int(StreamSettings.gridSizeRange.upperBound)), ("description", s("Pixels between sample points")))
         let threshold = o(
-            ("type", s("number")), ("minimum", .int(0)), ("maximum", .int(1000)),
+            ("type", s("number")), ("minimum", .int(Int(StreamSettings.thresholdRange.lowerBound))),
+            ("maximum", .int(Int(StreamSettings.thresholdRange.upperBound))),
             ("description", s("Flow magnitude threshold, in pixels")))
         let active = o(("type", s("boolean")), ("description", s("Desired active state")))
         func withDefault(_ j: J, _ d: J) -> J {
@@ -287,8 +246,8 @@ enum OpenAPIDocument {
                         "properties",
                         o(
                             ("name", name), ("rtsp_url", url),
-                            ("grid_size", withDefault(grid, .int(StreamRules.gridSizeDefault))),
-                            ("threshold", withDefault(threshold, .double(StreamRules.thresholdDefault))),
+                            ("grid_size", withDefault(grid, .int(StreamSettings.gridSizeDefault))),
+                            ("threshold", withDefault(threshold, .double(StreamSettings.thresholdDefault))),
                             ("is_active", withDefault(active, .bool(false))))
                     ))
             ),

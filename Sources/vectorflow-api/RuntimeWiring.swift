@@ -11,41 +11,23 @@ typealias WorkerStartObserver = @Sendable (String, @escaping @Sendable ((status:
 
 /// The reconciler's desired state, read through a database pool of its own: the reconciler thread
 /// queues a job and waits for it, so no event loop ever waits on PostgreSQL and requests never
-/// compete with the reconciler for connections.
+/// compete with the reconciler for connections. The SQL is StreamRepository's.
 final class PostgresDesiredState: DesiredStateStore {
     let pool: DatabasePool
     init(pool: DatabasePool) { self.pool = pool }
 
-    static let active = Statement(
-        name: "vf_desired_workers",
-        sql: """
-            SELECT id::text, name, rtsp_url, grid_size, threshold, worker_container_name,
-                   EXTRACT(EPOCH FROM worker_started_at)::float8
-            FROM camera_streams WHERE is_active ORDER BY id
-            """)
-    static let record = Statement(
-        name: "vf_record_worker",
-        sql: """
-            UPDATE camera_streams SET worker_container_name = $2,
-                   worker_started_at = to_timestamp($3::double precision)
-            WHERE id = $1::uuid
-            """)
-
     func desiredWorkers() throws -> [WorkerSpec] {
         try run { db in
-            try db.execute(Self.active, []).rows.map { r in
+            try StreamRepository.desiredWorkers(db).map { w in
                 WorkerSpec(
-                    streamID: r[0] ?? "", streamName: r[1] ?? "", sourceURL: r[2] ?? "",
-                    gridSize: Int(r[3] ?? "") ?? 16, threshold: Double(r[4] ?? "") ?? 1.2,
-                    recordedContainerName: r[5], recordedStartedAt: r[6].flatMap(Double.init))
+                    streamID: w.id, streamName: w.name, settings: w.settings, recordedContainerName: w.workerContainerName,
+                    recordedStartedAt: w.workerStartedAt)
             }
         }
     }
 
     func recordWorker(streamID: String, containerName: String?, startedAt: Double?) throws {
-        _ = try run { db in
-            try db.execute(Self.record, [streamID, containerName, startedAt.map { String($0) }]).affected
-        }
+        try run { db in try StreamRepository.recordWorker(db, id: streamID, name: containerName, startedAt: startedAt) }
     }
 
     private func run<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) throws -> T {

@@ -5,8 +5,8 @@ import XCTest
 final class CameraStreamTests: XCTestCase {
     func testJSONShape() throws {
         let s = CameraStream(
-            id: "6f9619ff-8b86-d011-b42d-00cf4fc964ff", name: "Dock \"A\"", rtspURL: "rtsp://h/x", gridSize: 16,
-            threshold: 1.2, isActive: true, createdAt: "2026-01-02T03:04:05.000006Z")
+            id: "6f9619ff-8b86-d011-b42d-00cf4fc964ff", name: "Dock \"A\"",
+            settings: StreamSettings(source: "rtsp://h/x", gridSize: 16, threshold: 1.2), isActive: true, createdAt: "2026-01-02T03:04:05.000006Z")
         let v = try JSONParser.parse(s.json)
         XCTAssertEqual(v["name"], .string("Dock \"A\""))
         XCTAssertEqual(v["threshold"], .double(1.2))

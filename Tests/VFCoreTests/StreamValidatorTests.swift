@@ -22,7 +22,7 @@ final class StreamValidatorTests: XCTestCase {
     func testDefaults() throws {
         let f = try check(#"{"name":"a","rtsp_url":"rtsp://cam/x"}"#).get()
         XCTAssertEqual(
-            f, StreamFields(name: "a", rtspURL: "rtsp://cam/x", gridSize: 16, threshold: 1.2, isActive: false))
+            f, StreamFields(name: "a", source: "rtsp://cam/x", gridSize: 16, threshold: 1.2, isActive: false))
     }
 
     func testEveryProblemReported() {

@@ -4,6 +4,7 @@ import VFBus
 import VFNet
 import VFRuntime
 import VFTestSupport
+import VFCore
 import XCTest
 
 @testable import VFLive
@@ -38,7 +39,7 @@ final class LiveEndToEndTests: XCTestCase {
         let id = "eeeeeeee-0000-4000-8000-00000000000e"
         _ = try runtime.start(
             WorkerSpec(
-                streamID: id, streamName: "e2e", sourceURL: "file://\(samples)/vtest.avi", gridSize: 16, threshold: 1.2)
+                streamID: id, streamName: "e2e", settings: StreamSettings(source: "file://\(samples)/vtest.avi"))
         )
 
         let viewer = try TestWebSocketClient(port: port, target: "/ws/frames?stream_id=\(id)")

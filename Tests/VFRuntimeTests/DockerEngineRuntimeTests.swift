@@ -111,12 +111,12 @@ final class DockerEngineRuntimeTests: XCTestCase {
         // The source URL is not in what `docker inspect` shows: the worker reads it from a file.
         XCTAssertFalse(env.contains { $0.hasPrefix("SOURCE_URL=") }, "\(env)")
         XCTAssertTrue(env.contains("SOURCE_URL_FILE=/run/vectorflow/source_url"))
-        XCTAssertFalse(String(describing: inspect).contains(s.sourceURL))
+        XCTAssertFalse(String(describing: inspect).contains(s.settings.source))
         let archive = try CurlHTTP(dockerHost: host).request(
             "GET", "/containers/vector-worker-\(IDs.a)/archive?path=/run/vectorflow/source_url", timeout: 10)
         XCTAssertEqual(archive.status, 200)
         XCTAssertTrue(
-            String(decoding: archive.body, as: UTF8.self).contains(s.sourceURL), "the file holds the URL")
+            String(decoding: archive.body, as: UTF8.self).contains(s.settings.source), "the file holds the URL")
         XCTAssertTrue(env.contains("THRESHOLD=2.0"))
         XCTAssertTrue(env.contains("REDIS_URL=redis://127.0.0.1:6390/0"))
         XCTAssertTrue(env.contains("METRICS_HOST=127.0.0.1"))

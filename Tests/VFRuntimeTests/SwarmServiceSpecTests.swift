@@ -1,3 +1,4 @@
+import VFCore
 import XCTest
 
 @testable import VFRuntime
@@ -6,7 +7,7 @@ import XCTest
 /// the Engine API's field names, since a misspelt field is silently ignored by the engine.
 final class SwarmServiceSpecTests: XCTestCase {
     private let spec = WorkerSpec(
-        streamID: "s-1", streamName: "Gate", sourceURL: "file:///samples/vtest.avi", gridSize: 16, threshold: 1.2)
+        streamID: "s-1", streamName: "Gate", settings: StreamSettings(source: "file:///samples/vtest.avi"))
 
     func testServiceSpecCarriesLabelsLimitsHardeningAndPlacement() throws {
         let c = SwarmRuntimeConfiguration(

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VFCore
 import XCTest
 
 @testable import VFRuntime
@@ -57,7 +58,8 @@ func spec(
     threshold: Double = 1.2
 ) -> WorkerSpec {
     WorkerSpec(
-        streamID: id, streamName: name ?? "cam-\(id.prefix(4))", sourceURL: url, gridSize: grid, threshold: threshold)
+        streamID: id, streamName: name ?? "cam-\(id.prefix(4))",
+        settings: StreamSettings(source: url, gridSize: grid, threshold: threshold))
 }
 
 /// Collects runtime log lines (thread-safe) so tests can assert on them and print them on failure.
@@ -139,8 +141,9 @@ final class JSONFileStore: DesiredStateStore, @unchecked Sendable {
         readCount += 1
         return try load().filter(\.is_active).map {
             WorkerSpec(
-                streamID: $0.id, streamName: $0.name, sourceURL: $0.rtsp_url, gridSize: $0.grid_size,
-                threshold: $0.threshold, recordedContainerName: $0.worker_container_name,
+                streamID: $0.id, streamName: $0.name,
+                settings: StreamSettings(source: $0.rtsp_url, gridSize: $0.grid_size, threshold: $0.threshold),
+                recordedContainerName: $0.worker_container_name,
                 recordedStartedAt: $0.worker_started_at)
         }
     }

@@ -256,7 +256,7 @@ final class DatabaseTimeoutTests: XCTestCase {
         let id = UUID().uuidString.lowercased()
         var fields = StreamFields()
         fields.name = "Gate"
-        fields.rtspURL = "rtsp://gate/live"
+        fields.source = "rtsp://gate/live"
         fields.gridSize = 16
         fields.threshold = 1.2
         fields.isActive = false

@@ -68,17 +68,19 @@ final class StreamServiceTests: XCTestCase {
         }
         XCTAssertEqual(try json(updated)["grid_size"], .int(32))
         XCTAssertEqual(call(pool) { service.setActive(id: id, false, $0) }.status, 200)
+        // What the reconciler records shows in the stream's JSON.
         let withWorker = call(pool) { db in
-            let s = try? StreamRepository.recordWorker(db, id: id, name: "vectorflow-worker-1")
-            return ServiceResponse(status: 200, body: s?.json ?? [])
+            try? StreamRepository.recordWorker(db, id: id, name: "vectorflow-worker-1", startedAt: 1_767_323_045.25)
+            return service.get(id: id, db)
         }
         XCTAssertEqual(try json(withWorker)["worker_container_name"], .string("vectorflow-worker-1"))
         guard case .string(let started)? = try json(withWorker)["worker_started_at"] else {
             return XCTFail("no start time")
         }
-        XCTAssertTrue(started.hasSuffix("Z"))
+        XCTAssertEqual(started, "2026-01-02T03:04:05.250000Z")
         let cleared = call(pool) { db in
-            ServiceResponse(status: 200, body: (try? StreamRepository.recordWorker(db, id: id, name: nil))??.json ?? [])
+            try? StreamRepository.recordWorker(db, id: id, name: nil, startedAt: nil)
+            return service.get(id: id, db)
         }
         XCTAssertEqual(try json(cleared)["worker_started_at"], .null)
         let list = try json(call(pool) { service.list($0) })
