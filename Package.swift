@@ -49,11 +49,13 @@ let package = Package(
         .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore"], swiftSettings: strict),
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
         .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore"], swiftSettings: strict),
+        // The control plane: the streams' operations with typed results (the API maps them to HTTP).
+        .target(name: "VFControl", dependencies: ["VFCore", "VFStore"], swiftSettings: strict),
         .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore"], swiftSettings: strict),
         .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore"], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
-            dependencies: ["VFNet", "VFCore", "VFStore", "VFBus", "VFRuntime", "VFLive"],
+            dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus", "VFRuntime", "VFLive"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -67,7 +69,7 @@ let package = Package(
         .target(name: "VFTestSupport", dependencies: ["VFCore"], path: "Tests/VFTestSupport", swiftSettings: strict),
         .testTarget(name: "VFNetTests", dependencies: ["VFNet"], swiftSettings: strict),
         .testTarget(name: "VFCoreTests", dependencies: ["VFCore"], swiftSettings: strict),
-        .testTarget(name: "VFStoreTests", dependencies: ["VFStore", "VFTestSupport"], swiftSettings: strict),
+        .testTarget(name: "VFStoreTests", dependencies: ["VFStore", "VFControl", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFFlowTests", dependencies: ["VFFlow", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFBusTests", dependencies: ["VFBus", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFRuntimeTests", dependencies: ["VFRuntime", "VFTestSupport"], swiftSettings: strict),

@@ -71,5 +71,9 @@ public struct APIError: Error, Sendable, Equatable {
     public static let invalidHost = APIError(status: 400, detail: "Invalid host header")
     public static let originNotAllowed = APIError(status: 403, detail: "Origin not allowed")
     public static let databaseUnavailable = APIError(status: 503, detail: "Database unavailable")
+    /// The database did not answer within its bound (see `DatabaseTimeouts`).
+    public static let databaseTimeout = APIError(status: 503, detail: "Database timeout")
+    /// An unexpected database failure; the details go to the log, not to the client.
+    public static let internalError = APIError(status: 500, detail: "Internal Server Error")
     public static let busy = APIError(status: 503, detail: "Server busy, retry later")
 }

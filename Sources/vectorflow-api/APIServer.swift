@@ -1,5 +1,6 @@
 import Foundation
 import VFBus
+import VFControl
 import VFCore
 import VFNet
 import VFStore
@@ -11,6 +12,7 @@ final class APIServer: Sendable {
     let config: APIConfiguration
     let pool: DatabasePool
     let service: StreamService
+    let validator: StreamValidator
     let metrics = APIMetrics()
     let redis: RedisHealth
     let openAPI: [UInt8]
@@ -24,7 +26,7 @@ final class APIServer: Sendable {
     let role: @Sendable () -> String?
 
     init(
-        config: APIConfiguration, redis: RedisClient?, lifecycle: any StreamLifecycle = StoredStateOnlyLifecycle(),
+        config: APIConfiguration, redis: RedisClient?, observer: any DesiredStateObserver = NoDesiredStateObserver(),
         statuses: (@Sendable ([String]) -> [String: JSONValue])? = nil, workerStarted: WorkerStartObserver? = nil,
         role: @escaping @Sendable () -> String? = { nil }
     ) {
@@ -32,9 +34,8 @@ final class APIServer: Sendable {
         self.config = config
         self.workerStarted = workerStarted
         pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
-        service = StreamService(
-            validator: StreamValidator(mediaDirectory: config.mediaDirectory), lifecycle: lifecycle,
-            statuses: statuses)
+        validator = StreamValidator(mediaDirectory: config.mediaDirectory)
+        service = StreamService(observer: observer, statuses: statuses, log: { logError($0) })
         self.redis = RedisHealth(client: redis)
         openAPI = JSONSerializer.encode(
             OpenAPIDocument.build(
@@ -95,34 +96,45 @@ final class APIServer: Sendable {
     /// The handler of each operation of the route table, by its id.
     private func handlers(docsPage: HTTPResponse) -> [String: HTTPHandler] {
         let service = self.service
-        @Sendable func id(_ req: HTTPRequest) -> String { req.pathParameters["id"] ?? "" }
+        let validator = self.validator
         let spec = openAPI
         return [
             "health": { [self] _, res in database(res) { db in self.health(db) } },
-            "list_streams": { [self] _, res in database(res) { db in service.list(db).http } },
+            "list_streams": { [self] _, res in database(res) { db in Self.answer(service.list(db)) } },
             "create_stream": { [self] req, res in
                 let body = req.body
                 let ct = req.headers["Content-Type"]
-                database(res) { db in service.create(body: body, contentType: ct, db).http }
+                database(res) { db in
+                    switch validator.validate(body, contentType: ct, mode: .create) {
+                    case .failure(let e): return e.response
+                    case .success(let fields): return Self.answer(service.create(fields, db), status: 201)
+                    }
+                }
             },
             "get_stream": { [self] req, res in
-                let id = id(req)
-                database(res) { db in service.get(id: id, db).http }
+                withID(req, res) { id, db in Self.answer(service.get(id: id, db)) }
             },
             "update_stream": { [self] req, res in
-                let id = id(req)
                 let body = req.body
                 let ct = req.headers["Content-Type"]
-                database(res) { db in service.update(id: id, body: body, contentType: ct, db).http }
+                withID(req, res) { id, db in
+                    switch validator.validate(body, contentType: ct, mode: .update) {
+                    case .failure(let e): return e.response
+                    case .success(let fields): return Self.answer(service.update(id: id, fields, db))
+                    }
+                }
             },
             "delete_stream": { [self] req, res in
-                let id = id(req)
-                database(res) { db in service.delete(id: id, db).http }
+                withID(req, res) { id, db in
+                    switch service.delete(id: id, db) {
+                    case .success: return HTTPResponse(status: 204)
+                    case .failure(let e): return e.apiError.response
+                    }
+                }
             },
-            "activate_stream": { [self] req, res in activate(id: id(req), res) },
+            "activate_stream": { [self] req, res in activate(req, res) },
             "deactivate_stream": { [self] req, res in
-                let id = id(req)
-                database(res) { db in service.setActive(id: id, false, db).http }
+                withID(req, res) { id, db in Self.answer(service.setActive(id: id, false, db)) }
             },
             "metrics": { [self] _, res in
                 database(res) { db in
@@ -141,32 +153,65 @@ final class APIServer: Sendable {
         ]
     }
 
+    /// The stream operations' answers: the stream (or the list) as JSON, a failure as its error.
+    static func answer(_ r: Result<CameraStream, StreamError>, status: Int = 200) -> HTTPResponse {
+        switch r {
+        case .success(let s): return .json(raw: s.json, status: status)
+        case .failure(let e): return e.apiError.response
+        }
+    }
+
+    static func answer(_ r: Result<[CameraStream], StreamError>) -> HTTPResponse {
+        switch r {
+        case .failure(let e): return e.apiError.response
+        case .success(let streams):
+            var out: [UInt8] = [UInt8(ascii: "[")]
+            out.reserveCapacity(streams.count * 320 + 2)
+            for (k, s) in streams.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                s.appendJSON(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+            return .json(raw: out)
+        }
+    }
+
+    /// The `{id}` path parameter as a canonical UUID (else FastAPI's 422, before any query), then
+    /// `work` on a database pool thread.
+    private func withID(
+        _ req: HTTPRequest, _ res: HTTPResponder, _ work: @escaping @Sendable (String, Database) -> HTTPResponse?
+    ) {
+        let raw = req.pathParameters["id"] ?? ""
+        guard let id = UUIDText.canonical(raw) else { return res.respond(UUIDText.issue(raw).response) }
+        database(res) { db in work(id, db) }
+    }
+
     /// `POST /streams/{id}/activate`: answers once the runtime has acted on it: the engine's error
     /// (502/503) if it refused, else the stream. A slow engine (an image build) gets the stream
     /// after `activationWait` seconds; the worker's status then tells the rest.
-    private func activate(id: String, _ res: HTTPResponder) {
+    private func activate(_ req: HTTPRequest, _ res: HTTPResponder) {
         let service = self.service
         let waitForWorker = workerStarted
-        let queued = pool.submit { db in
-            let answer = service.setActive(id: id, true, db)
-            guard answer.status == 200, let waitForWorker else { return res.respond(answer.http) }
+        withID(req, res) { id, db in
+            let answer = Self.answer(service.setActive(id: id, true, db))
+            guard answer.status == 200, let waitForWorker else { return answer }
             let loop = res.eventLoop
-            let fallback = loop.schedule(after: Self.activationWait) { res.respond(answer.http) }
-            waitForWorker(id.lowercased()) { failure in
+            let fallback = loop.schedule(after: Self.activationWait) { res.respond(answer) }
+            waitForWorker(id) { failure in
                 loop.cancel(fallback)
                 if let failure {
                     let detail = Credentials.maskText(failure.message)
-                    res.respond(.json(raw: APIError(status: failure.status, detail: detail).body, status: failure.status))
+                    res.respond(APIError(status: failure.status, detail: detail).response)
                 } else if !self.pool.submit({ db in
                     // The worker runs: answer with the row as it is now, its worker fields filled in.
-                    let now = service.get(id: id, db)
-                    res.respond(now.status == 200 ? now.http : answer.http)
+                    let now = Self.answer(service.get(id: id, db))
+                    res.respond(now.status == 200 ? now : answer)
                 }) {
-                    res.respond(answer.http)
+                    res.respond(answer)
                 }
             }
+            return nil
         }
-        if !queued { res.respond(.json(raw: APIError.busy.body, status: 503)) }
     }
 
     /// Requires `Authorization: Bearer <VF_API_TOKEN>` when a token is configured: every stream
@@ -186,8 +231,11 @@ final class APIServer: Sendable {
     }
 
     /// Runs `work` on a database pool thread and answers with its result; 503 when the queue is full.
-    private func database(_ res: HTTPResponder, _ work: @escaping @Sendable (Database) -> HTTPResponse) {
-        let queued = pool.submit { db in res.respond(work(db)) }
+    /// `work` answers, or returns nil when it answers `res` itself later.
+    private func database(_ res: HTTPResponder, _ work: @escaping @Sendable (Database) -> HTTPResponse?) {
+        let queued = pool.submit { db in
+            if let answer = work(db) { res.respond(answer) }
+        }
         if !queued { res.respond(.json(raw: APIError.busy.body, status: 503)) }
     }
 
@@ -314,9 +362,24 @@ func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     return diff == 0
 }
 
-extension ServiceResponse {
-    var http: HTTPResponse {
-        if status == 204 { return HTTPResponse(status: 204) }
-        return .json(raw: body, status: status)
+extension APIError {
+    var response: HTTPResponse { .json(raw: body, status: status) }
+}
+
+extension StreamError {
+    /// The API's answer for each failure of the stream service.
+    var apiError: APIError {
+        switch self {
+        case .notFound: return .streamNotFound
+        case .databaseUnavailable: return .databaseUnavailable
+        case .databaseTimeout: return .databaseTimeout
+        case .databaseFailed: return .internalError
+        }
     }
+}
+
+/// One line on stderr; the API's log.
+func logError(_ message: String) {
+    var line = Array("vectorflow-api: \(message)\n".utf8)
+    line.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import VFBus
+import VFControl
 import VFCore
 import VFLive
 import VFRuntime
@@ -88,14 +89,10 @@ struct StartFailureReporter: Sendable {
     }
 }
 
-/// Every stored change asks the reconciler for a pass; the reconciler does the work on its own thread.
-struct ReconcilingLifecycle: StreamLifecycle {
+/// Every committed change asks the reconciler for a pass; it does the work on its own thread.
+struct ReconcilingObserver: DesiredStateObserver {
     let reconciler: StreamReconciler
-    func streamCreated(_ stream: CameraStream) { reconciler.kick() }
-    func streamUpdated(_ stream: CameraStream, previous: CameraStream) { reconciler.kick() }
-    func streamActivated(_ stream: CameraStream) { reconciler.kick() }
-    func streamDeactivated(_ stream: CameraStream) { reconciler.kick() }
-    func streamDeleted(_ stream: CameraStream) { reconciler.kick() }
+    func desiredStateChanged() { reconciler.kick() }
 }
 
 extension StreamReconciler {

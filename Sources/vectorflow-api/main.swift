@@ -57,7 +57,7 @@ do throws(RuntimeError) {
     fail(error.description)
 }
 let api = APIServer(
-    config: config, redis: redis, lifecycle: ReconcilingLifecycle(reconciler: reconciler),
+    config: config, redis: redis, observer: ReconcilingObserver(reconciler: reconciler),
     statuses: live.statusProvider, workerStarted: reconciler.workerStartObserver,
     role: { leaderLock.isLeader ? "leader" : "standby" })
 var serverConfig = HTTPServerConfiguration()

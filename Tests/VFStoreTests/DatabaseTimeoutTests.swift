@@ -1,4 +1,5 @@
 import Foundation
+import VFControl
 import VFCore
 import VFTestSupport
 import XCTest
@@ -8,11 +9,18 @@ import XCTest
 /// Every database call is bounded, against a real PostgreSQL that is frozen (SIGSTOP), slow, or
 /// whose connection is killed mid-statement; retries never apply a statement twice.
 final class DatabaseTimeoutTests: XCTestCase {
-    /// One answer and how long it took from submission (queueing included).
+    /// What a call came to ("ok", a StreamError's name, or "state:" and the pool's state) and
+    /// how long it took from submission (queueing included).
     struct Timed: Sendable {
-        var status: Int
-        var body: String
+        var outcome: String
         var seconds: Double
+    }
+
+    static func outcome<T>(_ r: Result<T, StreamError>) -> String {
+        switch r {
+        case .success: return "ok"
+        case .failure(let e): return "\(e)"
+        }
     }
 
     /// Results written by pool threads, read after the group is done.
@@ -44,7 +52,7 @@ final class DatabaseTimeoutTests: XCTestCase {
 
     /// Submits every job at once (more than the pool has threads, so some queue) and times each.
     private func concurrently(
-        _ pool: DatabasePool, _ jobs: [@Sendable (Database) -> ServiceResponse]
+        _ pool: DatabasePool, _ jobs: [@Sendable (Database) -> String]
     ) -> [Timed] {
         let out = Collector()
         let group = DispatchGroup()
@@ -52,10 +60,7 @@ final class DatabaseTimeoutTests: XCTestCase {
             let t0 = monotonicNow()
             group.enter()
             let queued = pool.submit { db in
-                let r = job(db)
-                out.add(
-                    Timed(status: r.status, body: String(decoding: r.body, as: UTF8.self), seconds: monotonicNow() - t0)
-                )
+                out.add(Timed(outcome: job(db), seconds: monotonicNow() - t0))
                 group.leave()
             }
             XCTAssertTrue(queued)
@@ -74,14 +79,15 @@ final class DatabaseTimeoutTests: XCTestCase {
         defer { pg.close() }
         let pool = DatabasePool(url: pg.url, size: 3)
         defer { pool.shutdown() }
-        let service = StreamService(validator: StreamValidator(mediaDirectory: nil))
-        let create: @Sendable (String) -> @Sendable (Database) -> ServiceResponse = { name in
+        let service = StreamService()
+        let list: @Sendable (Database) -> String = { Self.outcome(service.list($0)) }
+        let create: @Sendable (String) -> @Sendable (Database) -> String = { name in
             { db in
-                service.create(
-                    body: Array(#"{"name":"\#(name)","rtsp_url":"rtsp://cam/\#(name)"}"#.utf8), contentType: nil, db)
+                Self.outcome(
+                    service.create(StreamFields(name: name, source: "rtsp://cam/\(name)", gridSize: 16, threshold: 1.2, isActive: false), db))
             }
         }
-        for k in 0..<2 { XCTAssertEqual(onPool(pool, create("before\(k)"))?.status, 201) }
+        for k in 0..<2 { XCTAssertEqual(onPool(pool, create("before\(k)")), "ok") }
         XCTAssertEqual(onPool(pool) { $0.state() }, .ok)
 
         let frozen = pg.freeze()
@@ -89,16 +95,12 @@ final class DatabaseTimeoutTests: XCTestCase {
         XCTAssertGreaterThan(frozen.count, 1, "the postmaster and its children")
 
         // First wave: three threads stuck on a silent server, nine more jobs queued behind them.
-        var jobs: [@Sendable (Database) -> ServiceResponse] = []
+        var jobs: [@Sendable (Database) -> String] = []
         for k in 0..<12 {
             switch k % 3 {
-            case 0: jobs.append { service.list($0) }
+            case 0: jobs.append(list)
             case 1: jobs.append(create("frozen\(k)"))
-            default:
-                jobs.append { db in
-                    let s = db.state()
-                    return ServiceResponse(status: s == .ok ? 200 : 503, body: Array(s.rawValue.utf8))
-                }
+            default: jobs.append { db in "state:\(db.state().rawValue)" }
             }
         }
         let first = concurrently(pool, jobs)
@@ -109,25 +111,26 @@ final class DatabaseTimeoutTests: XCTestCase {
                 format: "frozen server, 12 calls on 3 threads: median %.3f s, max %.3f s", times[times.count / 2],
                 times.last ?? 0))
         for t in first {
-            XCTAssertEqual(t.status, 503, t.body)
+            XCTAssertNotEqual(t.outcome, "ok")
+            XCTAssertNotEqual(t.outcome, "state:ok")
             XCTAssertLessThan(t.seconds, 3, "answered within the bound, queueing included")
         }
-        XCTAssertTrue(first.contains { $0.body == #"{"detail":"Database timeout"}"# }, "\(first)")
-        XCTAssertFalse(first.contains { $0.body == "down" }, "a frozen server is a timeout, not down")
-        XCTAssertTrue(first.contains { $0.body == "timeout" })
+        XCTAssertTrue(first.contains { $0.outcome == "databaseTimeout" }, "\(first)")
+        XCTAssertFalse(first.contains { $0.outcome == "state:down" }, "a frozen server is a timeout, not down")
+        XCTAssertTrue(first.contains { $0.outcome == "state:timeout" })
 
         // Second wave: the pool knows the server is silent; all but the one probe fail at once.
-        let second = concurrently(pool, (0..<8).map { _ in { service.list($0) } })
-        XCTAssertEqual(second.map(\.status), Array(repeating: 503, count: 8))
+        let second = concurrently(pool, (0..<8).map { _ in list })
+        XCTAssertFalse(second.contains { $0.outcome == "ok" }, "\(second)")
         XCTAssertLessThanOrEqual(second.filter { $0.seconds > 0.5 }.count, 1, "\(second.map(\.seconds))")
         XCTAssertTrue(second.allSatisfy { $0.seconds < 3 })
 
         pg.thaw(frozen)
-        XCTAssertTrue(waitUntil(20) { self.onPool(pool) { service.list($0).status } == 200 }, "recovers")
+        XCTAssertTrue(waitUntil(20) { self.onPool(pool, list) == "ok" }, "recovers")
         // Every thread recovers, not only the one that probed.
-        let after = concurrently(pool, (0..<6).map { _ in { service.list($0) } })
-        XCTAssertEqual(after.map(\.status), Array(repeating: 200, count: 6))
-        XCTAssertEqual(onPool(pool, create("after"))?.status, 201)
+        let after = concurrently(pool, (0..<6).map { _ in list })
+        XCTAssertEqual(after.map(\.outcome), Array(repeating: "ok", count: 6))
+        XCTAssertEqual(onPool(pool, create("after")), "ok")
         // Nothing before lost; a create answered 503 may have been stored (the frozen backend ran it
         // after SIGCONT), but never twice.
         XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE name LIKE 'before%'"), 2)
@@ -157,9 +160,9 @@ final class DatabaseTimeoutTests: XCTestCase {
         let next = concurrently(
             pool,
             (0..<4).map { _ in
-                { db in ServiceResponse(status: 503, body: Array(db.state().rawValue.utf8)) }
+                { db in "state:\(db.state().rawValue)" }
             })
-        XCTAssertEqual(next.map(\.body).sorted(), Array(repeating: "timeout", count: 4))
+        XCTAssertEqual(next.map(\.outcome).sorted(), Array(repeating: "state:timeout", count: 4))
         XCTAssertLessThanOrEqual(next.filter { $0.seconds > 0.5 }.count, 1, "\(next.map(\.seconds))")
         XCTAssertTrue(next.allSatisfy { $0.seconds < 3 })
         pg.thaw(frozen)
@@ -298,18 +301,17 @@ final class DatabaseTimeoutTests: XCTestCase {
         defer { proxy.stop() }
         let pool = DatabasePool(url: "postgresql://vectorflow:vectorflow@127.0.0.1:\(proxy.port)/vectorflow", size: 1)
         defer { pool.shutdown() }  // first: no connection is left when the proxy stops
-        let service = StreamService(validator: StreamValidator(mediaDirectory: nil))
+        let service = StreamService()
         XCTAssertEqual(onPool(pool) { $0.state() }, .ok)
 
         proxy.dropReply(containing: "INSERT 0 1")
         let created = onPool(pool) {
-            service.create(body: Array(#"{"name":"Gate","rtsp_url":"rtsp://gate/live"}"#.utf8), contentType: nil, $0)
+            service.create(
+                StreamFields(name: "Gate", source: "rtsp://gate/live", gridSize: 16, threshold: 1.2, isActive: false), $0)
         }
         XCTAssertEqual(proxy.dropped, 1, "the reply was lost")
-        XCTAssertEqual(created?.status, 201)
+        let id = try XCTUnwrap(created).get().id
         XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE name = 'Gate'"), 1)
-        let body = try JSONParser.parse(created?.body ?? [])
-        guard case .string(let id)? = body["id"] else { return XCTFail("no id in \(body)") }
         XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE id = '\(id)'"), 1)
 
         let plain = Statement(
@@ -330,9 +332,8 @@ final class DatabaseTimeoutTests: XCTestCase {
         proxy.dropReply(containing: "DELETE 1")
         let deleted = onPool(pool) { service.delete(id: id, $0) }
         XCTAssertEqual(proxy.dropped, 3)
-        XCTAssertEqual(deleted?.status, 503)
-        XCTAssertEqual(deleted.map { String(decoding: $0.body, as: UTF8.self) }, #"{"detail":"Database unavailable"}"#)
+        XCTAssertEqual(deleted.map(Self.outcome), "databaseUnavailable")
         XCTAssertEqual(try count(pg, "SELECT count(*) FROM camera_streams WHERE id = '\(id)'"), 0)
-        XCTAssertEqual(onPool(pool) { service.delete(id: id, $0) }?.status, 404)
+        XCTAssertEqual(onPool(pool) { Self.outcome(service.delete(id: id, $0)) }, "notFound")
     }
 }
