@@ -493,8 +493,43 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
     rules = wait_until(rules_evaluated, 20, interval=0.5, what="every alert rule to be evaluated")
     assert len(rules) == 8, [r["name"] for r in rules]
     active = {r["name"]: r["state"] for r in rules if r["state"] != "inactive"}
-    for name in ("VectorFlowWorkerDown", "VectorFlowNoFrames", "VectorFlowWorkerFailed", "VectorFlowAPIDown"):
+    for name in ("VectorFlowWorkerDown", "VectorFlowNoFrames", "VectorFlowWorkerFailed", "VectorFlowWorkerReconnecting",
+                 "VectorFlowAPIDown"):
         assert name not in active, active
+
+
+def test_failed_worker_sets_off_its_alert(prometheus_factory, redis_server, bin_dir, spawn, tmp_path):
+    """A real worker whose file source is not there reports `failed`; the repository's alert rules,
+    evaluated by a real Prometheus scraping it, fire VectorFlowWorkerFailed for that stream and not
+    VectorFlowWorkerReconnecting."""
+    stream_id = str(uuid.uuid4())
+    metrics_port = free_port()
+    worker = spawn("deploy-failed-worker", [str(bin_dir / "vectorflow-worker")], env={
+        "STREAM_ID": stream_id, "STREAM_NAME": "gone", "SOURCE_URL": f"file://{tmp_path / 'gone.avi'}",
+        "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(metrics_port), "REDIS_URL": redis_server.url})
+    wait_until(lambda: worker.alive() and 'vector_flow_worker_state{' in
+               requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1).text, 30, what="worker /metrics")
+    targets = tmp_path / "workers.json"
+    targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{metrics_port}"],
+                                    "labels": {"stream_id": stream_id, "stream_name": "gone"}}]))
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    cfg["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    cfg["scrape_configs"] = [j for j in cfg["scrape_configs"] if j["job_name"] == "vectorflow-workers"]
+    cfg["scrape_configs"][0]["file_sd_configs"][0]["files"] = [str(targets)]
+    cfg["rule_files"] = [str(ROOT / "prometheus" / f) for f in cfg["rule_files"]]
+    prom = prometheus_factory(yaml.safe_dump(cfg))
+
+    def firing():
+        alerts = requests.get(prom.url + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        return [a for a in alerts if a["state"] == "firing"]
+    def failed_alert():
+        return next((a for a in firing() or [] if a["labels"]["alertname"] == "VectorFlowWorkerFailed"), None)
+    alert = wait_until(failed_alert, 30, interval=0.5, what="VectorFlowWorkerFailed to fire")
+    assert alert["labels"]["stream_id"] == stream_id and alert["labels"]["state"] == "failed", alert
+    assert alert["annotations"]["summary"] == "Worker of stream gone failed", alert
+    # The worker is up and gets no frame: VectorFlowNoFrames may fire beside it; nothing else does.
+    assert {a["labels"]["alertname"] for a in firing()} <= {"VectorFlowWorkerFailed", "VectorFlowNoFrames"}
+    assert worker.alive()
 
 
 # ---- nginx ----------------------------------------------------------------------------------------
