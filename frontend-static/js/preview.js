@@ -71,6 +71,7 @@ export class LivePreview {
   setVisible(visible) {
     if (!visible) {
       this.disconnect();
+      this.lastFrameAt = 0; // no frames while hidden is by choice: count again from the next one
       if (this.streamId) this.state("paused", "Preview paused while the page is hidden.");
     } else if (this.streamId && !this.socket) {
       this.retryDelay = BACKOFF_FIRST_MS;
@@ -96,9 +97,9 @@ export class LivePreview {
     this.state("connecting", "Connecting to the live feed…");
     socket.onopen = () => {
       if (generation !== this.generation) return;
-      // Frames shown before (the socket was reopened): keep counting from the last one.
-      if (this.lastFrameAt) this.checkStall();
-      else this.state("waiting", "Connected; waiting for frames (is the stream active?).");
+      this.state("waiting", "Connected; waiting for frames (is the stream active?).");
+      // Frames were shown before (the socket was reopened): go on counting from the last one.
+      this.checkStall();
     };
     socket.onmessage = (event) => {
       if (generation !== this.generation || !(event.data instanceof ArrayBuffer)) return;
