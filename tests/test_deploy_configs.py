@@ -12,6 +12,7 @@
 """
 import base64
 import json
+import math
 import os
 import re
 import shutil
@@ -29,8 +30,46 @@ from conftest import OUT, ROOT, free_port, wait_until
 
 WORKER_METRICS = ["vector_flow_magnitude_avg", "vector_flow_magnitude_max", "vector_flow_vector_count",
                   "vector_flow_fps", "vector_flow_frames_processed_total", "vector_flow_direction_vectors",
-                  "vector_flow_vectors_rejected_total"]
-API_METRICS = ["vector_flow_managed_streams_total", "vector_flow_active_streams_total"]
+                  "vector_flow_vectors_rejected_total", "vector_flow_frames_dropped_total",
+                  "vector_flow_source_reconnects_total", "vector_flow_previews_published_total",
+                  "vector_flow_worker_state", "vector_flow_build_info"]
+API_METRICS = ["vector_flow_managed_streams_total", "vector_flow_active_streams_total", "vector_flow_http_requests_total",
+               "vector_flow_http_request_duration_seconds", "vector_flow_build_info"]
+# The frame-rate unit of every panel that shows frames per second.
+FPS_UNIT = "suffix: frames/s"
+# The stream picker: each running stream by name, its value the stream id (links carry var-stream_id=<id>).
+STREAM_VAR_QUERY = "query_result(max by (stream_id, stream_name) (vector_flow_fps))"
+
+
+def grafana_regex(regex):
+    """A Grafana variable regex (/.../ with JavaScript's named groups) as a Python pattern."""
+    assert regex.startswith("/") and regex.endswith("/"), regex
+    return re.compile(regex[1:-1].replace("(?<", "(?P<"))
+
+
+def query_result_text(sample):
+    """One result of query_result() as Grafana's variable editor writes it before applying the regex:
+    name{label="value",...} value timestamp (labels in Prometheus' order)."""
+    metric = dict(sample["metric"])
+    name = metric.pop("__name__", "")
+    labels = ",".join(f'{k}="{v}"' for k, v in metric.items())
+    return f"{name}{{{labels}}} {sample['value'][1]} {int(float(sample['value'][0]) * 1000)}"
+
+
+def panel_queries(dashboard, stream_id, rate_interval="1m"):
+    """Every panel target's expression with the dashboard's variables substituted."""
+    return [t["expr"].replace("$stream_id", stream_id).replace("$__rate_interval", rate_interval)
+            for p in all_panels(dashboard) for t in p["targets"]]
+
+
+def exported_names(text):
+    """The series names of a Prometheus text exposition, histograms under their family name."""
+    names = set()
+    for line in text.splitlines():
+        m = re.match(r"# TYPE (\S+) (\S+)", line)
+        if m:
+            names.add(m.group(1))
+    return names
 API_ENV = ["DATABASE_URL", "REDIS_URL", "VF_RUNTIME", "DOCKER_HOST", "VF_WORKER_IMAGE", "VF_WORKER_NETWORK",
            "VF_FILE_SD_PATH", "VF_STATIC_DIR"]
 
@@ -307,7 +346,10 @@ def test_grafana_dashboard_and_provisioning():
     assert d["uid"] == "vector-flow" and d["title"] == "Vector Flow Overview"
     var = {v["name"]: v for v in d["templating"]["list"]}["stream_id"]
     query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
-    assert query == "label_values(vector_flow_fps, stream_id)"
+    assert query == STREAM_VAR_QUERY and var["definition"] == STREAM_VAR_QUERY
+    regex = grafana_regex(var["regex"])
+    m = regex.search('{stream_id="0b6c",stream_name="Gate camera"} 10 1700000000000')
+    assert m and m.group("value") == "0b6c" and m.group("text") == "Gate camera", var["regex"]
     assert var["includeAll"] and var["multi"] and var["datasource"]["uid"] == "prometheus"
 
     def datasources(node):
@@ -328,9 +370,25 @@ def test_grafana_dashboard_and_provisioning():
         exprs += [t["expr"] for t in panel["targets"]]
     for metric in WORKER_METRICS:
         assert any(metric in e and 'stream_id=~"$stream_id"' in e for e in exprs), metric
-    assert any(e.startswith("rate(vector_flow_frames_processed_total{") and e.endswith("[1m])") for e in exprs)
+    assert any('up{job="vectorflow-workers",stream_id=~"$stream_id"}' in e for e in exprs), "worker up"
+    # Range windows follow Grafana's $__rate_interval (at least four scrape intervals), never a fixed [1m].
+    assert not [e for e in exprs if re.search(r"\[\d+[smh]\]", e)], exprs
+    assert any(e.startswith("rate(vector_flow_frames_processed_total{") and e.endswith("[$__rate_interval])")
+               for e in exprs)
     for metric in API_METRICS:
         assert any(metric in e for e in exprs), metric
+    # Frames per second in one unit wherever a panel shows them.
+    for panel in all_panels(d):
+        texts = " ".join(t["expr"] for t in panel["targets"])
+        if "vector_flow_fps" in texts or "frames_processed_total" in texts or "frames_dropped_total" in texts:
+            assert panel["fieldConfig"]["defaults"]["unit"] == FPS_UNIT, panel["title"]
+    active = {p["id"]: p for p in all_panels(d)}[2]
+    assert "vector_flow_active_streams_total" in active["targets"][0]["expr"]
+    assert "is_active" in active["description"] and "running worker" not in active["description"], active
+    # The ids of the panels that existed before stay where links and embeds point.
+    assert {p["id"]: p["title"].split(" ")[0] for p in all_panels(d) if p["id"] <= 10} == {
+        1: "Managed", 2: "Active", 3: "Processing", 4: "Flow", 5: "Flow", 6: "Motion", 7: "Worker", 8: "Frames",
+        9: "Motion", 10: "Vectors"}
     ids = [p["id"] for p in all_panels(d)]
     assert len(ids) == len(set(ids))
 
@@ -385,15 +443,17 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
         return jobs.get("vectorflow-api") == "up" and jobs.get("vectorflow-workers") == "up"
     wait_until(all_up, 20, interval=0.5, what="both targets up")
 
-    queries = [t["expr"].replace("$stream_id", stream_id) for p in all_panels(load_dashboard()) for t in p["targets"]]
-    var_query = load_dashboard()["templating"]["list"][0]
+    dashboard = load_dashboard()
+    queries = panel_queries(dashboard, stream_id)
+    var_query = dashboard["templating"]["list"][0]
     values = {}
 
     def answered():
         for q in queries:
             if q not in values:
                 result = prom.query(q)
-                if result:
+                # Data, not just series: every value a number (a quantile over an empty window is NaN).
+                if result and all(math.isfinite(float(r["value"][1])) for r in result):
                     values[q] = result
         return len(values) == len(queries)
     try:
@@ -404,10 +464,24 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
     for q, result in values.items():
         if "stream_id" in q:
             assert {r["metric"].get("stream_id") for r in result if "stream_id" in r["metric"]} <= {stream_id}, q
-    # The stream_id variable's query (label_values over vector_flow_fps) lists the running stream.
-    series = requests.get(prom.url + "/api/v1/series", params={"match[]": "vector_flow_fps"}, timeout=5).json()["data"]
-    assert stream_id in {s.get("stream_id") for s in series}, var_query
+    # The stream picker's query and regex give the running stream by name, with its id as the value.
+    inner = re.fullmatch(r"query_result\((.*)\)", var_query["query"]["query"]).group(1)
+    regex = grafana_regex(var_query["regex"])
+    options = [regex.search(query_result_text(r)) for r in prom.query(inner)]
+    assert [(m.group("text"), m.group("value")) for m in options if m] == [("deploy check", stream_id)], options
     assert worker.alive()
+
+    # Every series the worker and the API export is on some panel (and up, per worker).
+    exported = exported_names(requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text)
+    exported |= exported_names(requests.get(f"http://127.0.0.1:{running_api}/metrics", timeout=5).text)
+    assert set(WORKER_METRICS) | set(API_METRICS) <= exported, set(WORKER_METRICS) | set(API_METRICS) - exported
+    everything = " ".join(queries)
+    assert not [n for n in exported if n not in everything], sorted(n for n in exported if n not in everything)
+    # The worker-state panel shows the real worker running.
+    def running():
+        states = prom.query(f'vector_flow_worker_state{{stream_id="{stream_id}"}} == 1')
+        return [r["metric"]["state"] for r in states] == ["running"]
+    wait_until(running, 20, interval=0.5, what="vector_flow_worker_state to say running")
 
     # The alert rules run against these real series without error, and a healthy running worker
     # sets off none of the worker alerts.
@@ -419,8 +493,43 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
     rules = wait_until(rules_evaluated, 20, interval=0.5, what="every alert rule to be evaluated")
     assert len(rules) == 8, [r["name"] for r in rules]
     active = {r["name"]: r["state"] for r in rules if r["state"] != "inactive"}
-    for name in ("VectorFlowWorkerDown", "VectorFlowNoFrames", "VectorFlowWorkerFailed", "VectorFlowAPIDown"):
+    for name in ("VectorFlowWorkerDown", "VectorFlowNoFrames", "VectorFlowWorkerFailed", "VectorFlowWorkerReconnecting",
+                 "VectorFlowAPIDown"):
         assert name not in active, active
+
+
+def test_failed_worker_sets_off_its_alert(prometheus_factory, redis_server, bin_dir, spawn, tmp_path):
+    """A real worker whose file source is not there reports `failed`; the repository's alert rules,
+    evaluated by a real Prometheus scraping it, fire VectorFlowWorkerFailed for that stream and not
+    VectorFlowWorkerReconnecting."""
+    stream_id = str(uuid.uuid4())
+    metrics_port = free_port()
+    worker = spawn("deploy-failed-worker", [str(bin_dir / "vectorflow-worker")], env={
+        "STREAM_ID": stream_id, "STREAM_NAME": "gone", "SOURCE_URL": f"file://{tmp_path / 'gone.avi'}",
+        "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(metrics_port), "REDIS_URL": redis_server.url})
+    wait_until(lambda: worker.alive() and 'vector_flow_worker_state{' in
+               requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1).text, 30, what="worker /metrics")
+    targets = tmp_path / "workers.json"
+    targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{metrics_port}"],
+                                    "labels": {"stream_id": stream_id, "stream_name": "gone"}}]))
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    cfg["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    cfg["scrape_configs"] = [j for j in cfg["scrape_configs"] if j["job_name"] == "vectorflow-workers"]
+    cfg["scrape_configs"][0]["file_sd_configs"][0]["files"] = [str(targets)]
+    cfg["rule_files"] = [str(ROOT / "prometheus" / f) for f in cfg["rule_files"]]
+    prom = prometheus_factory(yaml.safe_dump(cfg))
+
+    def firing():
+        alerts = requests.get(prom.url + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        return [a for a in alerts if a["state"] == "firing"]
+    def failed_alert():
+        return next((a for a in firing() or [] if a["labels"]["alertname"] == "VectorFlowWorkerFailed"), None)
+    alert = wait_until(failed_alert, 30, interval=0.5, what="VectorFlowWorkerFailed to fire")
+    assert alert["labels"]["stream_id"] == stream_id and alert["labels"]["state"] == "failed", alert
+    assert alert["annotations"]["summary"] == "Worker of stream gone failed", alert
+    # The worker is up and gets no frame: VectorFlowNoFrames may fire beside it; nothing else does.
+    assert {a["labels"]["alertname"] for a in firing()} <= {"VectorFlowWorkerFailed", "VectorFlowNoFrames"}
+    assert worker.alive()
 
 
 # ---- nginx ----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import Prometheus
 
-/// The API's Prometheus metrics: the seed's two stream gauges plus request counts and latency
-/// histograms by route, method and status. Routes are the matched patterns (`/streams/{id}`),
+/// The API's Prometheus metrics: the seed's two stream gauges, `vector_flow_build_info`, plus
+/// request counts and latency histograms by route, method and status. Routes are the matched patterns (`/streams/{id}`),
 /// never raw paths, so the label set stays small whatever clients send.
 public final class APIMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
@@ -21,6 +21,7 @@ public final class APIMetrics: Sendable {
             descriptor: MetricNameDescriptor(
                 metricName: "vector_flow_active_streams_total", unitName: "",
                 helpText: "Streams whose desired state is active"))
+        BuildInfoMetric.register(in: registry)
     }
 
     /// The methods that get a label value of their own; any other token a client sends counts as

@@ -1,4 +1,5 @@
 import Prometheus
+import VFCore
 import VFFlow
 
 /// The worker's Prometheus series, labelled `stream_id` and `stream_name`.
@@ -18,6 +19,8 @@ final class WorkerMetrics: Sendable {
     let rejected: [Counter]
     /// One series per octant, indexed like `FlowStats.directionNames`.
     let directions: [Gauge]
+    /// `vector_flow_worker_state{state=...}`: 1 for the state the worker reports in its status.
+    let state: StateGauge
 
     init(streamID: String, streamName: String) {
         let labels = [("stream_id", streamID), ("stream_name", streamName)]
@@ -59,6 +62,11 @@ final class WorkerMetrics: Sendable {
                     "Reported vectors above the threshold in the last frame, by direction octant (image axes: n is up)"),
                 labels: labels + [("direction", direction)])
         }
+        state = StateGauge(
+            registry: registry, name: "vector_flow_worker_state",
+            help: "1 for the worker's current state (the state of its status in Redis), 0 for the others",
+            states: WorkerState.allCases.map(\.rawValue), labels: labels, initial: WorkerState.connecting.rawValue)
+        BuildInfoMetric.register(in: registry)
     }
 
     /// The full name as given, no unit suffix appended (the names are part of the interface).

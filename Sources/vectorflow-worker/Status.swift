@@ -4,7 +4,8 @@ import VFBus
 import VFCore
 
 /// The worker's lifecycle as the API reads it from `vectorflow:status:<stream_id>`.
-enum WorkerState: String, Sendable {
+/// Every case is a value of `vector_flow_worker_state`'s `state` label (a closed set).
+enum WorkerState: String, Sendable, CaseIterable {
     case connecting, running, reconnecting, ended, failed
 }
 
@@ -26,6 +27,8 @@ final class Housekeeper: Sendable {
     private let statusKey: String
     private let viewersKey: String
     private let previewAlways: Bool
+    /// `vector_flow_worker_state`, kept in step with `snapshot.state` (set under its lock).
+    private let stateGauge: StateGauge?
     private let snapshot = Mutex(StatusSnapshot())
     private let changed = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
@@ -33,8 +36,9 @@ final class Housekeeper: Sendable {
     /// True while a dashboard watches the stream (or PREVIEW_ALWAYS): only then are JPEGs made.
     let viewers: Atomic<Bool>
 
-    init(client: RedisClient, streamID: String, previewAlways: Bool) {
+    init(client: RedisClient, streamID: String, previewAlways: Bool, stateGauge: StateGauge? = nil) {
         self.client = client
+        self.stateGauge = stateGauge
         statusKey = "vectorflow:status:\(streamID)"
         viewersKey = "vectorflow:viewers:\(streamID)"
         self.previewAlways = previewAlways
@@ -47,7 +51,10 @@ final class Housekeeper: Sendable {
     func update(state: WorkerState? = nil, fps: Double? = nil, lastError: String? = nil) {
         let stateChanged = snapshot.withLock { s -> Bool in
             let old = s.state
-            if let state { s.state = state }
+            if let state {
+                s.state = state
+                stateGauge?.set(state.rawValue)
+            }
             if let fps { s.fps = fps }
             // FFmpeg's and the policy's messages quote the URL: the status never holds its secret.
             if let lastError { s.lastError = Credentials.maskText(lastError) }

@@ -29,7 +29,8 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     pthread_sigmask(SIG_BLOCK, &signals, nil)
 
     let metrics = WorkerMetrics(streamID: settings.streamID, streamName: settings.streamName)
-    let housekeeper = Housekeeper(client: client, streamID: settings.streamID, previewAlways: settings.previewAlways)
+    let housekeeper = Housekeeper(
+        client: client, streamID: settings.streamID, previewAlways: settings.previewAlways, stateGauge: metrics.state)
     let publisher = FramePublisher(client: client, channel: "vectorflow:frames:\(settings.streamID)", metrics: metrics)
     let server: MetricsServer
     do {

@@ -104,7 +104,11 @@ function createRow(id) {
   badge.className = "badge";
   const error = document.createElement("div");
   error.className = "last-error";
-  cell(tr, "Status").append(badge, error);
+  // Shown for a failed stream: asks the API to activate it again, which makes the reconciler try
+  // to start its worker at once (rather than at its next periodic pass).
+  const retry = button("Retry", "btn btn-retry", () => retryStream(id, retry));
+  retry.hidden = true;
+  cell(tr, "Status").append(badge, error, retry);
   const fps = cell(tr, "FPS", "num");
   const flow = cell(tr, "Flow", "num");
   const actions = document.createElement("div");
@@ -114,7 +118,7 @@ function createRow(id) {
   const del = button("Delete", "btn btn-danger", () => deleteStream(id, del));
   actions.append(toggle, edit, del);
   cell(tr).append(actions);
-  const row = { tr, name, url, grid, badge, error, fps, flow, toggle, edit, del };
+  const row = { tr, name, url, grid, badge, error, retry, fps, flow, toggle, edit, del };
   rows.set(id, row);
   return row;
 }
@@ -159,10 +163,15 @@ function updateRow(row, stream) {
   const lastError = stream.status && stream.status.last_error;
   if (lastError) row.badge.title = `Last error: ${lastError}`;
   else row.badge.removeAttribute("title");
-  // Troubled streams also show the error as text (a title alone is out of reach of touch and keyboard).
-  const troubled = lastError && (st === "failed" || st === "reconnecting");
-  setText(row.error, troubled ? String(lastError) : "");
-  row.error.title = troubled ? String(lastError) : "";
+  // Troubled streams also show the error as text (a title alone is out of reach of touch and keyboard);
+  // a failed one says so in words with its reason, and offers to try again.
+  const failed = st === "failed";
+  const troubled = lastError && (failed || st === "reconnecting");
+  const errorLine = failed ? `failed: ${lastError ? String(lastError) : "no reason reported"}` : troubled ? String(lastError) : "";
+  setText(row.error, errorLine);
+  row.error.title = errorLine;
+  row.retry.hidden = !failed;
+  row.retry.setAttribute("aria-label", `Retry ${stream.name}`);
   const live = selected && state.live && state.live.streamId === stream.id ? state.live : null;
   const fps = live ? live.fps : stream.is_active && stream.status ? Number(stream.status.fps) : NaN;
   setText(row.fps, fixed(fps, 1));
@@ -201,6 +210,24 @@ async function toggleActive(id, btn) {
   }
 }
 
+async function retryStream(id, btn) {
+  const stream = streamById(id);
+  if (!stream) return;
+  btn.disabled = true;
+  hideBanner();
+  try {
+    // POST /activate on a stream that is already active is the API's "start its worker now": the
+    // answer is the stream once a worker runs, or the engine's reason (502/503) if it still cannot.
+    replaceStream(await api.activate(id));
+    if (id === state.selectedId) preview.retryNow();
+  } catch (e) {
+    showBanner(`Retry of "${stream.name}" failed: ${errorText(e)}`);
+  } finally {
+    btn.disabled = false;
+    refresh();
+  }
+}
+
 async function deleteStream(id, btn) {
   const stream = streamById(id);
   if (!stream) return;
@@ -224,7 +251,17 @@ async function deleteStream(id, btn) {
 
 const preview = new LivePreview($("preview-canvas"), {
   overlay: () => $("overlay-vectors").checked,
-  onState: (kind, text) => setText($("preview-state"), text),
+  onState: (kind, text) => {
+    setText($("preview-state"), text);
+    $("preview-state").dataset.kind = kind;
+    // Frames stopped: the row goes back to the worker's reported figures, not the last frame's.
+    if (kind === "stalled" && state.live) {
+      state.live = null;
+      const row = rows.get(state.selectedId);
+      const stream = streamById(state.selectedId);
+      if (row && stream) updateRow(row, stream);
+    }
+  },
   onFrame: (header, measured) => {
     const stats = header.stats || {};
     state.live = { streamId: state.selectedId, fps: Number(header.fps), avg: Number(stats.magnitude_avg) };

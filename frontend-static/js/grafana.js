@@ -1,7 +1,48 @@
-// The Grafana dashboard in an iframe, for the selected stream (var-stream_id). Grafana is probed
-// first, so that a stopped Grafana shows a message instead of an empty box.
+// The Grafana dashboard in an iframe (kiosk mode), for the selected stream (var-stream_id). Grafana is
+// probed first, and the iframe is only made once the probe says it answers: a stopped Grafana (as
+// with `make run`) shows a short note instead of an empty box or a browser error page.
+//
+// The probe loads Grafana's /api/health into an off-screen <object>: the element fires `load` when
+// the answer is a 2xx that may be framed and `error` otherwise (refused, 5xx, X-Frame-Options), and,
+// unlike fetch(), <img> or XMLHttpRequest, a failed <object> load writes nothing to the console.
 
 const PROBE_TIMEOUT_MS = 4000;
+
+/** Grafana's /api/health beside the dashboard URL (Grafana may live under a sub-path: /grafana/d/…). */
+export function healthUrlFor(dashboardUrl) {
+  const url = new URL(dashboardUrl, window.location.href);
+  const cut = url.pathname.indexOf("/d/");
+  const base = cut >= 0 ? url.pathname.slice(0, cut) : "";
+  return `${url.origin}${base}/api/health`;
+}
+
+/** Resolves true when `url` answers with a 2xx that may be framed, false otherwise or after `timeoutMs`. */
+export function probeSilently(url, timeoutMs = PROBE_TIMEOUT_MS) {
+  return new Promise((resolve) => {
+    const probe = document.createElement("object");
+    probe.type = "application/json";
+    probe.width = "1";
+    probe.height = "1";
+    probe.tabIndex = -1;
+    probe.setAttribute("aria-hidden", "true");
+    probe.dataset.grafanaProbe = "";
+    // Off-screen rather than display:none: an <object> without a layout box is never loaded.
+    probe.style.cssText = "position:absolute;left:-9999px;top:0;width:1px;height:1px;border:0;";
+    let settled = false;
+    const finish = (ok) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      probe.remove();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    probe.addEventListener("load", () => finish(true));
+    probe.addEventListener("error", () => finish(false));
+    probe.data = url;
+    document.body.append(probe);
+  });
+}
 
 export class GrafanaPanel {
   constructor({ frame, message, link, dashboardUrl }) {
@@ -22,10 +63,16 @@ export class GrafanaPanel {
     return url.toString();
   }
 
+  /** The embedded view: Grafana's kiosk mode (no side menu or top bar inside the card). */
+  embedUrlFor(streamId) {
+    const url = new URL(this.urlFor(streamId));
+    url.searchParams.set("kiosk", "1");
+    return url.toString();
+  }
+
   async show(streamId) {
     this.streamId = streamId;
-    const url = this.urlFor(streamId);
-    this.link.href = url;
+    this.link.href = this.urlFor(streamId);
     if (!this.dashboardUrl) {
       this.say("No Grafana dashboard URL is configured (grafanaDashboardUrl in config.js).", true);
       return;
@@ -33,6 +80,7 @@ export class GrafanaPanel {
     if (this.reachable === null) await this.probe();
     if (streamId !== this.streamId) return;
     if (!this.reachable) return;
+    const url = this.embedUrlFor(streamId);
     if (this.frame.getAttribute("src") !== url) this.frame.setAttribute("src", url);
     this.frame.hidden = false;
     this.message.hidden = true;
@@ -49,19 +97,11 @@ export class GrafanaPanel {
 
   async runProbe() {
     this.say("Checking Grafana…", false);
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
-    try {
-      // An opaque answer is enough: it proves that something serves the dashboard URL.
-      await fetch(this.dashboardUrl, { mode: "no-cors", cache: "no-store", signal: controller.signal });
-      this.reachable = true;
-    } catch {
-      this.reachable = false;
+    this.reachable = await probeSilently(healthUrlFor(this.dashboardUrl));
+    if (!this.reachable) {
       const origin = new URL(this.dashboardUrl, window.location.href).origin;
       this.say(`Grafana is not reachable at ${origin}. Start it (docker compose up grafana) or set ` +
         "grafanaDashboardUrl in config.js; the live preview above works without it.", true, true);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

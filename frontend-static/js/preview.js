@@ -21,6 +21,14 @@ export function parseEnvelope(buffer) {
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10000;
+/** Frames come at PREVIEW_FPS (a few a second): a gap this long means they stopped. */
+export const STALL_AFTER_MS = 3000;
+const STALL_TICK_MS = 500;
+
+/** The preview's words for a gap of `ms` since the last frame. */
+export function stalledText(ms) {
+  return `No frames for ${Math.floor(ms / 1000)} s (the worker is stopped, reconnecting or starting).`;
+}
 
 export class LivePreview {
   /**
@@ -40,6 +48,9 @@ export class LivePreview {
     this.bitmap = null; // last decoded image, redrawn under vector-only frames
     this.shownTimes = [];
     this.generation = 0; // frames of an older socket or stream are dropped
+    this.kind = "idle";
+    this.lastFrameAt = 0; // performance.now() of the last frame drawn for this stream; 0: none yet
+    this.stallTimer = 0;
     this.clear();
   }
 
@@ -48,6 +59,7 @@ export class LivePreview {
     if (streamId === this.streamId) return;
     this.streamId = streamId;
     this.disconnect();
+    this.lastFrameAt = 0;
     this.resetImage();
     this.clear();
     if (!streamId) this.state("idle", "Select a stream to preview it.");
@@ -59,6 +71,7 @@ export class LivePreview {
   setVisible(visible) {
     if (!visible) {
       this.disconnect();
+      this.lastFrameAt = 0; // no frames while hidden is by choice: count again from the next one
       if (this.streamId) this.state("paused", "Preview paused while the page is hidden.");
     } else if (this.streamId && !this.socket) {
       this.retryDelay = BACKOFF_FIRST_MS;
@@ -80,10 +93,13 @@ export class LivePreview {
     }
     socket.binaryType = "arraybuffer";
     this.socket = socket;
+    this.watchForStall();
     this.state("connecting", "Connecting to the live feed…");
     socket.onopen = () => {
       if (generation !== this.generation) return;
       this.state("waiting", "Connected; waiting for frames (is the stream active?).");
+      // Frames were shown before (the socket was reopened): go on counting from the last one.
+      this.checkStall();
     };
     socket.onmessage = (event) => {
       if (generation !== this.generation || !(event.data instanceof ArrayBuffer)) return;
@@ -111,9 +127,24 @@ export class LivePreview {
     this.connect();
   }
 
+  /** While a socket is open, says "No frames for N s" (counting) once frames stop coming. */
+  watchForStall() {
+    if (this.stallTimer) return;
+    this.stallTimer = setInterval(() => this.checkStall(), STALL_TICK_MS);
+  }
+
+  checkStall() {
+    if (!this.socket || !this.lastFrameAt) return;
+    if (this.kind !== "live" && this.kind !== "stalled" && this.kind !== "waiting") return;
+    const gap = performance.now() - this.lastFrameAt;
+    if (gap >= STALL_AFTER_MS) this.state("stalled", stalledText(gap));
+  }
+
   disconnect() {
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
+    clearInterval(this.stallTimer);
+    this.stallTimer = 0;
     this.generation++;
     this.pending = null;
     if (this.socket) {
@@ -190,6 +221,7 @@ export class LivePreview {
     const span = (now - this.shownTimes[0]) / 1000;
     const shownFps = this.shownTimes.length > 1 && span > 0 ? (this.shownTimes.length - 1) / span : NaN;
     const latencyMs = Number.isFinite(header.captured_at) ? Date.now() - header.captured_at * 1000 : NaN;
+    this.lastFrameAt = now;
     this.state("live", `Live: ${header.stream_name || header.stream_id || ""}`);
     if (this.hooks.onFrame) this.hooks.onFrame(header, { shownFps, latencyMs });
   }
@@ -226,6 +258,7 @@ export class LivePreview {
   }
 
   state(kind, text) {
+    this.kind = kind;
     if (this.hooks.onState) this.hooks.onState(kind, text);
   }
 }
