@@ -49,13 +49,18 @@ let package = Package(
         .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore"], swiftSettings: strict),
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
         .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore"], swiftSettings: strict),
-        // The control plane: the streams' operations with typed results (the API maps them to HTTP).
-        .target(name: "VFControl", dependencies: ["VFCore", "VFStore"], swiftSettings: strict),
+        // The control plane: the streams' operations with typed results (the API maps them to
+        // HTTP), and the reconciler's wiring to the store and the live status.
+        .target(
+            name: "VFControl", dependencies: ["VFCore", "VFStore", "VFRuntime", "VFBus", "VFLive"], swiftSettings: strict),
+        // The HTTP face: routes (one table for the router and /openapi.json), auth, CORS, docs.
+        .target(
+            name: "VFAPI", dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus"], swiftSettings: strict),
         .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore"], swiftSettings: strict),
         .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore"], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
-            dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus", "VFRuntime", "VFLive"],
+            dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFAPI", "VFBus", "VFRuntime", "VFLive"],
             swiftSettings: strict
         ),
         .executableTarget(

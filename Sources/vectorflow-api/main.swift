@@ -1,5 +1,7 @@
 import Foundation
+import VFAPI
 import VFBus
+import VFControl
 import VFCore
 import VFLive
 import VFNet
@@ -77,7 +79,7 @@ api.connectDatabase()
 live.start()
 leaderLock.start { isLeader in if isLeader { reconciler.kick() } }  // a new leader acts at once
 reconciler.start()  // a first pass at once, then every VF_RECONCILE_INTERVAL seconds
-if api.staticFiles == nil {
+if !api.servesDashboard {
     FileHandle.standardError.write(
         Data("vectorflow-api: static folder \(config.staticDir) not found; serving the API only\n".utf8))
 }

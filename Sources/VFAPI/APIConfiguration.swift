@@ -2,35 +2,35 @@ import Foundation
 import VFCore
 
 /// Settings of `vectorflow-api`, from flags or the environment (see docs/api.md).
-struct APIConfiguration: Sendable {
-    var databaseURL: String
-    var redisURL: String
-    var host: String
-    var port: Int
-    var apiToken: String?
-    var allowFileSources: Bool
+public struct APIConfiguration: Sendable {
+    public var databaseURL: String
+    public var redisURL: String
+    public var host: String
+    public var port: Int
+    public var apiToken: String?
+    public var allowFileSources: Bool
     /// `VF_MEDIA_DIR`: the one folder `file://` sources may come from (required with
     /// `VF_ALLOW_FILE_SOURCES`); nil when file sources are off.
-    var mediaDirectory: String?
-    var staticDir: String
+    public var mediaDirectory: String?
+    public var staticDir: String
     /// `["*"]` for any origin, else the exact origins allowed besides the API's own (same origin:
     /// the scheme and `Host` of the request itself), for CORS and for WebSocket upgrades.
-    var corsOrigins: [String]
+    public var corsOrigins: [String]
     /// `VF_ALLOWED_HOSTS`: the `Host` values (with or without port) the API answers; empty: any.
     /// Set it where a browser can reach the API, against DNS rebinding.
-    var allowedHosts: [String]
-    var databasePoolSize: Int
+    public var allowedHosts: [String]
+    public var databasePoolSize: Int
     /// `VF_STOP_WORKERS_ON_EXIT`: on SIGTERM/SIGINT, stop every worker before exiting (compose, so
     /// that `docker compose down` leaves none behind; the desired state restarts them at the next
     /// start). Off by default: the next API instance adopts the running workers instead.
-    var stopWorkersOnExit: Bool
+    public var stopWorkersOnExit: Bool
     /// `VF_DOCS_ASSETS_DIR`: Swagger UI's and ReDoc's files (DocsAssets); without them, /docs and
     /// /redoc serve the built-in page.
-    var docsAssetsDir: String
+    public var docsAssetsDir: String
 
     /// `host:port` of the platform's own services, which the source policy always denies to
     /// workers: the database, Redis, and this API (on loopback when it listens on every address).
-    var platformServices: [String] {
+    public var platformServices: [String] {
         var out = [SourceEndpoint(databaseURL, defaultPort: 5432)?.rule, SourceEndpoint(redisURL, defaultPort: 6379)?.rule]
             .compactMap { $0 }
         if port != 0 {
@@ -43,7 +43,7 @@ struct APIConfiguration: Sendable {
         return out
     }
 
-    init(_ c: ConfigurationSource) throws(ConfigurationError) {
+    public init(_ c: ConfigurationSource) throws(ConfigurationError) {
         databaseURL = c.string("DATABASE_URL", default: "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow")
         guard databaseURL.hasPrefix("postgresql://") || databaseURL.hasPrefix("postgres://") else {
             throw ConfigurationError("DATABASE_URL must be a postgresql:// URL, got \"\(databaseURL)\"")

@@ -8,16 +8,16 @@ import VFStore
 
 /// `waitForWorker(streamID) { failure in ... }`: calls back (on the reconciler's thread) after the
 /// runtime's next pass with that stream's error, or nil when its worker runs.
-typealias WorkerStartObserver = @Sendable (String, @escaping @Sendable ((status: Int, message: String)?) -> Void) -> Void
+public typealias WorkerStartObserver = @Sendable (String, @escaping @Sendable ((status: Int, message: String)?) -> Void) -> Void
 
 /// The reconciler's desired state, read through a database pool of its own: the reconciler thread
 /// queues a job and waits for it, so no event loop ever waits on PostgreSQL and requests never
 /// compete with the reconciler for connections. The SQL is StreamRepository's.
-final class PostgresDesiredState: DesiredStateStore {
+public final class PostgresDesiredState: DesiredStateStore {
     let pool: DatabasePool
-    init(pool: DatabasePool) { self.pool = pool }
+    public init(pool: DatabasePool) { self.pool = pool }
 
-    func desiredWorkers() throws -> [WorkerSpec] {
+    public func desiredWorkers() throws -> [WorkerSpec] {
         try run { db in
             try StreamRepository.desiredWorkers(db).map { w in
                 WorkerSpec(
@@ -27,7 +27,7 @@ final class PostgresDesiredState: DesiredStateStore {
         }
     }
 
-    func recordWorker(streamID: String, containerName: String?, startedAt: Double?) throws {
+    public func recordWorker(streamID: String, containerName: String?, startedAt: Double?) throws {
         try run { db in try StreamRepository.recordWorker(db, id: streamID, name: containerName, startedAt: startedAt) }
     }
 
@@ -61,11 +61,16 @@ private final class ResultBox<T>: @unchecked Sendable {
 /// workers keep, `vectorflow:status:<id>`): a worker that could not be started never reports, so
 /// without this the stream would show "starting" forever. The TTL outlives a few passes, so the
 /// failure stays visible while it lasts and goes once a worker runs (and writes its own status).
-struct StartFailureReporter: Sendable {
+public struct StartFailureReporter: Sendable {
     let redis: RedisClient
     let ttl: Int
 
-    func publish(_ report: ReconcileReport) {
+    public init(redis: RedisClient, ttl: Int) {
+        self.redis = redis
+        self.ttl = ttl
+    }
+
+    public func publish(_ report: ReconcileReport) {
         let now = String(format: "%.3f", Date().timeIntervalSince1970)
         var failures = report.startFailures
         for (streamID, p) in report.placements {
@@ -90,15 +95,16 @@ struct StartFailureReporter: Sendable {
 }
 
 /// Every committed change asks the reconciler for a pass; it does the work on its own thread.
-struct ReconcilingObserver: DesiredStateObserver {
+public struct ReconcilingObserver: DesiredStateObserver {
     let reconciler: StreamReconciler
-    func desiredStateChanged() { reconciler.kick() }
+    public init(reconciler: StreamReconciler) { self.reconciler = reconciler }
+    public func desiredStateChanged() { reconciler.kick() }
 }
 
 extension StreamReconciler {
     /// The activation answer: the error of the next pass for `streamID` (502 engine refused,
     /// 503 engine unreachable), or nil.
-    var workerStartObserver: WorkerStartObserver {
+    public var workerStartObserver: WorkerStartObserver {
         { [self] streamID, done in
             kick { report in
                 if let e = report.errors[streamID] ?? report.failure {
@@ -120,7 +126,7 @@ extension FrameBroadcaster {
     }
 
     /// Worker statuses as the `status` member of each stream's JSON.
-    var statusProvider: @Sendable ([String]) -> [String: JSONValue] {
+    public var statusProvider: @Sendable ([String]) -> [String: JSONValue] {
         { [self] ids in
             statuses(for: ids).mapValues { s in
                 .object([

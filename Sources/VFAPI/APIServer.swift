@@ -8,15 +8,17 @@ import VFStore
 /// Wires the service layer to VFNet: routes, CORS, bearer auth and request metrics. Handlers only
 /// move bytes; every database call is queued on the `DatabasePool` and answered from its thread
 /// through the `HTTPResponder`, so the event loops never wait on PostgreSQL.
-final class APIServer: Sendable {
-    let config: APIConfiguration
-    let pool: DatabasePool
+public final class APIServer: Sendable {
+    public let config: APIConfiguration
+    public let pool: DatabasePool
     let service: StreamService
     let validator: StreamValidator
     let metrics = APIMetrics()
     let redis: RedisHealth
     let openAPI: [UInt8]
     let staticFiles: StaticFiles?
+    /// Whether the dashboard folder was found (else only the API is served).
+    public var servesDashboard: Bool { staticFiles != nil }
     private let fileQueue = DispatchQueue(label: "vectorflow-api.static", attributes: .concurrent)
 
     /// Waits (without holding a thread) for the worker runtime's next pass after an activation and
@@ -25,7 +27,7 @@ final class APIServer: Sendable {
     /// This instance's role among replicas for /health ("leader" or "standby"); nil leaves it out.
     let role: @Sendable () -> String?
 
-    init(
+    public init(
         config: APIConfiguration, redis: RedisClient?, observer: any DesiredStateObserver = NoDesiredStateObserver(),
         statuses: (@Sendable ([String]) -> [String: JSONValue])? = nil, workerStarted: WorkerStartObserver? = nil,
         role: @escaping @Sendable () -> String? = { nil }
@@ -45,7 +47,7 @@ final class APIServer: Sendable {
 
     /// Connects (and applies init.sql) right away rather than on the first request. Called once the
     /// port is bound; a database that is not there yet is retried by later requests.
-    func connectDatabase() {
+    public func connectDatabase() {
         pool.submit { db in
             if !db.ping() { logError("database not reachable yet; answering 503 until it is") }
         }
@@ -58,7 +60,7 @@ final class APIServer: Sendable {
 
     /// The router: every operation of the route table (OpenAPIDocument.operations) with the
     /// handler of its id, behind the token check where the table says so; then the docs' assets.
-    func makeRouter() -> Router {
+    public func makeRouter() -> Router {
         var r = Router()
         // Swagger UI and ReDoc from the installed package's files, else the built-in page (DocsPage.swift).
         let docs = DocsAssets.load(directory: config.docsAssetsDir) { logError($0) }
@@ -260,7 +262,7 @@ final class APIServer: Sendable {
 
     // MARK: Hooks
 
-    func makeHooks() -> HTTPServerHooks {
+    public func makeHooks() -> HTTPServerHooks {
         let origins = config.corsOrigins
         let anyOrigin = origins.contains("*")
         let hosts = config.allowedHosts
