@@ -204,6 +204,10 @@ def test_swarm_end_to_end(swarm, shared_redis, spawn, bin_dir, postgres, prometh
                 assert task["node"] == hostnames[task["node_id"]] and task["error"] is None, task
             return True
         wait_until(tasks_shown, 15, interval=0.5, what="every stream's status showing its running task")
+        schema = requests.get(f"{a.base}/openapi.json", timeout=5).json()["components"]["schemas"]
+        assert schema["StreamStatus"]["properties"]["task"] == {"$ref": "#/components/schemas/WorkerTask"}
+        shown = requests.get(f"{a.base}/streams/{ids[0]}", timeout=5).json()["status"]["task"]
+        assert set(shown) == set(schema["WorkerTask"]["properties"]) == set(schema["WorkerTask"]["required"]), shown
 
         # Frames from every stream, through either replica.
         for i, sid in enumerate(ids):
