@@ -7,7 +7,9 @@
 #   bridge vf18br 198.18.0.1 in the root namespace: the manager dockerd, the registry
 #   (198.18.0.1:5000, insecure) and whatever the test runs for the workers (Redis, Prometheus);
 #   netns vf18n1 198.18.0.2 and vf18n2 198.18.0.3: one worker dockerd each, joined by veth.
-# Every node is labelled vectorflow.zone=<node name>, for the placement spread.
+# Every node is labelled vectorflow.zone=<node name> (for constraints; the workers use no spread
+# preference, see SwarmRuntimeConfiguration.spreadOver). start returns once all three nodes are
+# Ready and Active with their labels, so the scheduler sees three equal nodes from the first task.
 # Exits 3 (reason on stderr) when no engine can run here, so callers can skip with that reason.
 # Stop is safe after a failed or partial start, and start runs stop first (idempotent).
 set -uo pipefail
@@ -51,6 +53,20 @@ stop_dockerd() {  # name
     kill -9 "$pid" 2>/dev/null
     rm -f "$f"
   fi
+}
+
+# Every node Ready and Active in the manager's view (bounded): the scheduler only places tasks on
+# those, so a scenario started earlier would find fewer nodes than it expects.
+wait_nodes_ready() {  # count seconds
+  local want=$1 n
+  for _ in $(seq 1 $(( $2 * 5 ))); do
+    n=$(dk m node ls --format '{{.Status}} {{.Availability}}' 2>/dev/null | grep -c '^Ready Active$')
+    [ "$n" = "$want" ] && return 0
+    sleep 0.2
+  done
+  echo "only $n of $want swarm nodes Ready and Active after $2 s:" >&2
+  dk m node ls >&2
+  return 1
 }
 
 stop_all() {
@@ -105,14 +121,14 @@ YML
   done
   # Node failures are noticed within a few seconds (the default heartbeat is 5 s).
   dk m swarm update --dispatcher-heartbeat 2s >/dev/null
-  for _ in $(seq 1 100); do
-    [ "$(dk m node ls --format '{{.Status}}' | grep -c Ready)" = 3 ] && break; sleep 0.2
-  done
+  wait_nodes_ready 3 30 || { stop_all; exit 1; }
   # Node ids in join order: the manager, then n1, n2 (each reports the same hostname).
-  i=0
+  : >"$dir/nodes"
   for d in m n1 n2; do
     id=$(dk "$d" info --format '{{.Swarm.NodeID}}')
-    dk m node update --label-add "vectorflow.zone=$d" "$id" >/dev/null
+    dk m node update --label-add "vectorflow.zone=$d" "$id" >/dev/null || { stop_all; exit 1; }
+    [ "$(dk m node inspect --format '{{index .Spec.Labels "vectorflow.zone"}}' "$id")" = "$d" ] \
+      || { echo "node $d ($id) did not keep its label" >&2; stop_all; exit 1; }
     echo "$d $id" >>"$dir/nodes"
   done
   for _ in $(seq 1 50); do curl -sf --max-time 1 "http://$REGISTRY/v2/" >/dev/null && break; sleep 0.1; done
@@ -123,6 +139,7 @@ stop) stop_all ;;
 stop-node) stop_dockerd "${3:?node}" ;;
 start-node)
   n=${3:?node}; i=$(( ${n#n} - 1 ))
-  start_dockerd "$n" "${NODES[$i]}" || exit 1 ;;
+  start_dockerd "$n" "${NODES[$i]}" || exit 1
+  wait_nodes_ready 3 30 || exit 1 ;;
 *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
 esac

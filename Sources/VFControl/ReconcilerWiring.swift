@@ -74,14 +74,23 @@ public struct StartFailureReporter: Sendable {
         let now = String(format: "%.3f", Date().timeIntervalSince1970)
         var failures = report.startFailures
         for (streamID, p) in report.placements {
-            // A cluster runtime's task: its node and state beside the worker's own fields; a task
-            // the engine could not run shows the engine's message like any start failure.
-            let key = FrameBroadcaster.statusPrefix + streamID
-            _ = try? redis.command(["HSET", key, "node", p.nodeID, "task_state", p.taskState, "task_error", p.message])
+            // A cluster runtime's task, in a hash of its own (the worker rewrites and deletes its
+            // status hash): the status of GET /streams shows it as `task`. A task the engine could
+            // not run also shows the engine's message like any start failure.
+            let key = FrameBroadcaster.taskPrefix + streamID
+            _ = try? redis.command([
+                "HSET", key, "state", p.taskState, "node", p.nodeName, "node_id", p.nodeID,
+                "error", Credentials.maskText(p.message), "updated_at", now,
+            ])
+            _ = try? redis.command(["EXPIRE", key, String(ttl)])
             if p.taskState != "running" && !p.message.isEmpty && failures[streamID] == nil {
-                failures[streamID] = RuntimeError(
-                    .engine, "swarm task \(p.taskState) on node \(p.nodeID.prefix(12)): \(p.message)")
+                let node = p.nodeName.isEmpty ? String(p.nodeID.prefix(12)) : "\(p.nodeName) (\(p.nodeID.prefix(12)))"
+                failures[streamID] = RuntimeError(.engine, "swarm task \(p.taskState) on node \(node): \(p.message)")
             }
+        }
+        // A stopped worker has no task any more.
+        for streamID in report.stopped where report.placements[streamID] == nil {
+            _ = try? redis.command(["DEL", FrameBroadcaster.taskPrefix + streamID])
         }
         for (streamID, error) in failures {
             let key = FrameBroadcaster.statusPrefix + streamID
@@ -125,11 +134,22 @@ extension FrameBroadcaster {
         return f.string(from: Date(timeIntervalSince1970: seconds))
     }
 
+    /// A cluster runtime's task as the `task` member of a stream's status (absent for the local
+    /// runtimes): its state, node (hostname and id) and the engine's error, masked.
+    static func taskJSON(_ t: TaskStatus) -> JSONValue {
+        .object([
+            ("state", .string(t.state)),
+            ("node", t.node.map(JSONValue.string) ?? .null),
+            ("node_id", t.nodeID.map(JSONValue.string) ?? .null),
+            ("error", t.error.map { .string(Credentials.maskText($0)) } ?? .null),
+        ])
+    }
+
     /// Worker statuses as the `status` member of each stream's JSON.
     public var statusProvider: @Sendable ([String]) -> [String: JSONValue] {
         { [self] ids in
-            statuses(for: ids).mapValues { s in
-                .object([
+            statuses(for: ids).mapValues { s -> JSONValue in
+                var members: [(String, JSONValue)] = [
                     ("state", .string(s.state)),
                     ("fps", s.fps.flatMap { $0.isFinite ? JSONValue.double($0) : nil } ?? .null),
                     (
@@ -137,7 +157,9 @@ extension FrameBroadcaster {
                         s.lastError.flatMap { $0.isEmpty ? nil : JSONValue.string(Credentials.maskText($0)) } ?? .null
                     ),
                     ("updated_at", s.updatedAt.map { .string(Self.isoTime($0)) } ?? .null),
-                ])
+                ]
+                if let task = s.task { members.append(("task", Self.taskJSON(task))) }
+                return .object(members)
             }
         }
     }

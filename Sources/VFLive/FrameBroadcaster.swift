@@ -11,18 +11,54 @@ public struct StreamStatus: Sendable, Equatable, Codable {
     public var lastError: String?
     /// Seconds since 1970 of the worker's last refresh.
     public var updatedAt: Double?
+    /// A cluster runtime's task (swarm); nil for the local runtimes.
+    public var task: TaskStatus?
 
-    public init(state: String, fps: Double? = nil, lastError: String? = nil, updatedAt: Double? = nil) {
+    public init(
+        state: String, fps: Double? = nil, lastError: String? = nil, updatedAt: Double? = nil, task: TaskStatus? = nil
+    ) {
         self.state = state
         self.fps = fps
         self.lastError = lastError
         self.updatedAt = updatedAt
+        self.task = task
     }
 
     enum CodingKeys: String, CodingKey {
-        case state, fps
+        case state, fps, task
         case lastError = "last_error"
         case updatedAt = "updated_at"
+    }
+}
+
+/// Where a cluster runtime runs a stream's worker, as the leader's reconciler last saw it
+/// (`vectorflow:task:<id>`): the engine's task state, the node and the engine's error.
+public struct TaskStatus: Sendable, Equatable, Codable {
+    /// The engine's task state (`running`, `preparing`, `rejected`, ...).
+    public var state: String
+    /// The node's hostname (may be shared by several nodes) and its id (unique).
+    public var node: String?
+    public var nodeID: String?
+    /// The engine's error for the task, as written (masked) by the reconciler; nil when none.
+    public var error: String?
+
+    public init(state: String, node: String? = nil, nodeID: String? = nil, error: String? = nil) {
+        self.state = state
+        self.node = node
+        self.nodeID = nodeID
+        self.error = error
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, node, error
+        case nodeID = "node_id"
+    }
+
+    /// The hash fields, as `StartFailureReporter` writes them; nil without a state.
+    init?(fields: [String: String]) {
+        guard let state = fields["state"], !state.isEmpty else { return nil }
+        func nonEmpty(_ k: String) -> String? { fields[k].flatMap { $0.isEmpty ? nil : $0 } }
+        self.init(state: state, node: nonEmpty("node"), nodeID: nonEmpty("node_id"), error: nonEmpty("error"))
     }
 }
 
@@ -38,6 +74,8 @@ public final class FrameBroadcaster: Sendable {
     public static let channelPrefix = "vectorflow:frames:"
     public static let viewersPrefix = "vectorflow:viewers:"
     public static let statusPrefix = "vectorflow:status:"
+    /// A cluster runtime's task of a stream (hash: state, node, node_id, error), kept by the leader.
+    public static let taskPrefix = "vectorflow:task:"
     /// The largest message a viewer may send on `/ws/frames` (it needs none; pings are control frames).
     public static let maxClientMessageBytes = 4096
 
@@ -136,29 +174,37 @@ public final class FrameBroadcaster: Sendable {
     /// Frames handed to clients so far (one per client per frame).
     public var framesForwarded: Int { registry.withLock { $0.forwarded } }
 
-    /// The workers' status hashes, all in one round trip (a read-only Lua script doing HGETALL per
-    /// key). Blocks on Redis (≤ ~1 s per attempt): call it from a worker pool, never from an event
-    /// loop. Streams without a status (or all, if Redis is down) are absent from the result.
+    /// The workers' status hashes and their cluster tasks, all in one round trip (a read-only Lua
+    /// script doing HGETALL per key). Blocks on Redis (≤ ~1 s per attempt): call it from a worker
+    /// pool, never from an event loop. Streams with neither (or all, if Redis is down) are absent
+    /// from the result; a task without a worker status yet (the engine still placing or pulling)
+    /// shows as `starting`.
     public func statuses(for ids: [String]) -> [String: StreamStatus] {
         guard !ids.isEmpty else { return [:] }
         let script = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGETALL', k) end return r"
-        guard let reply = try? redis.command(["EVAL", script, String(ids.count)] + ids.map { Self.statusPrefix + $0 }),
-            case .array(let hashes) = reply, hashes.count == ids.count
+        let keys = ids.flatMap { [Self.statusPrefix + $0, Self.taskPrefix + $0] }
+        guard let reply = try? redis.command(["EVAL", script, String(keys.count)] + keys),
+            case .array(let hashes) = reply, hashes.count == keys.count
         else { return [:] }
-        var out: [String: StreamStatus] = [:]
-        for (id, hash) in zip(ids, hashes) {
-            guard case .array(let items) = hash, !items.isEmpty else { continue }
-            var fields: [String: String] = [:]
+        func fields(_ hash: RedisReply) -> [String: String] {
+            guard case .array(let items) = hash else { return [:] }
+            var out: [String: String] = [:]
             var i = 0
             while i + 1 < items.count {
-                if let k = items[i].text, let v = items[i + 1].text { fields[k] = v }
+                if let k = items[i].text, let v = items[i + 1].text { out[k] = v }
                 i += 2
             }
-            guard let state = fields["state"] else { continue }
-            let lastError = fields["last_error"].flatMap { $0.isEmpty ? nil : $0 }
+            return out
+        }
+        var out: [String: StreamStatus] = [:]
+        for (n, id) in ids.enumerated() {
+            let worker = fields(hashes[2 * n])
+            let task = TaskStatus(fields: fields(hashes[2 * n + 1]))
+            guard let state = worker["state"] ?? (task == nil ? nil : "starting") else { continue }
+            let lastError = worker["last_error"].flatMap { $0.isEmpty ? nil : $0 }
             out[id] = StreamStatus(
-                state: state, fps: fields["fps"].flatMap(Double.init), lastError: lastError,
-                updatedAt: fields["updated_at"].flatMap(Double.init))
+                state: state, fps: worker["fps"].flatMap(Double.init), lastError: lastError,
+                updatedAt: worker["updated_at"].flatMap(Double.init), task: task)
         }
         return out
     }

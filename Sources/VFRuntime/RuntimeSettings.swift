@@ -19,8 +19,8 @@ public struct RuntimeSettings: Sendable {
     public var workerRedisURL: String
     public var reconcileInterval: Double
     public var stopTimeout: Double
-    /// Swarm runtime: `VF_SWARM_CONSTRAINTS` (comma-separated), `VF_SWARM_SPREAD` (the node
-    /// attribute replicas spread over), `VF_SWARM_METRICS_PORTS` (`LOW-HIGH`, host ports for
+    /// Swarm runtime: `VF_SWARM_CONSTRAINTS` (comma-separated), `VF_SWARM_SPREAD` (a spread
+    /// preference, none by default), `VF_SWARM_METRICS_PORTS` (`LOW-HIGH`, host ports for
     /// /metrics), `VF_WORKER_PUSH` (push the image to its registry).
     public var swarmConstraints: [String]
     public var swarmSpread: String
@@ -58,7 +58,9 @@ public struct RuntimeSettings: Sendable {
         stopTimeout = try c.double("VF_WORKER_STOP_TIMEOUT", default: 5, range: 0...120)
         swarmConstraints = c.string("VF_SWARM_CONSTRAINTS", default: "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        swarmSpread = c.string("VF_SWARM_SPREAD", default: "node.labels.vectorflow.zone")
+        // No preference by default: the scheduler's own choice (fewest tasks) spreads one-replica
+        // services over the nodes; a spread preference would make it random (see SwarmRuntimeConfiguration).
+        swarmSpread = c.string("VF_SWARM_SPREAD", default: "")
         let ports = c.string("VF_SWARM_METRICS_PORTS", default: "19100-19999").split(separator: "-").map {
             Int($0.trimmingCharacters(in: .whitespaces))
         }

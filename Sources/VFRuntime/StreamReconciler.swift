@@ -270,6 +270,11 @@ public final class StreamReconciler: @unchecked Sendable {
         }
         let wanted = Dictionary(desired.map { ($0.streamID, $0) }, uniquingKeysWith: { a, _ in a })
         let present = Dictionary(actual.map { ($0.streamID, $0) }, uniquingKeysWith: { a, _ in a })
+        // Where each wanted worker runs, as listed before this pass acted; the file_sd step below
+        // lists again after the changes and replaces these.
+        for w in actual where wanted[w.streamID] != nil {
+            if let p = w.placement { report.placements[w.streamID] = p }
+        }
 
         for worker in actual where wanted[worker.streamID] == nil {
             do {
@@ -328,7 +333,7 @@ public final class StreamReconciler: @unchecked Sendable {
             do {
                 let workers = try runtime.list()
                 for w in workers where wanted[w.streamID] != nil {
-                    if let p = w.placement { report.placements[w.streamID] = p }
+                    report.placements[w.streamID] = w.placement
                 }
                 let targets = workers.filter { wanted[$0.streamID] != nil && $0.state != .exited }.compactMap { w in
                     targetFor(w).map {

@@ -17,8 +17,14 @@ public struct SwarmRuntimeConfiguration: Sendable {
     public var metricsPorts: ClosedRange<Int>
     /// `VF_SWARM_CONSTRAINTS`: placement constraints (`node.labels.gpu==true`, `node.role==worker`).
     public var constraints: [String]
-    /// `VF_SWARM_SPREAD`: the node attribute the replicas are spread over (`node.labels.zone`);
-    /// empty for none.
+    /// `VF_SWARM_SPREAD`: a placement preference (`node.labels.zone`); empty (the default) for none.
+    /// Without one the scheduler already spreads the workers over nodes: each worker is a
+    /// one-replica service, and among the eligible nodes it takes the one with the fewest active
+    /// tasks. A spread preference only evens out the replicas of one service; for a one-replica
+    /// service every branch holds 0 of them, so the branch is whichever comes first in a Go map
+    /// (random, and biased towards one): with `node.labels.vectorflow.zone` set per node, 4 workers
+    /// on 3 nodes often all landed on one. Use it only for a label shared by groups of nodes when
+    /// a random group per worker is what is wanted; it never balances load.
     public var spreadOver: String
     public var user: String
     /// Limits (0: none) and what the scheduler reserves on a node for each worker (0: nothing).
@@ -38,7 +44,7 @@ public struct SwarmRuntimeConfiguration: Sendable {
         dockerHost: String = "unix:///var/run/docker.sock", image: String = "vectorflow-worker:latest",
         buildContext: String? = nil, dockerfile: String = "Dockerfile", pushImage: Bool = false,
         redisURL: String = "redis://localhost:6379/0", metricsPorts: ClosedRange<Int> = 19100...19999,
-        constraints: [String] = [], spreadOver: String = "node.labels.vectorflow.zone", user: String = "10001:10001",
+        constraints: [String] = [], spreadOver: String = "", user: String = "10001:10001",
         nanoCPUs: Int = 1_000_000_000, memoryBytes: Int = 512 * 1024 * 1024, reservedNanoCPUs: Int = 100_000_000,
         reservedMemoryBytes: Int = 64 * 1024 * 1024, pidsLimit: Int = 128, restartDelay: Double = 2,
         stopGracePeriod: Double = 5, extraEnvironment: [String: String] = [:], requestTimeout: Double = 30,
@@ -399,24 +405,38 @@ public final class SwarmRuntime: WorkerRuntime, @unchecked Sendable {
         return Dictionary(grouping: items) { $0["ServiceID"] as? String ?? "" }
     }
 
-    /// Node id → (address, state).
-    private func nodes() throws(RuntimeError) -> [String: (address: String, state: String)] {
+    /// What `placement` needs to know of a node.
+    struct NodeInfo: Sendable, Equatable {
+        var address: String
+        var state: String
+        var hostname: String = ""
+    }
+
+    /// Node id → address, state and hostname.
+    private func nodes() throws(RuntimeError) -> [String: NodeInfo] {
         let r = try call("GET", "/nodes")
         guard r.status == 200, let items = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [[String: Any]]
         else { throw engineError(r, doing: "list swarm nodes") }
-        var out: [String: (address: String, state: String)] = [:]
+        return Self.nodeInfos(items)
+    }
+
+    /// `GET /nodes` as node id → address, state and hostname.
+    static func nodeInfos(_ items: [[String: Any]]) -> [String: NodeInfo] {
+        var out: [String: NodeInfo] = [:]
         for n in items {
             guard let id = n["ID"] as? String else { continue }
             let status = n["Status"] as? [String: Any] ?? [:]
-            out[id] = (status["Addr"] as? String ?? "", status["State"] as? String ?? "")
+            let description = n["Description"] as? [String: Any] ?? [:]
+            out[id] = NodeInfo(
+                address: status["Addr"] as? String ?? "", state: status["State"] as? String ?? "",
+                hostname: description["Hostname"] as? String ?? "")
         }
         return out
     }
 
     /// Where the service's current task is, in what state, and the engine's latest error: the
     /// task the swarm wants running (the newest one), or, when none, the newest task at all.
-    static func placement(tasks: [[String: Any]], nodes: [String: (address: String, state: String)])
-        -> WorkerPlacement?
+    static func placement(tasks: [[String: Any]], nodes: [String: NodeInfo]) -> WorkerPlacement?
     {
         func stamp(_ t: [String: Any]) -> String { t["UpdatedAt"] as? String ?? t["CreatedAt"] as? String ?? "" }
         let newest = tasks.sorted { stamp($0) > stamp($1) }
@@ -435,6 +455,7 @@ public final class SwarmRuntime: WorkerRuntime, @unchecked Sendable {
         var p = WorkerPlacement(
             nodeID: nodeID, address: node?.address ?? "", taskState: status["State"] as? String ?? "unknown",
             message: message)
+        p.nodeName = node?.hostname ?? ""
         p.since = parseTime(status["Timestamp"] as? String ?? "")
         return p
     }

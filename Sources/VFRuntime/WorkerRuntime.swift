@@ -134,6 +134,9 @@ public struct WorkerInfo: Sendable, Equatable {
 /// Where a cluster runtime runs a worker: the node, the engine's task state and its last error.
 public struct WorkerPlacement: Sendable, Equatable {
     public var nodeID: String
+    /// The node's hostname (`Description.Hostname`); empty when the engine does not know the node.
+    /// Several nodes may share one (containers, VMs cloned from one image): `nodeID` tells them apart.
+    public var nodeName: String = ""
     /// The node's address (`Status.Addr`): the worker is scraped there (host networking).
     public var address: String
     /// The engine's task state (`running`, `pending`, `preparing`, `rejected`, ...).

@@ -145,6 +145,33 @@ final class FrameBroadcasterTests: XCTestCase {
         XCTAssertNil(got[many[11]])
     }
 
+    /// A cluster runtime's task (`vectorflow:task:<id>`) rides along with the worker's status; a
+    /// task without a worker status yet shows as starting; without a task there is none.
+    func testStatusesCarryTheClusterTask() throws {
+        _ = try publisher.command(["HSET", "vectorflow:status:\(Self.x)", "state", "running", "fps", "10"])
+        _ = try publisher.command([
+            "HSET", "vectorflow:task:\(Self.x)", "state", "running", "node", "edge-1", "node_id", "n1id", "error", "",
+        ])
+        _ = try publisher.command([
+            "HSET", "vectorflow:task:\(Self.y)", "state", "rejected", "node", "", "node_id", "n2id",
+            "error", "No such image: r:5000/w@sha256:ab",
+        ])
+        let s = broadcaster.statuses(for: [Self.x, Self.y, Self.z])
+        XCTAssertEqual(
+            s[Self.x],
+            StreamStatus(
+                state: "running", fps: 10, task: TaskStatus(state: "running", node: "edge-1", nodeID: "n1id", error: nil)))
+        XCTAssertEqual(
+            s[Self.y],
+            StreamStatus(
+                state: "starting",
+                task: TaskStatus(state: "rejected", node: nil, nodeID: "n2id", error: "No such image: r:5000/w@sha256:ab")))
+        XCTAssertNil(s[Self.z])
+        // A status without a task (the local runtimes): no task at all.
+        _ = try publisher.command(["HSET", "vectorflow:status:\(Self.z)", "state", "connecting"])
+        XCTAssertNil(try XCTUnwrap(broadcaster.statuses(for: [Self.z])[Self.z]).task)
+    }
+
     /// A viewer that never reads must neither delay the others nor make the server hold its frames.
     func testAStalledViewerDoesNotSlowOthersNorGrowMemory() throws {
         let stalled = try TestWebSocketClient(port: port, target: "/ws/frames?stream_id=\(Self.x)", receiveBuffer: 4096)

@@ -2,6 +2,7 @@ import VFCore
 import XCTest
 
 @testable import VFRuntime
+import VFCore
 
 /// The service body the swarm runtime sends: what the engine reads from it is checked against
 /// the Engine API's field names, since a misspelt field is silently ignored by the engine.
@@ -51,6 +52,20 @@ final class SwarmServiceSpecTests: XCTestCase {
         XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(SwarmRuntime.json(body).utf8)))
     }
 
+    /// By default no spread preference: with one (a label per node) the scheduler picks a random
+    /// node for each one-replica service; without one it takes the node with the fewest tasks.
+    func testDefaultPlacementHasNoSpreadPreference() throws {
+        let body = SwarmRuntime.serviceSpec(
+            spec, configuration: SwarmRuntimeConfiguration(), image: "w", metricsPort: 19100, hostNetwork: "h")
+        let task = try XCTUnwrap(body["TaskTemplate"] as? [String: Any])
+        let placement = try XCTUnwrap(task["Placement"] as? [String: Any])
+        XCTAssertNil(placement["Preferences"])
+        XCTAssertNil(placement["Constraints"])
+        let settings = try RuntimeSettings(
+            ConfigurationSource(arguments: [], environment: [:]), redisURL: "redis://r:6379/0", apiBinaryDirectory: "/x")
+        XCTAssertEqual(settings.swarmSpread, "")
+    }
+
     func testMetricsPortIsStablePerStreamAndSkipsTakenPorts() {
         let range = 19100...19109
         let p = SwarmRuntime.metricsPort(streamID: "abc", range: range, taken: [])
@@ -82,13 +97,22 @@ final class SwarmServiceSpecTests: XCTestCase {
                 "Status": ["State": "pending", "Timestamp": "2026-01-01T00:00:02.123456789Z"],
             ],
         ]
-        let p = try XCTUnwrap(
-            SwarmRuntime.placement(tasks: tasks, nodes: ["n2": (address: "198.18.0.3", state: "ready")]))
+        let nodes = SwarmRuntime.nodeInfos([
+            ["ID": "n2", "Description": ["Hostname": "edge-2"], "Status": ["State": "ready", "Addr": "198.18.0.3"]]
+        ])
+        XCTAssertEqual(nodes["n2"], SwarmRuntime.NodeInfo(address: "198.18.0.3", state: "ready", hostname: "edge-2"))
+        let p = try XCTUnwrap(SwarmRuntime.placement(tasks: tasks, nodes: nodes))
         XCTAssertEqual(p.nodeID, "n2")
+        XCTAssertEqual(p.nodeName, "edge-2")
         XCTAssertEqual(p.address, "198.18.0.3")
         XCTAssertEqual(p.taskState, "pending")
         XCTAssertEqual(p.message, "port in use")
         XCTAssertEqual(try XCTUnwrap(p.since), 1_767_225_602.123, accuracy: 0.001)
+        // A node the engine no longer lists: the task still shows, without a name or address.
+        let gone = try XCTUnwrap(SwarmRuntime.placement(tasks: tasks, nodes: [:]))
+        XCTAssertEqual(gone.nodeID, "n2")
+        XCTAssertEqual(gone.nodeName, "")
+        XCTAssertEqual(gone.address, "")
     }
 
     func testFileSDKeepsItsFormatWithoutExtraLabels() {
