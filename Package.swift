@@ -74,6 +74,7 @@ let package = Package(
         .target(name: "VFTestSupport", dependencies: ["VFCore"], path: "Tests/VFTestSupport", swiftSettings: strict),
         .testTarget(name: "VFNetTests", dependencies: ["VFNet"], swiftSettings: strict),
         .testTarget(name: "VFCoreTests", dependencies: ["VFCore"], swiftSettings: strict),
+        .testTarget(name: "VFAPITests", dependencies: ["VFAPI", "VFNet", "VFCore", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFStoreTests", dependencies: ["VFStore", "VFControl", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFFlowTests", dependencies: ["VFFlow", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFBusTests", dependencies: ["VFBus", "VFTestSupport"], swiftSettings: strict),

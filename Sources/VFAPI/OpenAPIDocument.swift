@@ -233,7 +233,30 @@ enum OpenAPIDocument {
                             ("state", o(("type", s("string")))),
                             ("fps", o(("type", .array([s("number"), s("null")])))),
                             ("last_error", nullableString),
-                            ("updated_at", nullableTime))
+                            ("updated_at", nullableTime),
+                            (
+                                "task",
+                                ref("WorkerTask"))
+                        )
+                    ))
+            ),
+            (
+                "WorkerTask",
+                o(
+                    ("type", s("object")),
+                    (
+                        "description",
+                        s("The swarm runtime's task of the worker (absent for the other runtimes): state, node, engine error")
+                    ),
+                    ("required", .array([s("state"), s("node"), s("node_id"), s("error")])),
+                    ("additionalProperties", .bool(false)),
+                    (
+                        "properties",
+                        o(
+                            ("state", o(("type", s("string")), ("description", s("The engine's task state")))),
+                            ("node", o(("type", .array([s("string"), s("null")])), ("description", s("The node's hostname")))),
+                            ("node_id", nullableString),
+                            ("error", o(("type", .array([s("string"), s("null")])), ("description", s("The engine's error, credentials masked")))))
                     ))
             ),
             (

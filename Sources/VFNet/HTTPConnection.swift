@@ -358,16 +358,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             complete(sequence: sequence, response: early)
             return
         }
-        let responder = HTTPResponder(eventLoop: loop, connection: self, sequence: sequence)
-        switch match {
-        case .handler(let handler): handler(req, responder)
-        case .notFound: context.router.notFound(req, responder)
-        case .methodNotAllowed(let allow):
-            var r = HTTPResponse.error(405)
-            r.headers.add("Allow", allow)
-            responder.respond(r)
-        case .webSocket: break
-        }
+        context.router.dispatch(match, req, HTTPResponder(eventLoop: loop, connection: self, sequence: sequence))
     }
 
     /// The server's own error answer (400/408/413/414/431/501/505): always closes the connection.

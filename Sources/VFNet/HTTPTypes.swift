@@ -79,14 +79,22 @@ public typealias HTTPHandler = @Sendable (HTTPRequest, HTTPResponder) -> Void
 /// cannot leave a connection hanging.
 public final class HTTPResponder: Sendable {
     public let eventLoop: EventLoop
-    private let connection: HTTPConnection
-    private let sequence: UInt64
+    private enum Target: Sendable {
+        case connection(HTTPConnection, sequence: UInt64)
+        /// No socket: the in-process client (RouterClient) takes the answer on the loop thread.
+        case sink(@Sendable (HTTPResponse) -> Void)
+    }
+    private let target: Target
     private let answered = Atomic<Bool>(false)
 
     init(eventLoop: EventLoop, connection: HTTPConnection, sequence: UInt64) {
         self.eventLoop = eventLoop
-        self.connection = connection
-        self.sequence = sequence
+        target = .connection(connection, sequence: sequence)
+    }
+
+    init(eventLoop: EventLoop, sink: @escaping @Sendable (HTTPResponse) -> Void) {
+        self.eventLoop = eventLoop
+        target = .sink(sink)
     }
 
     public func respond(_ response: HTTPResponse) {
@@ -95,13 +103,14 @@ public final class HTTPResponder: Sendable {
     }
 
     private func deliver(_ response: HTTPResponse) {
-        if eventLoop.inEventLoop {
-            connection.complete(sequence: sequence, response: response)
-        } else {
-            let connection = self.connection
-            let sequence = self.sequence
-            eventLoop.execute { connection.complete(sequence: sequence, response: response) }
+        let target = self.target
+        let complete: @Sendable () -> Void = {
+            switch target {
+            case .connection(let c, let sequence): c.complete(sequence: sequence, response: response)
+            case .sink(let take): take(response)
+            }
         }
+        if eventLoop.inEventLoop { complete() } else { eventLoop.execute(complete) }
     }
 
     deinit {

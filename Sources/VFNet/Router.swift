@@ -105,6 +105,19 @@ public struct Router: Sendable {
         return .methodNotAllowed(allow: allowed.joined(separator: ", "))
     }
 
+    /// Runs what `match` found: the handler, `notFound`, or 405 with `Allow`.
+    func dispatch(_ match: Match, _ req: HTTPRequest, _ responder: HTTPResponder) {
+        switch match {
+        case .handler(let handler): handler(req, responder)
+        case .notFound: notFound(req, responder)
+        case .methodNotAllowed(let allow):
+            var r = HTTPResponse.error(405)
+            r.headers.add("Allow", allow)
+            responder.respond(r)
+        case .webSocket: responder.respond(.error(426))
+        }
+    }
+
     private func matchWebSocket(_ request: inout HTTPRequest) -> Match? {
         guard !webSocketRoutes.isEmpty else { return nil }
         let pathSegments = Router.split(request.path)

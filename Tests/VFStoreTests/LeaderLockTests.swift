@@ -1,4 +1,5 @@
 import Foundation
+import VFTestSupport
 import XCTest
 
 @testable import VFStore

@@ -1,6 +1,7 @@
 import Foundation
 import VFControl
 import VFCore
+import VFTestSupport
 import XCTest
 
 @testable import VFStore

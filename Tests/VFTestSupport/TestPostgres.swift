@@ -1,18 +1,16 @@
 import Foundation
-import VFTestSupport
-import XCTest
 
 /// A private PostgreSQL 15 cluster for the store's tests, in a temporary folder on a free port
 /// (initdb refuses root, so as root it runs as the `postgres` user).
-final class TestPostgres {
-    let dir: URL
-    let port: Int
+public final class TestPostgres {
+    public let dir: URL
+    public let port: Int
     private let bin = "/usr/lib/postgresql/15/bin"
-    var url: String { "postgresql://vectorflow:vectorflow@127.0.0.1:\(port)/vectorflow" }
+    public var url: String { "postgresql://vectorflow:vectorflow@127.0.0.1:\(port)/vectorflow" }
 
-    init() throws {
+    public init() throws {
         guard FileManager.default.isExecutableFile(atPath: bin + "/initdb") else {
-            throw XCTSkip("PostgreSQL 15 is not installed (scripts/install-deps.sh installs it)")
+            throw TestSetupError("PostgreSQL 15 is not installed (scripts/install-deps.sh installs it)")
         }
         dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("vf-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -26,19 +24,19 @@ final class TestPostgres {
         try psql("CREATE DATABASE vectorflow OWNER vectorflow")
     }
 
-    func start() throws {
+    public func start() throws {
         try asPostgres([
             bin + "/pg_ctl", "-D", dir.path + "/data", "-l", dir.path + "/log", "-w", "-o",
             "-c listen_addresses=127.0.0.1 -p \(port) -k \(dir.path) -c fsync=off", "start",
         ])
     }
 
-    func stop() throws {
+    public func stop() throws {
         try asPostgres([bin + "/pg_ctl", "-D", dir.path + "/data", "-m", "fast", "-w", "stop"])
     }
 
     @discardableResult
-    func psql(_ sql: String, db: String = "postgres") throws -> String {
+    public func psql(_ sql: String, db: String = "postgres") throws -> String {
         try Self.run([
             "/usr/bin/psql", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db,
             "-v", "ON_ERROR_STOP=1", "-At", "-c", sql,
@@ -46,7 +44,7 @@ final class TestPostgres {
     }
 
     /// The postmaster's pid (the first line of its pid file), or nil when it is not running.
-    var postmasterPID: pid_t? {
+    public var postmasterPID: pid_t? {
         guard let text = try? String(contentsOfFile: dir.path + "/data/postmaster.pid", encoding: .utf8),
             let first = text.split(separator: "\n").first
         else { return nil }
@@ -54,7 +52,7 @@ final class TestPostgres {
     }
 
     /// The postmaster's children (backends, checkpointer, ...), from /proc's parent pids.
-    func serverChildren(of postmaster: pid_t) -> [pid_t] {
+    public func serverChildren(of postmaster: pid_t) -> [pid_t] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> pid_t? in
             guard let pid = pid_t(entry),
@@ -69,7 +67,7 @@ final class TestPostgres {
 
     /// Freezes the whole server with SIGSTOP, the postmaster first so that it forks no child
     /// after the list is taken; the pids stopped. Pair with `thaw` in a `defer`.
-    func freeze() -> [pid_t] {
+    public func freeze() -> [pid_t] {
         guard let pm = postmasterPID, kill(pm, SIGSTOP) == 0 else { return [] }
         let children = serverChildren(of: pm)
         for c in children { kill(c, SIGSTOP) }
@@ -77,7 +75,7 @@ final class TestPostgres {
     }
 
     /// Resumes what `freeze` stopped (and any child of the postmaster, to leave nothing stopped).
-    func thaw(_ pids: [pid_t]) {
+    public func thaw(_ pids: [pid_t]) {
         var all = Set(pids)
         if let pm = postmasterPID {
             all.insert(pm)
@@ -86,7 +84,7 @@ final class TestPostgres {
         for p in all { kill(p, SIGCONT) }
     }
 
-    func close() {
+    public func close() {
         try? stop()
         try? FileManager.default.removeItem(at: dir)
     }
@@ -106,4 +104,10 @@ final class TestPostgres {
         }
         return output
     }
+}
+
+/// A test's environment lacks something it needs (the message says what and how to get it).
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
