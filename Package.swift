@@ -40,10 +40,12 @@ let package = Package(
         ),
         // epoll/eventfd headers for VFNet's event loop (not in Swift's Glibc module).
         .systemLibrary(name: "CVFNetLinux"),
-        .target(name: "VFNet", dependencies: ["CVFNetLinux"], swiftSettings: strict),
+        // Bytes and text every layer shares: the one JSON writer and string escaper, hex digits.
+        .target(name: "VFText", swiftSettings: strict),
+        .target(name: "VFNet", dependencies: ["CVFNetLinux", "VFText"], swiftSettings: strict),
         .target(
             name: "VFCore",
-            dependencies: [.product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: ["VFText", .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: strict
         ),
         .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore"], swiftSettings: strict),
@@ -55,9 +57,10 @@ let package = Package(
             name: "VFControl", dependencies: ["VFCore", "VFStore", "VFRuntime", "VFBus", "VFLive"], swiftSettings: strict),
         // The HTTP face: routes (one table for the router and /openapi.json), auth, CORS, docs.
         .target(
-            name: "VFAPI", dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus"], swiftSettings: strict),
+            name: "VFAPI", dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus", "VFText"],
+            swiftSettings: strict),
         .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore"], swiftSettings: strict),
-        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore"], swiftSettings: strict),
+        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore", "VFText"], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
             dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFAPI", "VFBus", "VFRuntime", "VFLive"],
@@ -65,7 +68,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "vectorflow-worker",
-            dependencies: ["VFNet", "VFCore", "VFBus", "VFFlow", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: [
+                "VFNet", "VFCore", "VFBus", "VFFlow", "VFText", .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strict
         ),
         // A minimal server on VFNet for the protocol tests and bench/http.
@@ -76,7 +81,7 @@ let package = Package(
         .testTarget(name: "VFCoreTests", dependencies: ["VFCore"], swiftSettings: strict),
         .testTarget(name: "VFAPITests", dependencies: ["VFAPI", "VFNet", "VFCore", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFStoreTests", dependencies: ["VFStore", "VFControl", "VFTestSupport"], swiftSettings: strict),
-        .testTarget(name: "VFFlowTests", dependencies: ["VFFlow", "VFTestSupport"], swiftSettings: strict),
+        .testTarget(name: "VFFlowTests", dependencies: ["VFFlow", "VFText", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFBusTests", dependencies: ["VFBus", "VFTestSupport"], swiftSettings: strict),
         .testTarget(name: "VFRuntimeTests", dependencies: ["VFRuntime", "VFTestSupport"], swiftSettings: strict),
         .testTarget(

@@ -4,6 +4,7 @@ import VFControl
 import VFCore
 import VFNet
 import VFStore
+import VFText
 
 /// Wires the service layer to VFNet: routes, CORS, bearer auth and request metrics. Handlers only
 /// move bytes; every database call is queued on the `DatabasePool` and answered from its thread
@@ -167,14 +168,14 @@ public final class APIServer: Sendable {
         switch r {
         case .failure(let e): return e.apiError.response
         case .success(let streams):
-            var out: [UInt8] = [UInt8(ascii: "[")]
-            out.reserveCapacity(streams.count * 320 + 2)
+            var w = JSONWriter(capacity: streams.count * 320 + 2)
+            w.raw("[")
             for (k, s) in streams.enumerated() {
-                if k > 0 { out.append(UInt8(ascii: ",")) }
-                s.appendJSON(to: &out)
+                if k > 0 { w.raw(",") }
+                s.write(to: &w)
             }
-            out.append(UInt8(ascii: "]"))
-            return .json(raw: out)
+            w.raw("]")
+            return .json(raw: w.bytes)
         }
     }
 

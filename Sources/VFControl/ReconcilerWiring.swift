@@ -77,7 +77,7 @@ public struct StartFailureReporter: Sendable {
             // A cluster runtime's task, in a hash of its own (the worker rewrites and deletes its
             // status hash): the status of GET /streams shows it as `task`. A task the engine could
             // not run also shows the engine's message like any start failure.
-            let key = FrameBroadcaster.taskPrefix + streamID
+            let key = RedisKeys.task(streamID)
             _ = try? redis.command([
                 "HSET", key, "state", p.taskState, "node", p.nodeName, "node_id", p.nodeID,
                 "error", Credentials.maskText(p.message), "updated_at", now,
@@ -90,10 +90,10 @@ public struct StartFailureReporter: Sendable {
         }
         // A stopped worker has no task any more.
         for streamID in report.stopped where report.placements[streamID] == nil {
-            _ = try? redis.command(["DEL", FrameBroadcaster.taskPrefix + streamID])
+            _ = try? redis.command(["DEL", RedisKeys.task(streamID)])
         }
         for (streamID, error) in failures {
-            let key = FrameBroadcaster.statusPrefix + streamID
+            let key = RedisKeys.status(streamID)
             _ = try? redis.command([
                 "HSET", key, "state", "failed", "fps", "0", "last_error", Credentials.maskText(error.message),
                 "updated_at", now,

@@ -1,3 +1,5 @@
+import VFText
+
 /// A camera stream as stored (`camera_streams`) and as the API returns it: its identity, the
 /// settings its worker runs with, whether it should run, and what the reconciler recorded of it.
 /// Timestamps are ISO-8601 UTC strings.
@@ -27,42 +29,35 @@ public struct CameraStream: Sendable, Equatable {
         self.status = status
     }
 
-    /// Appends the stream's JSON object (the API's response shape) to `out`.
-    public func appendJSON(to out: inout [UInt8]) {
-        func key(_ k: StaticString) {
-            k.withUTF8Buffer { out.append(contentsOf: $0) }
-        }
-        func optional(_ s: String?) {
-            if let s { JSONSerializer.appendString(s, to: &out) } else { key("null") }
-        }
-        key("{\"id\":")
-        JSONSerializer.appendString(id, to: &out)
-        key(",\"name\":")
-        JSONSerializer.appendString(name, to: &out)
-        key(",\"rtsp_url\":")  // StreamSettings.Field, in the order the API has always written them
+    /// Writes the stream's JSON object (the API's response shape).
+    public func write(to w: inout JSONWriter) {
+        w.raw("{\"id\":")
+        w.string(id)
+        w.raw(",\"name\":")
+        w.string(name)
+        w.raw(",\"rtsp_url\":")  // StreamSettings.Field, in the order the API has always written them
         // Never the camera's password: what the API shows, `PUT` accepts back unchanged.
-        JSONSerializer.appendString(Credentials.maskURL(settings.source), to: &out)
-        key(",\"grid_size\":")
-        out.append(contentsOf: String(settings.gridSize).utf8)
-        key(",\"threshold\":")
-        out.append(contentsOf: JSONSerializer.number(settings.threshold).utf8)
-        key(isActive ? ",\"is_active\":true" : ",\"is_active\":false")
-        key(",\"worker_container_name\":")
-        optional(workerContainerName)
-        key(",\"worker_started_at\":")
-        optional(workerStartedAt)
-        key(",\"created_at\":")
-        JSONSerializer.appendString(createdAt, to: &out)
-        key(",\"status\":")
-        if let status { JSONSerializer.append(status, to: &out) } else { key("null") }
-        out.append(UInt8(ascii: "}"))
+        w.string(Credentials.maskURL(settings.source))
+        w.raw(",\"grid_size\":")
+        w.int(settings.gridSize)
+        w.raw(",\"threshold\":")
+        w.raw(Array(JSONSerializer.number(settings.threshold).utf8))
+        w.raw(isActive ? ",\"is_active\":true" : ",\"is_active\":false")
+        w.raw(",\"worker_container_name\":")
+        if let n = workerContainerName { w.string(n) } else { w.raw("null") }
+        w.raw(",\"worker_started_at\":")
+        if let t = workerStartedAt { w.string(t) } else { w.raw("null") }
+        w.raw(",\"created_at\":")
+        w.string(createdAt)
+        w.raw(",\"status\":")
+        if let status { JSONSerializer.append(status, to: &w.bytes) } else { w.raw("null") }
+        w.raw("}")
     }
 
     public var json: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(320)
-        appendJSON(to: &out)
-        return out
+        var w = JSONWriter(capacity: 320)
+        write(to: &w)
+        return w.bytes
     }
 }
 

@@ -1,3 +1,5 @@
+import VFText
+
 /// A parsed JSON document. Numbers keep their source text so that integers and decimals are
 /// told apart exactly as a JSON Schema validator would (`16.0` is an integer, `16.5` is not).
 public enum JSONValue: Sendable, Equatable {
@@ -295,53 +297,17 @@ public struct JSONParser {
         guard i + 4 <= b.count else { throw fail("Invalid \\uXXXX escape") }
         var v: UInt32 = 0
         for _ in 0..<4 {
-            let c = b[i]
-            let d: UInt32
-            switch c {
-            case 0x30...0x39: d = UInt32(c - 0x30)
-            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-            default: throw fail("Invalid \\uXXXX escape")
-            }
-            v = v * 16 + d
+            guard let d = Hex.value(b[i]) else { throw fail("Invalid \\uXXXX escape") }
+            v = v * 16 + UInt32(d)
             i += 1
         }
         return v
     }
 }
 
-/// Appends JSON text to a byte buffer: the one JSON writer of the API's hand-built bodies.
+/// JSONValue as JSON text, through the one writer and escaper (VFText's JSONWriter).
 public enum JSONSerializer {
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-    /// Appends `s` as a quoted JSON string. Runs of bytes that need no escape are copied in one
-    /// piece (this is the hot path of every stream list).
-    public static func appendString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { buf in
-            var start = 0
-            for i in 0..<buf.count {
-                let c = buf[i]
-                if c >= 0x20 && c != 0x22 && c != 0x5C && c != 0x7F { continue }
-                if i > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<i])) }
-                start = i + 1
-                switch c {
-                case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-                case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-                case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-                case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-                default:
-                    out.append(contentsOf: [
-                        0x5C, UInt8(ascii: "u"), 0x30, 0x30, hexDigits[Int(c >> 4)], hexDigits[Int(c & 15)],
-                    ])
-                }
-            }
-            if start < buf.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start...])) }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    public static func appendString(_ s: String, to out: inout [UInt8]) { JSONWriter.appendString(s, to: &out) }
 
     /// Serialises a value (compact, members in order).
     public static func append(_ v: JSONValue, to out: inout [UInt8]) {

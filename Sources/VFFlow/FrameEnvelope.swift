@@ -1,3 +1,5 @@
+import VFText
+
 /// The JSON header of one live-frame message (see docs/frame-envelope.md).
 public struct FrameHeader: Sendable, Equatable {
     public var streamID: String

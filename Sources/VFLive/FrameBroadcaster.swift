@@ -71,11 +71,11 @@ public struct TaskStatus: Sendable, Equatable, Codable {
 /// one pending message per socket): an all-streams client gets frames of streams that arrive
 /// within microseconds of each other as the last of them only.
 public final class FrameBroadcaster: Sendable {
-    public static let channelPrefix = "vectorflow:frames:"
-    public static let viewersPrefix = "vectorflow:viewers:"
-    public static let statusPrefix = "vectorflow:status:"
+    public static let channelPrefix = RedisKeys.framesPrefix
+    public static let viewersPrefix = RedisKeys.viewersPrefix
+    public static let statusPrefix = RedisKeys.statusPrefix
     /// A cluster runtime's task of a stream (hash: state, node, node_id, error), kept by the leader.
-    public static let taskPrefix = "vectorflow:task:"
+    public static let taskPrefix = RedisKeys.taskPrefix
     /// The largest message a viewer may send on `/ws/frames` (it needs none; pings are control frames).
     public static let maxClientMessageBytes = 4096
 
@@ -115,7 +115,7 @@ public final class FrameBroadcaster: Sendable {
 
     /// Subscribes to the frame channels and starts the viewer-marker thread.
     public func start() {
-        let sub = RedisSubscriber(url: redisURL, patterns: [Self.channelPrefix + "*"]) { [weak self] channel, payload in
+        let sub = RedisSubscriber(url: redisURL, patterns: [RedisKeys.framesPattern]) { [weak self] channel, payload in
             self?.deliver(channel: channel, payload: payload)
         }
         let first = subscriber.withLock { current -> Bool in

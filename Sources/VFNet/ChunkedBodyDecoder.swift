@@ -1,3 +1,5 @@
+import VFText
+
 /// Incremental decoder of a `Transfer-Encoding: chunked` body (RFC 9112 §7.1).
 ///
 /// Feed it bytes as they arrive, split anywhere; it appends the de-chunked data to `body`.
@@ -182,12 +184,5 @@ public struct ChunkedBodyDecoder: Sendable {
         return (i, .needMore)
     }
 
-    @inline(__always) private func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
-    }
+    @inline(__always) private func hexValue(_ b: UInt8) -> UInt8? { Hex.value(b) }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import VFText
 import Synchronization
 
 /// One parsed HTTP request with its whole body, as handlers see it.
@@ -58,15 +59,15 @@ public struct HTTPResponse: Sendable {
     /// Encodes `value` with the module's own JSON encoder (no Foundation); an encoding failure is a 500.
     public static func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
         do {
-            return .json(raw: try JSONWriter.encode(value), status: status)
+            return .json(raw: try EncodableJSON.encode(value), status: status)
         } catch {
-            return .json(raw: JSONWriter.detail("Internal Server Error: \(error)"), status: 500)
+            return .json(raw: EncodableJSON.detail("Internal Server Error: \(error)"), status: 500)
         }
     }
 
     /// FastAPI-style error: `{"detail": message}`.
     public static func error(_ status: Int, _ message: String? = nil) -> HTTPResponse {
-        .json(raw: JSONWriter.detail(message ?? HTTPStatus.reason(status)), status: status)
+        .json(raw: EncodableJSON.detail(message ?? HTTPStatus.reason(status)), status: status)
     }
 }
 
@@ -277,12 +278,5 @@ enum URLComponents {
         return result
     }
 
-    private static func hex(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
-    }
+    private static func hex(_ b: UInt8) -> UInt8? { Hex.value(b) }
 }

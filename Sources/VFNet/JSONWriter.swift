@@ -1,7 +1,9 @@
-/// A small `Encodable` → JSON bytes encoder, so VFNet needs no Foundation.
-/// Keys keep their encoding order; nil optionals are left out (`encodeIfPresent`); non-finite
-/// floating-point numbers are an error.
-enum JSONWriter {
+import VFText
+
+/// A small `Encodable` → JSON bytes encoder, so VFNet needs no Foundation; strings go through
+/// the one escaper (VFText's JSONWriter). Keys keep their encoding order; nil optionals are left
+/// out (`encodeIfPresent`); non-finite floating-point numbers are an error.
+enum EncodableJSON {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = NodeEncoder(codingPath: [])
         try value.encode(to: encoder)
@@ -19,33 +21,7 @@ enum JSONWriter {
         return out
     }
 
-    static func appendString(_ s: String, into out: inout [UInt8]) {
-        out.append(0x22)
-        for b in s.utf8 {
-            switch b {
-            case 0x22:
-                out.append(0x5C)
-                out.append(0x22)
-            case 0x5C:
-                out.append(0x5C)
-                out.append(0x5C)
-            case 0x0A:
-                out.append(0x5C)
-                out.append(0x6E)
-            case 0x0D:
-                out.append(0x5C)
-                out.append(0x72)
-            case 0x09:
-                out.append(0x5C)
-                out.append(0x74)
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-            default: out.append(b)
-            }
-        }
-        out.append(0x22)
-    }
+    static func appendString(_ s: String, into out: inout [UInt8]) { JSONWriter.appendString(s, to: &out) }
 }
 
 /// A JSON value under construction; a class so nested containers can fill it after it is linked in.
@@ -62,7 +38,7 @@ final class JSONNode {
     func write(into out: inout [UInt8]) {
         switch kind {
         case .scalar(let s): out.append(contentsOf: s.utf8)
-        case .string(let s): JSONWriter.appendString(s, into: &out)
+        case .string(let s): EncodableJSON.appendString(s, into: &out)
         case .array(let items):
             out.append(0x5B)
             for (i, item) in items.enumerated() {
@@ -74,7 +50,7 @@ final class JSONNode {
             out.append(0x7B)
             for (i, pair) in pairs.enumerated() {
                 if i > 0 { out.append(0x2C) }
-                JSONWriter.appendString(pair.0, into: &out)
+                EncodableJSON.appendString(pair.0, into: &out)
                 out.append(0x3A)
                 pair.1.write(into: &out)
             }

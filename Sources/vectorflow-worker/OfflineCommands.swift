@@ -1,3 +1,4 @@
+import VFText
 import Glibc
 import VFCore
 import VFFlow

@@ -39,8 +39,8 @@ final class Housekeeper: Sendable {
     init(client: RedisClient, streamID: String, previewAlways: Bool, stateGauge: StateGauge? = nil) {
         self.client = client
         self.stateGauge = stateGauge
-        statusKey = "vectorflow:status:\(streamID)"
-        viewersKey = "vectorflow:viewers:\(streamID)"
+        statusKey = RedisKeys.status(streamID)
+        viewersKey = RedisKeys.viewers(streamID)
         self.previewAlways = previewAlways
         viewers = Atomic(previewAlways)
     }

@@ -31,7 +31,7 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     let metrics = WorkerMetrics(streamID: settings.streamID, streamName: settings.streamName)
     let housekeeper = Housekeeper(
         client: client, streamID: settings.streamID, previewAlways: settings.previewAlways, stateGauge: metrics.state)
-    let publisher = FramePublisher(client: client, channel: "vectorflow:frames:\(settings.streamID)", metrics: metrics)
+    let publisher = FramePublisher(client: client, channel: RedisKeys.frames(settings.streamID), metrics: metrics)
     let server: MetricsServer
     do {
         server = try MetricsServer(

@@ -1,3 +1,4 @@
+import VFText
 import Foundation
 import XCTest
 

@@ -25,7 +25,7 @@ final class ServerJSONTests: XCTestCase {
             name: "q\"\\\n\u{01}é", count: -3, small: 7, big: 1 << 40, list: [1, 2],
             nested: Inner(ok: true, ratio: 0.5),
             optional: nil, present: "p", map: ["k": 1])
-        let text = String(decoding: try JSONWriter.encode(value), as: UTF8.self)
+        let text = String(decoding: try EncodableJSON.encode(value), as: UTF8.self)
         XCTAssertEqual(
             text,
             #"{"name":"q\"\\\n\u0001é","count":-3,"small":7,"big":1099511627776,"list":[1,2],"nested":{"ok":true,"ratio":0.5},"present":"p","map":{"k":1}}"#
@@ -33,10 +33,10 @@ final class ServerJSONTests: XCTestCase {
     }
 
     func testTopLevelValuesAndErrors() throws {
-        XCTAssertEqual(String(decoding: try JSONWriter.encode([String]()), as: UTF8.self), "[]")
-        XCTAssertEqual(String(decoding: try JSONWriter.encode("x"), as: UTF8.self), #""x""#)
-        XCTAssertEqual(String(decoding: try JSONWriter.encode(3.0), as: UTF8.self), "3")
-        XCTAssertThrowsError(try JSONWriter.encode([Double.nan]))
+        XCTAssertEqual(String(decoding: try EncodableJSON.encode([String]()), as: UTF8.self), "[]")
+        XCTAssertEqual(String(decoding: try EncodableJSON.encode("x"), as: UTF8.self), #""x""#)
+        XCTAssertEqual(String(decoding: try EncodableJSON.encode(3.0), as: UTF8.self), "3")
+        XCTAssertThrowsError(try EncodableJSON.encode([Double.nan]))
         let r = HTTPResponse.json([Double.infinity])
         XCTAssertEqual(r.status, 500)
     }

@@ -1,7 +1,7 @@
-import VFCore
-
-/// A tiny append-only JSON writer for the per-frame messages: fixed-precision numbers without
-/// Foundation's formatter or JSONEncoder, into one byte buffer reserved up front.
+/// The project's one JSON writer and its one string escaper: append-only, into one byte buffer
+/// reserved up front, fixed-precision numbers without Foundation's formatter. The per-frame
+/// messages (FrameEnvelope), the API's bodies (CameraStream, JSONSerializer over JSONValue) and
+/// VFNet's Encodable bodies all write through it.
 public struct JSONWriter {
     public var bytes: [UInt8]
 
@@ -14,9 +14,41 @@ public struct JSONWriter {
         s.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    /// A quoted, escaped JSON string: the project's one string escaper (VFCore).
-    public mutating func string(_ s: String) {
-        JSONSerializer.appendString(s, to: &bytes)
+    public mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+
+    /// A quoted, escaped JSON string.
+    public mutating func string(_ s: String) { Self.appendString(s, to: &bytes) }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Appends `s` as a quoted JSON string: the one string escaper. Runs of bytes that need no
+    /// escape are copied in one piece (the hot path of every stream list); control characters
+    /// and DEL as \u00XX.
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { buf in
+            var start = 0
+            for i in 0..<buf.count {
+                let c = buf[i]
+                if c >= 0x20 && c != 0x22 && c != 0x5C && c != 0x7F { continue }
+                if i > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<i])) }
+                start = i + 1
+                switch c {
+                case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+                case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+                case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+                default:
+                    out.append(contentsOf: [
+                        0x5C, UInt8(ascii: "u"), 0x30, 0x30, hexDigits[Int(c >> 4)], hexDigits[Int(c & 15)],
+                    ])
+                }
+            }
+            if start < buf.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start...])) }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 
     public mutating func int(_ v: Int) {
