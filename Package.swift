@@ -8,6 +8,7 @@ let openCVLibraries: [LinkerSetting] = [
 ].map { .linkedLibrary($0) }
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
 let package = Package(
     name: "vectorflow",
@@ -19,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries: a module map and a one-line shim header each, nothing else.
@@ -36,24 +38,31 @@ let package = Package(
         // epoll/eventfd headers for VFNet's event loop (not in Swift's Glibc module).
         .systemLibrary(name: "CVFNetLinux"),
         .target(name: "VFNet", dependencies: ["CVFNetLinux"], swiftSettings: strict),
+        // The git commit of the build, for `--version` and `vector_flow_build_info`.
+        .plugin(name: "BuildCommitPlugin", capability: .buildTool(), path: "Sources/BuildCommitPlugin"),
         .target(
             name: "VFCore",
-            dependencies: [.product(name: "Prometheus", package: "swift-prometheus")],
-            swiftSettings: strict
+            dependencies: [
+                .product(name: "Prometheus", package: "swift-prometheus"), logging,
+            ],
+            swiftSettings: strict,
+            plugins: ["BuildCommitPlugin"]
         ),
-        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore"], swiftSettings: strict),
+        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore", logging], swiftSettings: strict),
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
-        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore"], swiftSettings: strict),
-        .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore"], swiftSettings: strict),
+        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", logging], swiftSettings: strict),
+        .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore", logging], swiftSettings: strict),
         .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore"], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
-            dependencies: ["VFNet", "VFCore", "VFStore", "VFBus", "VFRuntime", "VFLive"],
+            dependencies: ["VFNet", "VFCore", "VFStore", "VFBus", "VFRuntime", "VFLive", logging],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "vectorflow-worker",
-            dependencies: ["VFNet", "VFCore", "VFBus", "VFFlow", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: [
+                "VFNet", "VFCore", "VFBus", "VFFlow", .product(name: "Prometheus", package: "swift-prometheus"), logging,
+            ],
             swiftSettings: strict
         ),
         // A minimal server on VFNet for the protocol tests and bench/http.

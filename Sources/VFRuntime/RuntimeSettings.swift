@@ -27,39 +27,60 @@ public struct RuntimeSettings: Sendable {
     public var swarmMetricsPorts: ClosedRange<Int>
     public var pushWorkerImage: Bool
 
+    /// The runtime's settings, declared once (part of `vectorflow-api --help`).
+    public static let declarations: [Setting] = [
+        .string("VF_RUNTIME", nil, shown: "docker if its socket answers, else process", "worker runtime: docker, process or swarm"),
+        .string("DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine API socket (unix://PATH or tcp://HOST:PORT)"),
+        .string("VF_WORKER_IMAGE", "vectorflow-worker:latest", "worker image (built from VF_WORKER_BUILD_CONTEXT when missing)"),
+        .string("VF_WORKER_NETWORK", "host", "container network of the workers (docker)"),
+        .string("VF_WORKER_BUILD_CONTEXT", nil, "folder the worker image is built from when it is missing"),
+        .string("VF_WORKER_DOCKERFILE", "Dockerfile.worker", "Dockerfile in VF_WORKER_BUILD_CONTEXT"),
+        .string("VF_WORKER_BIN", nil, shown: "vectorflow-worker beside the API binary", "worker binary (process runtime)"),
+        .string("VF_STATE_DIR", nil, shown: ProcessRuntimeConfiguration.defaultStateDirectory,
+                "process runtime: folder of the worker records and logs (one live API per folder)"),
+        .string("VF_FILE_SD_PATH", "prometheus/file_sd/workers.json", "Prometheus file_sd target file"),
+        .string("VF_WORKER_REDIS_URL", nil, shown: "REDIS_URL", "Redis as the workers reach it"),
+        .double("VF_RECONCILE_INTERVAL", 5, "seconds between reconciliation passes (0.2-3600)"),
+        .double("VF_WORKER_STOP_TIMEOUT", 5, "seconds a worker gets after SIGTERM before SIGKILL (0-120)"),
+        .string("VF_SWARM_CONSTRAINTS", "", "swarm: placement constraints, comma-separated"),
+        .string("VF_SWARM_SPREAD", "node.labels.vectorflow.zone", "swarm: the node attribute replicas spread over"),
+        .string("VF_SWARM_METRICS_PORTS", "19100-19999", "swarm: host ports LOW-HIGH for the workers' /metrics"),
+        .bool("VF_WORKER_PUSH", false, "swarm: push the worker image to its registry"),
+    ]
+
     /// `apiBinaryDirectory`: where the API binary lives (the default worker binary sits beside it).
     public init(_ c: ConfigurationSource, redisURL: String, apiBinaryDirectory: String) throws(ConfigurationError) {
         runtime = c.raw("VF_RUNTIME")
         if let r = runtime, r != "docker" && r != "process" && r != "swarm" {
             throw ConfigurationError("VF_RUNTIME must be docker, process or swarm, got \"\(r)\"")
         }
-        dockerHost = c.string("DOCKER_HOST", default: "unix:///var/run/docker.sock")
+        dockerHost = c.string("DOCKER_HOST")
         guard dockerHost.hasPrefix("unix://") || dockerHost.hasPrefix("tcp://") || dockerHost.hasPrefix("http://")
         else {
             throw ConfigurationError("DOCKER_HOST must be unix://PATH or tcp://HOST:PORT, got \"\(dockerHost)\"")
         }
-        workerImage = c.string("VF_WORKER_IMAGE", default: "vectorflow-worker:latest")
-        workerNetwork = c.string("VF_WORKER_NETWORK", default: "host")
+        workerImage = c.string("VF_WORKER_IMAGE")
+        workerNetwork = c.string("VF_WORKER_NETWORK")
         buildContext = c.raw("VF_WORKER_BUILD_CONTEXT")
-        dockerfile = c.string("VF_WORKER_DOCKERFILE", default: "Dockerfile.worker")
+        dockerfile = c.string("VF_WORKER_DOCKERFILE")
         workerBinary = c.string(
             "VF_WORKER_BIN", default: (apiBinaryDirectory as NSString).appendingPathComponent("vectorflow-worker"))
         stateDirectory = c.string("VF_STATE_DIR", default: ProcessRuntimeConfiguration.defaultStateDirectory)
-        fileSDPath = c.string("VF_FILE_SD_PATH", default: "prometheus/file_sd/workers.json")
+        fileSDPath = c.string("VF_FILE_SD_PATH")
         workerRedisURL = c.string("VF_WORKER_REDIS_URL", default: redisURL)
-        reconcileInterval = try c.double("VF_RECONCILE_INTERVAL", default: 5, range: 0.2...3600)
-        stopTimeout = try c.double("VF_WORKER_STOP_TIMEOUT", default: 5, range: 0...120)
-        swarmConstraints = c.string("VF_SWARM_CONSTRAINTS", default: "").split(separator: ",")
+        reconcileInterval = try c.double("VF_RECONCILE_INTERVAL", range: 0.2...3600)
+        stopTimeout = try c.double("VF_WORKER_STOP_TIMEOUT", range: 0...120)
+        swarmConstraints = c.string("VF_SWARM_CONSTRAINTS").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        swarmSpread = c.string("VF_SWARM_SPREAD", default: "node.labels.vectorflow.zone")
-        let ports = c.string("VF_SWARM_METRICS_PORTS", default: "19100-19999").split(separator: "-").map {
+        swarmSpread = c.string("VF_SWARM_SPREAD")
+        let ports = c.string("VF_SWARM_METRICS_PORTS").split(separator: "-").map {
             Int($0.trimmingCharacters(in: .whitespaces))
         }
         guard ports.count == 2, let low = ports[0], let high = ports[1], 1024 <= low, low <= high, high <= 65535 else {
             throw ConfigurationError("VF_SWARM_METRICS_PORTS must be LOW-HIGH within 1024-65535")
         }
         swarmMetricsPorts = low...high
-        pushWorkerImage = try c.bool("VF_WORKER_PUSH", default: false)
+        pushWorkerImage = try c.bool("VF_WORKER_PUSH")
     }
 
     /// The runtime these settings ask for. Without `VF_RUNTIME`, docker when its socket answers

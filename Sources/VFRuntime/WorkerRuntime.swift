@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// What one worker must run: a stream's identity and the settings its worker reads from the
 /// environment. The API builds these from the active rows of `camera_streams`.
@@ -181,7 +182,6 @@ extension WorkerRuntime {
 /// Where log lines of the runtime go; the API passes its own logger.
 public typealias RuntimeLog = @Sendable (String) -> Void
 
-/// The default log: one line on stderr.
-public let stderrRuntimeLog: RuntimeLog = { line in
-    FileHandle.standardError.write(Data("[runtime] \(line)\n".utf8))
-}
+/// The default log: swift-log, label `vectorflow-api.runtime`.
+public let stderrRuntimeLog: RuntimeLog = { line in runtimeLogger.info("\(line)") }
+private let runtimeLogger = Logger(label: "vectorflow-api.runtime")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VFCore
 
 /// An answer from the service layer: status and JSON body, independent of any socket.
@@ -159,8 +160,8 @@ extension APIError {
     public static let databaseTimeout = APIError(status: 503, detail: "Database timeout")
 }
 
-/// One line on stderr; the API's log.
+/// An error of the store, through the API's log (swift-log, label `vectorflow-api.store`).
 public func logError(_ message: String) {
-    var line = Array("vectorflow-api: \(message)\n".utf8)
-    line.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+    storeLog.error("\(message)")
 }
+private let storeLog = Logger(label: "vectorflow-api.store")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VFBus
 import VFCore
 import VFNet
@@ -217,6 +218,7 @@ final class APIServer: Sendable {
         let hosts = config.allowedHosts
         let token = config.apiToken.map { Array($0.utf8) }
         let metrics = self.metrics
+        let accessLog = config.accessLog ? Logger(label: "vectorflow-api.access") : nil
 
         /// The request's own origin, as a browser on a page the API served would send it.
         @Sendable func isSameOrigin(_ origin: String, _ req: HTTPRequest) -> Bool {
@@ -292,8 +294,22 @@ final class APIServer: Sendable {
             }
             metrics.observe(
                 method: req.method, route: req.routePattern ?? "unmatched", status: res.status, seconds: seconds)
+            // One line per request: the route pattern (never a query string, which may hold a token).
+            if let accessLog {
+                accessLog.info(
+                    "\(req.method) \(req.routePattern ?? req.path) \(res.status) \(Self.milliseconds(seconds)) ms")
+            }
         }
         return HTTPServerHooks(before: before, after: after)
+    }
+}
+
+extension APIServer {
+    /// `seconds` in milliseconds with three decimals, for the access log.
+    static func milliseconds(_ seconds: Double) -> String {
+        let micros = Int((seconds * 1e6).rounded())
+        let frac = String(micros % 1000)
+        return "\(micros / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import VFCore
 import VFFlow
@@ -10,6 +11,8 @@ final class CaptureLoop: Sendable {
     private let metrics: WorkerMetrics
     private let housekeeper: Housekeeper
     private let publisher: FramePublisher
+    /// Source errors and reconnects (carries `stream_id`); URLs in them are masked.
+    private let log: Logger
     private let stopFlag = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
     /// Set when the loop ended by itself (a finite source with LOOP=false).
@@ -19,7 +22,11 @@ final class CaptureLoop: Sendable {
     private static let openTimeout = 5.0
     private static let readTimeout = 5.0
 
-    init(settings: WorkerSettings, metrics: WorkerMetrics, housekeeper: Housekeeper, publisher: FramePublisher) {
+    init(
+        settings: WorkerSettings, metrics: WorkerMetrics, housekeeper: Housekeeper, publisher: FramePublisher,
+        log: Logger
+    ) {
+        self.log = log
         self.settings = settings
         self.metrics = metrics
         self.housekeeper = housekeeper
@@ -56,6 +63,7 @@ final class CaptureLoop: Sendable {
         settings.flow.configure(stream)
         var backoff = Backoff()
         var firstAttempt = true
+        var openFailures = 0
         var session = Session(settings: settings)
         while !isStopping {
             if firstAttempt { housekeeper.update(state: .connecting) }
@@ -65,15 +73,23 @@ final class CaptureLoop: Sendable {
                 // A local file that cannot be opened will rarely fix itself: `failed` says so
                 // (retries continue, slowly); a network source is `reconnecting`.
                 let isFile = settings.sourceKind == .file
+                let reason = Credentials.maskText(error.description)
                 housekeeper.update(
                     state: isFile ? .failed : (firstAttempt ? .connecting : .reconnecting),
-                    fps: 0, lastError: error.description)
+                    fps: 0, lastError: reason)
                 metrics.fps.set(0.0)
                 firstAttempt = false
-                sleep(until: monotonicNow() + backoff.nextDelay()) { isStopping }
+                openFailures += 1
+                let delay = backoff.nextDelay()
+                log.error(
+                    "cannot open the source \(Credentials.maskURL(settings.source)): \(reason); retrying in \(Self.seconds(delay)) s",
+                    metadata: ["attempt": "\(openFailures)", "retry_in_s": "\(Self.seconds(delay))"])
+                sleep(until: monotonicNow() + delay) { isStopping }
                 continue
             }
             firstAttempt = false
+            if openFailures > 0 { log.info("source opened after \(openFailures) failed attempt(s)") }
+            openFailures = 0
             switch session.play(stream, loop: self) {
             case .stopped:
                 return
@@ -91,12 +107,20 @@ final class CaptureLoop: Sendable {
                 if hadFrames { backoff.reset() }
                 metrics.reconnects.increment()
                 metrics.fps.set(0.0)
-                housekeeper.update(state: .reconnecting, fps: 0, lastError: reason)
-                sleep(until: monotonicNow() + backoff.nextDelay()) { isStopping }
+                let masked = Credentials.maskText(reason)
+                housekeeper.update(state: .reconnecting, fps: 0, lastError: masked)
+                let delay = backoff.nextDelay()
+                log.warning(
+                    "source lost: \(masked); reconnecting in \(Self.seconds(delay)) s",
+                    metadata: ["retry_in_s": "\(Self.seconds(delay))"])
+                sleep(until: monotonicNow() + delay) { isStopping }
             }
             stream.close()
         }
     }
+
+    /// A delay for the log: seconds with one decimal.
+    static func seconds(_ d: Double) -> String { String(format: "%.1f", d) }
 
     // MARK: - what one session (open → end or loss) needs from the loop
 

@@ -1,12 +1,16 @@
 import Glibc
+import Logging
 import VFCore
 import VFFlow
 
+/// The log of `bench` and `flow` (made after `Log.bootstrap`: globals start lazily).
+private let offlineLog = Logger(label: "vectorflow-worker")
+
 /// `vectorflow-worker flow IMAGE1 IMAGE2`: every tracked grid point between two stills, as JSON.
 func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
+    try c.expectPositional(atMost: 3)
     guard c.positional.count == 3 else {
-        throw ConfigurationError(
-            "usage: vectorflow-worker flow IMAGE1 IMAGE2 [--grid-size N] [--threshold X] [--exact] [--no-filter]")
+        throw ConfigurationError("usage: vectorflow-worker flow IMAGE1 IMAGE2 [options] (see vectorflow-worker --help)")
     }
     let settings = try FlowSettings(c)
     let stream = VideoStream()
@@ -16,7 +20,7 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
         _ = try stream.flow(gridSize: settings.gridSize) { _ in 0 }
         try stream.loadImage(c.positional[2])
     } catch {
-        printError("vectorflow-worker: \(error)")
+        offlineLog.error("\(Credentials.maskText("\(error)"))")
         return 1
     }
     var w = JSONWriter()
@@ -35,7 +39,7 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
             }
         }
     } catch {
-        printError("vectorflow-worker: \(error)")
+        offlineLog.error("\(Credentials.maskText("\(error)"))")
         return 1
     }
     w.raw("]}")
@@ -47,21 +51,27 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
 /// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's reported vectors
 /// above the threshold, its `magnitude_max` and the vectors the filter rejected as one JSON line
 /// (`{"frame":N,"vectors":[[x,y,dx,dy],…],"magnitude_max":M,"rejected":R}`) for comparing paths.
+/// The settings of `bench` besides the flow's.
+let benchDeclarations: [Setting] = [
+    .int("FRAMES", nil, shown: "all", "frames to analyse (at least 1)"),
+    .bool("PREVIEW", false, "annotate and JPEG-encode every frame too"),
+    .bool("DECODE_ONLY", false, "time decoding alone"),
+    .string("DUMP_VECTORS", nil, "write each frame's reported vectors to this file, one JSON line per frame"),
+] + WorkerSettings.encodingDeclarations
+
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
+    try c.expectPositional(atMost: 2)
     guard c.positional.count == 2 else {
-        throw ConfigurationError(
-            "usage: vectorflow-worker bench SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview] "
-                + "[--exact] [--no-filter] [--filter-checks LIST] [--decode-only] [--dump-vectors FILE] [--jpeg-quality Q] "
-                + "[--vf-threads N]")
+        throw ConfigurationError("usage: vectorflow-worker bench SOURCE [options] (see vectorflow-worker --help)")
     }
     let source = c.positional[1]
     _ = try SourceKind.of(source)
     let settings = try FlowSettings(c)
     let maxFrames = try c.int("FRAMES", default: Int.max, range: 1...Int.max)
-    let preview = try c.bool("PREVIEW", default: false)
-    let decodeOnly = try c.bool("DECODE_ONLY", default: false)
-    let quality = try c.int("JPEG_QUALITY", default: 80, range: 1...100)
-    let threads = try c.int("VF_THREADS", default: 1, range: 1...64)
+    let preview = try c.bool("PREVIEW")
+    let decodeOnly = try c.bool("DECODE_ONLY")
+    let quality = try c.int("JPEG_QUALITY", range: 1...100)
+    let threads = try c.int("VF_THREADS", range: 1...64)
     let dumpPath = c.raw("DUMP_VECTORS")
     if let dumpPath, dumpPath.isEmpty || dumpPath == "true" {
         throw ConfigurationError("--dump-vectors needs a file name")
@@ -71,7 +81,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     var dump: UnsafeMutablePointer<FILE>?
     if let dumpPath {
         guard let f = fopen(dumpPath, "w") else {
-            printError("vectorflow-worker: cannot write \(dumpPath)")
+            offlineLog.error("cannot write \(dumpPath)")
             return 1
         }
         dump = f
@@ -82,7 +92,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     do {
         try stream.open(source)
     } catch {
-        printError("vectorflow-worker: \(error)")
+        offlineLog.error("\(Credentials.maskText("\(error)"))")
         return 1
     }
     var decode = 0.0
@@ -132,7 +142,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
                 encode += monotonicNow() - t3
             }
         } catch {
-            printError("vectorflow-worker: \(error)")
+            offlineLog.error("\(Credentials.maskText("\(error)"))")
             return 1
         }
         if let dump {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import VFBus
 import VFCore
@@ -33,7 +34,11 @@ final class Housekeeper: Sendable {
     /// True while a dashboard watches the stream (or PREVIEW_ALWAYS): only then are JPEGs made.
     let viewers: Atomic<Bool>
 
-    init(client: RedisClient, streamID: String, previewAlways: Bool) {
+    /// Where state changes are logged (carries `stream_id`).
+    private let log: Logger
+
+    init(client: RedisClient, streamID: String, previewAlways: Bool, log: Logger) {
+        self.log = log
         self.client = client
         statusKey = "vectorflow:status:\(streamID)"
         viewersKey = "vectorflow:viewers:\(streamID)"
@@ -45,14 +50,19 @@ final class Housekeeper: Sendable {
 
     /// Records a new state (written to Redis at once) or just new figures (written on the next tick).
     func update(state: WorkerState? = nil, fps: Double? = nil, lastError: String? = nil) {
-        let stateChanged = snapshot.withLock { s -> Bool in
-            let old = s.state
+        let (old, new) = snapshot.withLock { s -> (StatusSnapshot, StatusSnapshot) in
+            let old = s
             if let state { s.state = state }
             if let fps { s.fps = fps }
             if let lastError { s.lastError = lastError }
-            return s.state != old
+            return (old, s)
         }
-        if stateChanged { changed.signal() }
+        guard new.state != old.state else { return }
+        changed.signal()
+        let level: Logger.Level = new.state == .failed ? .error : (new.state == .reconnecting ? .warning : .info)
+        var metadata: Logger.Metadata = ["state": "\(new.state.rawValue)", "previous_state": "\(old.state.rawValue)"]
+        if !new.lastError.isEmpty { metadata["last_error"] = "\(Credentials.maskText(new.lastError))" }
+        log.log(level: level, "state \(old.state.rawValue) -> \(new.state.rawValue)", metadata: metadata)
     }
 
     func start() {
