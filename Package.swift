@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
         .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", logging], swiftSettings: strict),
         .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore", logging], swiftSettings: strict),
-        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore"], swiftSettings: strict),
+        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore", logging], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
             dependencies: ["VFNet", "VFCore", "VFStore", "VFBus", "VFRuntime", "VFLive", logging],

@@ -140,7 +140,7 @@ final class APIServer: Sendable {
         let spec = openAPI
         r.get("/openapi.json") { _, res in res.respond(.json(raw: spec)) }
         // Swagger UI and ReDoc from the installed package's files, else the built-in page (DocsPage.swift).
-        let docs = DocsAssets.load(directory: config.docsAssetsDir) { logError($0) }
+        let docs = DocsAssets.load(directory: config.docsAssetsDir) { apiLog.notice("\($0)") }
         let builtIn = HTTPResponse.text(DocsPage.html, contentType: "text/html; charset=utf-8")
         let swaggerPage = docs.swaggerPage.map(DocsAssets.page) ?? builtIn
         let redocPage = docs.redocPage.map(DocsAssets.page) ?? builtIn
@@ -335,3 +335,6 @@ extension ServiceResponse {
         return .json(raw: body, status: status)
     }
 }
+
+/// The API's own log lines (besides the access log).
+let apiLog = Logger(label: "vectorflow-api")

@@ -109,8 +109,8 @@ if api.staticFiles == nil {
     log.warning("static folder \(config.staticDir) not found; serving the API only")
 }
 log.info(
-    "vectorflow-api \(BuildInfo.version) (commit \(BuildInfo.commit)) listening on http://\(config.host):\(port)",
-    metadata: ["runtime": "\(runtimeSettings.runtime ?? "auto")"])
+    "listening on http://\(config.host):\(port)",
+    metadata: ["version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)"])
 // Unbuffered write: scripts and tests wait for this line.
 FileHandle.standardOutput.write(Data("vectorflow-api listening on http://\(config.host):\(port)\n".utf8))
 

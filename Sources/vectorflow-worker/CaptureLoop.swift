@@ -73,7 +73,7 @@ final class CaptureLoop: Sendable {
                 // A local file that cannot be opened will rarely fix itself: `failed` says so
                 // (retries continue, slowly); a network source is `reconnecting`.
                 let isFile = settings.sourceKind == .file
-                let reason = Credentials.maskText(error.description)
+                let reason = Credentials.maskText(error.description + Self.fileProblem(settings))
                 housekeeper.update(
                     state: isFile ? .failed : (firstAttempt ? .connecting : .reconnecting),
                     fps: 0, lastError: reason)
@@ -117,6 +117,15 @@ final class CaptureLoop: Sendable {
             }
             stream.close()
         }
+    }
+
+    /// Why a file source cannot be read, as the system says it (" (No such file or directory)"),
+    /// or "" when it can be read (then the container or codec is the problem) or is no file.
+    static func fileProblem(_ settings: WorkerSettings) -> String {
+        guard settings.sourceKind == .file else { return "" }
+        let path = settings.source.hasPrefix("file://") ? String(settings.source.dropFirst(7)) : settings.source
+        guard access(path, R_OK) != 0 else { return "" }
+        return " (\(String(cString: strerror(errno))))"
     }
 
     /// A delay for the log: seconds with one decimal.

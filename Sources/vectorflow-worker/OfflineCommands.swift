@@ -9,10 +9,10 @@ private let offlineLog = Logger(label: "vectorflow-worker")
 /// `vectorflow-worker flow IMAGE1 IMAGE2`: every tracked grid point between two stills, as JSON.
 func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     try c.expectPositional(atMost: 3)
+    let settings = try FlowSettings(c)
     guard c.positional.count == 3 else {
         throw ConfigurationError("usage: vectorflow-worker flow IMAGE1 IMAGE2 [options] (see vectorflow-worker --help)")
     }
-    let settings = try FlowSettings(c)
     let stream = VideoStream()
     settings.configure(stream)
     do {
@@ -61,11 +61,7 @@ let benchDeclarations: [Setting] = [
 
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     try c.expectPositional(atMost: 2)
-    guard c.positional.count == 2 else {
-        throw ConfigurationError("usage: vectorflow-worker bench SOURCE [options] (see vectorflow-worker --help)")
-    }
-    let source = c.positional[1]
-    _ = try SourceKind.of(source)
+    // Settings first: a value given to the wrong flag (`--frames clip.mp4`) is named as such.
     let settings = try FlowSettings(c)
     let maxFrames = try c.int("FRAMES", default: Int.max, range: 1...Int.max)
     let preview = try c.bool("PREVIEW")
@@ -73,6 +69,11 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     let quality = try c.int("JPEG_QUALITY", range: 1...100)
     let threads = try c.int("VF_THREADS", range: 1...64)
     let dumpPath = c.raw("DUMP_VECTORS")
+    guard c.positional.count == 2 else {
+        throw ConfigurationError("usage: vectorflow-worker bench SOURCE [options] (see vectorflow-worker --help)")
+    }
+    let source = c.positional[1]
+    _ = try SourceKind.of(source)
     if let dumpPath, dumpPath.isEmpty || dumpPath == "true" {
         throw ConfigurationError("--dump-vectors needs a file name")
     }

@@ -28,6 +28,7 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
 
     var log = Logger(label: "vectorflow-worker")
     log[metadataKey: "stream_id"] = "\(settings.streamID)"
+    VideoStream.routeFFmpegLog(to: log)
     let metrics = WorkerMetrics(streamID: settings.streamID, streamName: settings.streamName)
     let housekeeper = Housekeeper(
         client: client, streamID: settings.streamID, previewAlways: settings.previewAlways, log: log)
