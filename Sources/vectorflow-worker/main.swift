@@ -26,9 +26,9 @@ enum WorkerCommand: String, CaseIterable {
 
     static var helpText: String {
         var out = """
-            Usage: vectorflow-worker [run] [options]            analyse a stream and publish it (the default)
-                   vectorflow-worker bench SOURCE [options]     the analysis loop unpaced, timed per stage (JSON)
-                   vectorflow-worker flow IMAGE1 IMAGE2 [options]   the flow between two stills (JSON)
+            Usage: vectorflow-worker [run] [options]               analyse a stream and publish it (the default)
+                   vectorflow-worker bench SOURCE [options]        the analysis loop unpaced, timed per stage (JSON)
+                   vectorflow-worker flow IMAGE1 IMAGE2 [options]  the flow between two stills (JSON)
                    vectorflow-worker -h | --help | --version
 
             Each setting is a flag or an environment variable; the flag wins. Bool settings are switches
