@@ -5,6 +5,7 @@ and the worker's source errors, with camera passwords masked everywhere."""
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -284,3 +285,62 @@ def test_api_text_log_and_access_log_off(spawn, bin_dir, postgres, redis_server)
     assert parsed and all(parsed), lines
     assert not [m for m in parsed if m.group(3) == "vectorflow-api.access"]
     assert any(m.group(2) == "info" and m.group(4).startswith("listening on http://127.0.0.1:") for m in parsed)
+
+
+# --- the build step that writes the commit ----------------------------------------------------------
+
+def build_commit_script():
+    """The shell step of Sources/BuildCommitPlugin/plugin.swift, as Swift's raw string gives it to sh."""
+    source = (ROOT / "Sources/BuildCommitPlugin/plugin.swift").read_text()
+    m = re.search(r'static let script = #"""\n(.*?)\n( *)"""#', source, re.S)
+    assert m, "the plugin's script"
+    indent = m.group(2)
+    return "\n".join(line[len(indent):] if line.startswith(indent) else line for line in m.group(1).split("\n"))
+
+
+def generated_commit(package_dir, out_dir, **env):
+    full = {"PATH": os.environ["PATH"], **env}
+    r = subprocess.run(["/bin/sh", "-c", build_commit_script(), "build-commit", str(package_dir), str(out_dir)],
+                       env=full, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    text = (out_dir / "BuildCommit.swift").read_text()
+    m = re.search(r'let generatedBuildCommit = "([^"]*)"', text)
+    assert m, text
+    return m.group(1)
+
+
+def test_build_commit_step_never_fails_the_build(tmp_path):
+    plain = tmp_path / "no-git"  # a source copy without .git, as in a Docker build
+    plain.mkdir()
+    out = tmp_path / "out"
+    assert generated_commit(plain, out) == "unknown"
+    before = (out / "BuildCommit.swift").stat().st_mtime_ns
+    assert generated_commit(plain, out) == "unknown"
+    assert (out / "BuildCommit.swift").stat().st_mtime_ns == before, "an unchanged commit rewrites nothing"
+    assert generated_commit(plain, out, VF_BUILD_COMMIT="0123abcd") == "0123abcd"
+    assert generated_commit(plain, out, VF_BUILD_COMMIT='x"; rm -rf /') == "unknown"
+    no_git = tmp_path / "bin"  # the tools the step needs, but no git
+    no_git.mkdir()
+    for tool in ("mkdir", "cat", "mv"):
+        (no_git / tool).symlink_to(shutil.which(tool))
+    (out / "BuildCommit.swift").unlink()
+    assert generated_commit(plain, out, PATH=str(no_git)) == "unknown", "no git at all"
+    repo = tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "f").write_text("x")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(git + ["add", "f"], check=True)
+    subprocess.run(git + ["commit", "-qm", "one"], check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert generated_commit(repo, out) == head
+    assert generated_commit(repo, out, VF_BUILD_COMMIT="feedbeef") == "feedbeef", "the build argument wins"
+
+
+def test_log_level_filters(spawn, bin_dir, redis_server, tmp_path):
+    w = start_worker(spawn, bin_dir, redis_server, "level", str(tmp_path / "missing.mp4"), LOG_LEVEL="warning")
+    wait_until(lambda: "cannot open the source" in w.log_path.read_text(errors="replace"), 15, what="the error")
+    assert w.stop() == 0
+    lines = [TEXT_LINE.match(line) for line in w.log_path.read_text().splitlines()]
+    assert lines and all(lines), lines
+    levels = {m.group(2) for m in lines}
+    assert levels <= {"warning", "error", "critical"}, levels
