@@ -81,8 +81,13 @@ def test_help_exits_0_binding_no_port_and_opening_no_database(bin_dir):
 
 
 def test_help_lists_every_setting_the_sources_read(bin_dir):
-    api = help_entries(run([api_bin(bin_dir), "--help"]).stdout)
-    worker = help_entries(run([worker_bin(bin_dir), "--help"]).stdout)
+    api_help = run([api_bin(bin_dir), "--help"]).stdout
+    api = help_entries(api_help)
+    worker_help = run([worker_bin(bin_dir), "--help"]).stdout
+    worker = help_entries(worker_help)
+    # Each setting is declared once (the worker's sections are disjoint too).
+    for text, entries in ((api_help, api), (worker_help, worker)):
+        assert sum(1 for line in text.splitlines() if HELP_ENTRY.match(line)) == len(entries)
     api_reads = settings_read("vectorflow-api", "VFRuntime", "VFCore")
     worker_reads = settings_read("vectorflow-worker", "VFCore")
     assert {"VF_PORT", "VF_RUNTIME", "VF_STATE_DIR"} <= api_reads and {"SOURCE_URL", "FRAMES"} <= worker_reads

@@ -35,7 +35,9 @@ public struct Setting: Sendable {
         Setting(name, .int, default: value.map(String.init), shown: shown, help)
     }
     public static func double(_ name: String, _ value: Double?, shown: String? = nil, _ help: String) -> Setting {
-        Setting(name, .double, default: value.map { v in v == v.rounded() ? String(Int(v)) : String(v) }, shown: shown, help)
+        Setting(
+            name, .double, default: value.map { v in v == v.rounded() ? String(Int(v)) : String(v) }, shown: shown, help
+        )
     }
     public static func string(_ name: String, _ value: String?, shown: String? = nil, _ help: String) -> Setting {
         Setting(name, .string, default: value, shown: shown, help)
@@ -108,7 +110,8 @@ public struct ConfigurationSource: Sendable {
                 // certainly meant as its value, so say how to write that.
                 if value == nil, i < arguments.count, Self.parseBool(arguments[i]) != nil {
                     throw ConfigurationError(
-                        "\(setting.flag) is a switch: write \(setting.flag)=\(arguments[i]), not \"\(arguments[i])\" after it")
+                        "\(setting.flag) is a switch: write \(setting.flag)=\(arguments[i]), not \"\(arguments[i])\" after it"
+                    )
                 }
                 flags[key] = value ?? "true"
                 continue
@@ -183,7 +186,8 @@ public struct ConfigurationSource: Sendable {
         return try Self.int(envName, s, range: range)
     }
 
-    private static func int(_ envName: String, _ s: String, range: ClosedRange<Int>?) throws(ConfigurationError) -> Int {
+    private static func int(_ envName: String, _ s: String, range: ClosedRange<Int>?) throws(ConfigurationError) -> Int
+    {
         guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else {
             throw ConfigurationError("\(envName) must be an integer, got \"\(s)\"")
         }

@@ -4,8 +4,11 @@ import Logging
 /// The logging settings both executables read.
 public enum LogSettings {
     public static let declarations: [Setting] = [
-        .string("LOG_LEVEL", "info", "least severe level logged: trace, debug, info, notice, warning, error or critical"),
-        .string("LOG_FORMAT", "text", "text (one line: time, level, label, message, key=value metadata) or json (one object per line)"),
+        .string(
+            "LOG_LEVEL", "info", "least severe level logged: trace, debug, info, notice, warning, error or critical"),
+        .string(
+            "LOG_FORMAT", "text",
+            "text (one line: time, level, label, message, key=value metadata) or json (one object per line)"),
     ]
 }
 
@@ -60,7 +63,9 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
-    public init(label: String, level: Logger.Level = .info, format: LogFormat = .text, sink: @escaping Sink = standardError) {
+    public init(
+        label: String, level: Logger.Level = .info, format: LogFormat = .text, sink: @escaping Sink = standardError
+    ) {
         self.label = label
         self.logLevel = level
         self.format = format
@@ -76,9 +81,10 @@ public struct LineLogHandler: LogHandler {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
         if let extra = event.metadata { all.merge(extra) { _, new in new } }
-        sink(Self.line(
-            time: Self.timestamp(), level: event.level, label: label, message: "\(event.message)", metadata: all,
-            format: format))
+        sink(
+            Self.line(
+                time: Self.timestamp(), level: event.level, label: label, message: "\(event.message)", metadata: all,
+                format: format))
     }
 
     /// The bytes of one line, newline included (separate from I/O for the tests).

@@ -29,15 +29,22 @@ public struct RuntimeSettings: Sendable {
 
     /// The runtime's settings, declared once (part of `vectorflow-api --help`).
     public static let declarations: [Setting] = [
-        .string("VF_RUNTIME", nil, shown: "docker if its socket answers, else process", "worker runtime: docker, process or swarm"),
-        .string("DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine API socket (unix://PATH or tcp://HOST:PORT)"),
-        .string("VF_WORKER_IMAGE", "vectorflow-worker:latest", "worker image (built from VF_WORKER_BUILD_CONTEXT when missing)"),
+        .string(
+            "VF_RUNTIME", nil, shown: "docker if its socket answers, else process",
+            "worker runtime: docker, process or swarm"),
+        .string(
+            "DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine API socket (unix://PATH or tcp://HOST:PORT)"),
+        .string(
+            "VF_WORKER_IMAGE", "vectorflow-worker:latest",
+            "worker image (built from VF_WORKER_BUILD_CONTEXT when missing)"),
         .string("VF_WORKER_NETWORK", "host", "container network of the workers (docker)"),
         .string("VF_WORKER_BUILD_CONTEXT", nil, "folder the worker image is built from when it is missing"),
         .string("VF_WORKER_DOCKERFILE", "Dockerfile.worker", "Dockerfile in VF_WORKER_BUILD_CONTEXT"),
-        .string("VF_WORKER_BIN", nil, shown: "vectorflow-worker beside the API binary", "worker binary (process runtime)"),
-        .string("VF_STATE_DIR", nil, shown: ProcessRuntimeConfiguration.defaultStateDirectory,
-                "process runtime: folder of the worker records and logs (one live API per folder)"),
+        .string(
+            "VF_WORKER_BIN", nil, shown: "vectorflow-worker beside the API binary", "worker binary (process runtime)"),
+        .string(
+            "VF_STATE_DIR", nil, shown: ProcessRuntimeConfiguration.defaultStateDirectory,
+            "process runtime: folder of the worker records and logs (one live API per folder)"),
         .string("VF_FILE_SD_PATH", "prometheus/file_sd/workers.json", "Prometheus file_sd target file"),
         .string("VF_WORKER_REDIS_URL", nil, shown: "REDIS_URL", "Redis as the workers reach it"),
         .double("VF_RECONCILE_INTERVAL", 5, "seconds between reconciliation passes (0.2-3600)"),

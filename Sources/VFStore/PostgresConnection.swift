@@ -102,10 +102,12 @@ final class PostgresConnection {
         }
         guard let c = started else { throw .unavailable("out of memory") }
         // The server's NOTICEs ("relation already exists, skipping") go to the log, not raw stderr.
-        _ = PQsetNoticeProcessor(c, { _, message in
-            guard let message else { return }
-            postgresNoticeLog.debug("\(String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines))")
-        }, nil)
+        _ = PQsetNoticeProcessor(
+            c,
+            { _, message in
+                guard let message else { return }
+                postgresNoticeLog.debug("\(String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines))")
+            }, nil)
         if PQstatus(c) == CONNECTION_BAD {
             let msg = Self.message(c)
             PQfinish(c)

@@ -33,23 +33,29 @@ struct APIConfiguration: Sendable {
 
     /// Every setting of `vectorflow-api`, declared once: `--help` lists them and the command line
     /// accepts no other flag. A new setting is one line here, read in `init` below.
-    static let declarations: [Setting] = LogSettings.declarations + [
-        .string("DATABASE_URL", "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow",
+    static let declarations: [Setting] =
+        LogSettings.declarations + [
+            .string(
+                "DATABASE_URL", "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow",
                 "PostgreSQL (libpq URI); init.sql is applied at start, idempotently"),
-        .string("REDIS_URL", "redis://localhost:6379/0", "Redis (live frames, worker status, viewer marks)"),
-        .string("VF_HOST", "0.0.0.0", "listen address"),
-        .int("VF_PORT", 8000, "listen port (0: a free port)"),
-        .string("VF_API_TOKEN", nil, "when set, stream operations, /metrics and /ws/frames need `Authorization: Bearer <token>`"),
-        .bool("VF_ALLOW_FILE_SOURCES", false, "accept file:// stream URLs (inside VF_MEDIA_DIR)"),
-        .string("VF_MEDIA_DIR", nil, "required with VF_ALLOW_FILE_SOURCES: the folder file:// sources must be in"),
-        .string("VF_STATIC_DIR", "frontend-static", "dashboard files served at /"),
-        .string("VF_CORS_ORIGINS", "", "comma-separated origins allowed besides the API's own (* for any)"),
-        .string("VF_ALLOWED_HOSTS", "", "comma-separated Host values the API answers (empty: any)"),
-        .int("VF_DB_POOL_SIZE", 4, "database connections (one pool thread each), 1-64"),
-        .bool("VF_STOP_WORKERS_ON_EXIT", false, "on SIGTERM/SIGINT, stop every worker before exiting"),
-        .string("VF_DOCS_ASSETS_DIR", DocsAssets.defaultDirectory, "Swagger UI's and ReDoc's files for /docs and /redoc"),
-        .bool("VF_ACCESS_LOG", true, "one log line per HTTP request (method, route, status, ms), at info"),
-    ] + RuntimeSettings.declarations
+            .string("REDIS_URL", "redis://localhost:6379/0", "Redis (live frames, worker status, viewer marks)"),
+            .string("VF_HOST", "0.0.0.0", "listen address"),
+            .int("VF_PORT", 8000, "listen port (0: a free port)"),
+            .string(
+                "VF_API_TOKEN", nil,
+                "when set, stream operations, /metrics and /ws/frames need `Authorization: Bearer <token>`"),
+            .bool("VF_ALLOW_FILE_SOURCES", false, "accept file:// stream URLs (inside VF_MEDIA_DIR)"),
+            .string("VF_MEDIA_DIR", nil, "required with VF_ALLOW_FILE_SOURCES: the folder file:// sources must be in"),
+            .string("VF_STATIC_DIR", "frontend-static", "dashboard files served at /"),
+            .string("VF_CORS_ORIGINS", "", "comma-separated origins allowed besides the API's own (* for any)"),
+            .string("VF_ALLOWED_HOSTS", "", "comma-separated Host values the API answers (empty: any)"),
+            .int("VF_DB_POOL_SIZE", 4, "database connections (one pool thread each), 1-64"),
+            .bool("VF_STOP_WORKERS_ON_EXIT", false, "on SIGTERM/SIGINT, stop every worker before exiting"),
+            .string(
+                "VF_DOCS_ASSETS_DIR", DocsAssets.defaultDirectory, "Swagger UI's and ReDoc's files for /docs and /redoc"
+            ),
+            .bool("VF_ACCESS_LOG", true, "one log line per HTTP request (method, route, status, ms), at info"),
+        ] + RuntimeSettings.declarations
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
         databaseURL = c.string("DATABASE_URL")
@@ -74,7 +80,8 @@ struct APIConfiguration: Sendable {
                     "VF_ALLOW_FILE_SOURCES needs VF_MEDIA_DIR: the folder file:// sources may come from")
             }
             guard StreamRules.isValidMediaDirectory(dir) else {
-                throw ConfigurationError("VF_MEDIA_DIR must be an absolute path without . or .. segments, got \"\(dir)\"")
+                throw ConfigurationError(
+                    "VF_MEDIA_DIR must be an absolute path without . or .. segments, got \"\(dir)\"")
             }
             mediaDirectory = dir
         }

@@ -36,7 +36,8 @@ case .help:
 
 
         """
-    FileHandle.standardOutput.write(Data((usage + SettingsHelp.render(title: "Settings:", APIConfiguration.declarations)).utf8))
+    FileHandle.standardOutput.write(
+        Data((usage + SettingsHelp.render(title: "Settings:", APIConfiguration.declarations)).utf8))
     exit(0)
 case .version:
     FileHandle.standardOutput.write(Data((SettingsHelp.versionLine(program: "vectorflow-api") + "\n").utf8))
@@ -79,7 +80,8 @@ do throws(RuntimeError) {
     let failures = StartFailureReporter(
         redis: redis, ttl: max(15, Int((3 * runtimeSettings.reconcileInterval).rounded(.up))))
     reconciler = try runtimeSettings.makeReconciler(
-        store: PostgresDesiredState(pool: reconcilerPool), log: { runtimeLog.info("\($0)") }, onReport: { failures.publish($0) },
+        store: PostgresDesiredState(pool: reconcilerPool), log: { runtimeLog.info("\($0)") },
+        onReport: { failures.publish($0) },
         isLeader: { leaderLock.isLeader })
 } catch {
     fail(error.description)

@@ -47,18 +47,18 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     return 0
 }
 
-/// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
-/// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's reported vectors
-/// above the threshold, its `magnitude_max` and the vectors the filter rejected as one JSON line
-/// (`{"frame":N,"vectors":[[x,y,dx,dy],…],"magnitude_max":M,"rejected":R}`) for comparing paths.
-/// The settings of `bench` besides the flow's.
+/// The settings of `bench` besides the flow's and `WorkerSettings.encodingDeclarations`.
 let benchDeclarations: [Setting] = [
     .int("FRAMES", nil, shown: "all", "frames to analyse (at least 1)"),
     .bool("PREVIEW", false, "annotate and JPEG-encode every frame too"),
     .bool("DECODE_ONLY", false, "time decoding alone"),
     .string("DUMP_VECTORS", nil, "write each frame's reported vectors to this file, one JSON line per frame"),
-] + WorkerSettings.encodingDeclarations
+]
 
+/// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
+/// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's reported vectors
+/// above the threshold, its `magnitude_max` and the vectors the filter rejected as one JSON line
+/// (`{"frame":N,"vectors":[[x,y,dx,dy],…],"magnitude_max":M,"rejected":R}`) for comparing paths.
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     try c.expectPositional(atMost: 2)
     // Settings first: a value given to the wrong flag (`--frames clip.mp4`) is named as such.

@@ -46,7 +46,9 @@ struct FlowSettings {
         .bool("EXACT_FLOW", false, "same as EXACT"),
         .bool("VECTOR_FILTER", true, "report only vectors whose tracking can be trusted (fast path)"),
         .bool("NO_FILTER", false, "report every tracked vector (VECTOR_FILTER=false)"),
-        .string("FILTER_CHECKS", nil, shown: "standard", "the filter's checks: a comma-separated list of \(VectorFilter.names.joined(separator: ", ")), all or none"),
+        .string(
+            "FILTER_CHECKS", nil, shown: "standard",
+            "the filter's checks: a comma-separated list of \(VectorFilter.names.joined(separator: ", ")), all or none"),
     ]
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
@@ -62,7 +64,8 @@ struct FlowSettings {
         if let list = c.raw("FILTER_CHECKS") {
             guard let parsed = VectorFilter.parse(list) else {
                 throw ConfigurationError(
-                    "FILTER_CHECKS must list checks among \(VectorFilter.names.joined(separator: ", ")), got \"\(list)\"")
+                    "FILTER_CHECKS must list checks among \(VectorFilter.names.joined(separator: ", ")), got \"\(list)\""
+                )
             }
             checks = parsed
         }
@@ -99,20 +102,23 @@ struct WorkerSettings {
         .int("VF_THREADS", 1, "threads for OpenCV, the tracker and the video decoder (1-64)"),
     ]
 
-    /// The settings of `run` besides the flow's.
-    static let declarations: [Setting] = [
-        .string("STREAM_ID", "default", "the stream, as a metric label, in frames and in the status key"),
-        .string("STREAM_NAME", nil, shown: "STREAM_ID", "the stream's name, as a metric label and in frames"),
-        .string("SOURCE_URL", nil, shown: "required, or SOURCE_URL_FILE", "the video: rtsp://, rtsps://, http(s)://, file:///PATH or a path"),
-        .string("SOURCE_URL_FILE", nil, "a file holding SOURCE_URL (keeps credentials out of the environment)"),
-        .string("REDIS_URL", "redis://localhost:6379/0", "where frames and status go"),
-        .string("METRICS_HOST", "0.0.0.0", "listen address of /metrics and /health"),
-        .int("METRICS_PORT", 9100, "port of /metrics and /health (0: a free port)"),
-        .bool("LOOP", true, "reopen finite sources at their end; false: stop with state ended"),
-        .double("PREVIEW_FPS", 10, "cap of the live preview's rate (0.1-120)"),
-        .int("PREVIEW_MAX_WIDTH", 640, "cap of the live preview's width (16-7680)"),
-        .bool("PREVIEW_ALWAYS", false, "encode previews even when nobody watches"),
-    ] + encodingDeclarations
+    /// The settings of `run` besides the flow's and `encodingDeclarations`.
+    static let declarations: [Setting] =
+        [
+            .string("STREAM_ID", "default", "the stream, as a metric label, in frames and in the status key"),
+            .string("STREAM_NAME", nil, shown: "STREAM_ID", "the stream's name, as a metric label and in frames"),
+            .string(
+                "SOURCE_URL", nil, shown: "required, or SOURCE_URL_FILE",
+                "the video: rtsp://, rtsps://, http(s)://, file:///PATH or a path"),
+            .string("SOURCE_URL_FILE", nil, "a file holding SOURCE_URL (keeps credentials out of the environment)"),
+            .string("REDIS_URL", "redis://localhost:6379/0", "where frames and status go"),
+            .string("METRICS_HOST", "0.0.0.0", "listen address of /metrics and /health"),
+            .int("METRICS_PORT", 9100, "port of /metrics and /health (0: a free port)"),
+            .bool("LOOP", true, "reopen finite sources at their end; false: stop with state ended"),
+            .double("PREVIEW_FPS", 10, "cap of the live preview's rate (0.1-120)"),
+            .int("PREVIEW_MAX_WIDTH", 640, "cap of the live preview's width (16-7680)"),
+            .bool("PREVIEW_ALWAYS", false, "encode previews even when nobody watches"),
+        ]
 
     /// `SOURCE_URL_FILE`: the URL in a file (the Docker runtime's way to keep camera credentials
     /// out of the container's inspectable environment); surrounding whitespace is dropped.

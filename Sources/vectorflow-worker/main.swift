@@ -9,8 +9,12 @@ enum WorkerCommand: String, CaseIterable {
 
     var declarations: [Setting] {
         switch self {
-        case .run: return LogSettings.declarations + FlowSettings.declarations + WorkerSettings.declarations
-        case .bench: return LogSettings.declarations + FlowSettings.declarations + benchDeclarations
+        case .run:
+            return LogSettings.declarations + FlowSettings.declarations + WorkerSettings.declarations
+                + WorkerSettings.encodingDeclarations
+        case .bench:
+            return LogSettings.declarations + FlowSettings.declarations + benchDeclarations
+                + WorkerSettings.encodingDeclarations
         case .flow: return LogSettings.declarations + FlowSettings.declarations
         }
     }
@@ -39,6 +43,7 @@ enum WorkerCommand: String, CaseIterable {
         out += SettingsHelp.render(title: "Logging (every command):", LogSettings.declarations) + "\n"
         out += SettingsHelp.render(title: "Flow (run, bench, flow):", FlowSettings.declarations) + "\n"
         out += SettingsHelp.render(title: "run:", WorkerSettings.declarations) + "\n"
+        out += SettingsHelp.render(title: "run and bench:", WorkerSettings.encodingDeclarations) + "\n"
         out += SettingsHelp.render(title: "bench:", benchDeclarations)
         return out
     }
