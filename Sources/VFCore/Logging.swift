@@ -102,13 +102,13 @@ public struct LineLogHandler: LogHandler {
             out.append(0x20)
             out.append(contentsOf: label.utf8)
             out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: Credentials.maskText(oneLine(message)).utf8)
+            out.append(contentsOf: masked(oneLine(message)).utf8)
             for key in keys {
                 guard let value = metadata[key] else { continue }
                 out.append(0x20)
                 out.append(contentsOf: key.utf8)
                 out.append(UInt8(ascii: "="))
-                let text = Credentials.maskText(oneLine(render(value)))
+                let text = masked(oneLine(render(value)))
                 if text.isEmpty || text.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D }) {
                     JSONSerializer.appendString(text, to: &out)  // quoted, with escapes
                 } else {
@@ -123,19 +123,25 @@ public struct LineLogHandler: LogHandler {
             out.append(contentsOf: ",\"label\":".utf8)
             JSONSerializer.appendString(label, to: &out)
             out.append(contentsOf: ",\"message\":".utf8)
-            JSONSerializer.appendString(Credentials.maskText(message), to: &out)
+            JSONSerializer.appendString(masked(message), to: &out)
             for key in keys {
                 guard let value = metadata[key] else { continue }
                 out.append(UInt8(ascii: ","))
                 // Metadata never overwrites the line's own fields.
                 JSONSerializer.appendString(reservedKeys.contains(key) ? "meta_" + key : key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                JSONSerializer.appendString(Credentials.maskText(render(value)), to: &out)
+                JSONSerializer.appendString(masked(render(value)), to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
         out.append(0x0A)
         return out
+    }
+
+    /// `Credentials.maskText`, skipped for text without a colon (no URL): most lines, such as the
+    /// access log's, cost one scan.
+    private static func masked(_ s: String) -> String {
+        s.utf8.contains(UInt8(ascii: ":")) ? Credentials.maskText(s) : s
     }
 
     private static let reservedKeys: Set<String> = ["ts", "level", "label", "message"]
