@@ -193,7 +193,8 @@ def test_worker_logs_why_its_source_fails(spawn, bin_dir, redis_server, tmp_path
     errors = [m for m in lines if m.group(2) == "error" and "cannot open the source" in m.group(4)]
     assert errors, w.log_path.read_text(errors="replace")
     first = errors[0]
-    assert first.group(3) == "vectorflow-worker" and str(missing) in first.group(4)
+    assert first.group(3) == "vectorflow-worker" and f"source={missing}" in first.group(4)
+    assert "No such file or directory" in first.group(4), "the system's reason"
     assert f"stream_id={w.stream_id}" in first.group(4) and "retrying in" in first.group(4)
     # The state change is logged too: a file that cannot be opened is `failed`.
     assert any("state connecting -> failed" in m.group(4) and f"stream_id={w.stream_id}" in m.group(4)
@@ -220,7 +221,7 @@ def test_worker_json_lines_and_masked_credentials(spawn, bin_dir, redis_server):
     assert all(o.get("stream_id") == w.stream_id for o in objects)
     first = attempts()[0]
     assert first["level"] == "error" and first["attempt"] == "1" and float(first["retry_in_s"]) > 0
-    assert "admin:***@" in first["message"]
+    assert first["source"] == f"rtsp://admin:***@127.0.0.1:{port}/cam"
     assert any(o["message"].startswith("starting") for o in objects)
 
 

@@ -82,8 +82,11 @@ final class CaptureLoop: Sendable {
                 openFailures += 1
                 let delay = backoff.nextDelay()
                 log.error(
-                    "cannot open the source \(Credentials.maskURL(settings.source)): \(reason); retrying in \(Self.seconds(delay)) s",
-                    metadata: ["attempt": "\(openFailures)", "retry_in_s": "\(Self.seconds(delay))"])
+                    "cannot open the source: \(reason); retrying in \(Self.seconds(delay)) s",
+                    metadata: [
+                        "source": "\(Credentials.maskURL(settings.source))", "attempt": "\(openFailures)",
+                        "retry_in_s": "\(Self.seconds(delay))",
+                    ])
                 sleep(until: monotonicNow() + delay) { isStopping }
                 continue
             }

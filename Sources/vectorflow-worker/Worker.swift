@@ -43,14 +43,14 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     }
     let capture = CaptureLoop(
         settings: settings, metrics: metrics, housekeeper: housekeeper, publisher: publisher, log: log)
-    housekeeper.start()
-    publisher.start()
-    capture.start()
     log.info(
         "starting: source \(Credentials.maskURL(settings.source)), metrics on port \(server.port)",
         metadata: [
             "version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)", "opencv": "\(VideoStream.openCVVersion)",
         ])
+    housekeeper.start()
+    publisher.start()
+    capture.start()
 
     var stoppedBySignal = false
     var timeout = timespec(tv_sec: 0, tv_nsec: 100_000_000)
