@@ -350,3 +350,28 @@ def test_log_level_filters(spawn, bin_dir, redis_server, tmp_path):
     assert lines and all(lines), lines
     levels = {m.group(2) for m in lines}
     assert levels <= {"warning", "error", "critical"}, levels
+
+
+def test_workers_log_as_the_api_was_told(spawn, bin_dir, postgres, redis_server, samples):
+    """LOG_FORMAT and LOG_LEVEL of the API reach the workers it starts (process runtime here)."""
+    state = tempfile.mkdtemp(prefix="vf-cli-state-")
+    p, base = start_api(spawn, bin_dir, postgres, redis_server, "cli-api-worker-logs", LOG_FORMAT="json",
+                        LOG_LEVEL="info", VF_STATE_DIR=state, VF_ALLOW_FILE_SOURCES="true", VF_MEDIA_DIR=str(samples))
+    s = requests.post(base + "/streams", json={"name": "lobby", "rtsp_url": f"file://{samples}/vtest.avi"}, timeout=5)
+    assert s.status_code == 201, s.text
+    sid = s.json()["id"]
+    assert requests.post(f"{base}/streams/{sid}/activate", timeout=30).status_code == 200
+    logs = os.path.join(state, "logs")
+
+    def worker_objects():
+        if not os.path.isdir(logs):
+            return []
+        lines = [line for name in os.listdir(logs) for line in open(os.path.join(logs, name)).read().splitlines()]
+        return [json.loads(line) for line in lines]
+    wait_until(lambda: any(o["message"] == "state connecting -> running" for o in worker_objects()), 30,
+               what="the worker's JSON log to say running")
+    objects = worker_objects()
+    assert all(o["stream_id"] == sid for o in objects)
+    assert objects[0]["message"].startswith("starting: source file://"), objects[0]
+    assert requests.post(f"{base}/streams/{sid}/deactivate", timeout=30).status_code == 200
+    assert p.stop() == 0

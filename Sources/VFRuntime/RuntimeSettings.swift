@@ -26,6 +26,8 @@ public struct RuntimeSettings: Sendable {
     public var swarmSpread: String
     public var swarmMetricsPorts: ClosedRange<Int>
     public var pushWorkerImage: Bool
+    /// `LOG_LEVEL` / `LOG_FORMAT` as the API was given them: its workers log the same way.
+    public var workerLogEnvironment: [String: String]
 
     /// The runtime's settings, declared once (part of `vectorflow-api --help`).
     public static let declarations: [Setting] = [
@@ -88,6 +90,8 @@ public struct RuntimeSettings: Sendable {
         }
         swarmMetricsPorts = low...high
         pushWorkerImage = try c.bool("VF_WORKER_PUSH")
+        workerLogEnvironment = [:]
+        for name in ["LOG_LEVEL", "LOG_FORMAT"] { workerLogEnvironment[name] = c.raw(name) }
     }
 
     /// The runtime these settings ask for. Without `VF_RUNTIME`, docker when its socket answers
@@ -95,22 +99,26 @@ public struct RuntimeSettings: Sendable {
     /// holds its state folder).
     public func makeRuntime(log: @escaping RuntimeLog = stderrRuntimeLog) throws(RuntimeError) -> any WorkerRuntime {
         let kind = runtime ?? (DockerEngineRuntime.isReachable(dockerHost: dockerHost) ? "docker" : "process")
+        let logEnvironment = workerLogEnvironment
         if kind == "swarm" {
-            return SwarmRuntime(
-                configuration: SwarmRuntimeConfiguration(
-                    dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
-                    pushImage: pushWorkerImage, redisURL: workerRedisURL, metricsPorts: swarmMetricsPorts,
-                    constraints: swarmConstraints, spreadOver: swarmSpread), log: log)
+            var configuration = SwarmRuntimeConfiguration(
+                dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
+                pushImage: pushWorkerImage, redisURL: workerRedisURL, metricsPorts: swarmMetricsPorts,
+                constraints: swarmConstraints, spreadOver: swarmSpread)
+            configuration.extraEnvironment.merge(logEnvironment) { _, new in new }
+            return SwarmRuntime(configuration: configuration, log: log)
         }
         if kind == "docker" {
-            return DockerEngineRuntime(
-                configuration: DockerRuntimeConfiguration(
-                    dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
-                    network: workerNetwork, redisURL: workerRedisURL), log: log)
+            var configuration = DockerRuntimeConfiguration(
+                dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
+                network: workerNetwork, redisURL: workerRedisURL)
+            configuration.extraEnvironment.merge(logEnvironment) { _, new in new }
+            return DockerEngineRuntime(configuration: configuration, log: log)
         }
-        return try ProcessRuntime(
-            configuration: ProcessRuntimeConfiguration(
-                workerBinary: workerBinary, stateDirectory: stateDirectory, redisURL: workerRedisURL), log: log)
+        var configuration = ProcessRuntimeConfiguration(
+            workerBinary: workerBinary, stateDirectory: stateDirectory, redisURL: workerRedisURL)
+        configuration.extraEnvironment.merge(logEnvironment) { _, new in new }
+        return try ProcessRuntime(configuration: configuration, log: log)
     }
 
     /// A reconciler over `store` and a new runtime, writing file_sd to `fileSDPath`. Call
