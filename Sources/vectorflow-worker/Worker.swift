@@ -46,7 +46,8 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     log.info(
         "starting: source \(Credentials.maskURL(settings.source)), metrics on port \(server.port)",
         metadata: [
-            "version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)", "opencv": "\(VideoStream.openCVVersion)",
+            "version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)",
+            "opencv": "\(VideoStream.openCVVersion)",
         ])
     housekeeper.start()
     publisher.start()
