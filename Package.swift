@@ -8,6 +8,7 @@ let openCVLibraries: [LinkerSetting] = [
 ].map { .linkedLibrary($0) }
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
 let package = Package(
     name: "vectorflow",
@@ -19,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries: a module map and a one-line shim header each, nothing else.
@@ -43,33 +45,40 @@ let package = Package(
         // Bytes and text every layer shares: the one JSON writer and string escaper, hex digits.
         .target(name: "VFText", swiftSettings: strict),
         .target(name: "VFNet", dependencies: ["CVFNetLinux", "VFText"], swiftSettings: strict),
+        // The git commit of the build, for `--version` and `vector_flow_build_info`.
+        .plugin(name: "BuildCommitPlugin", capability: .buildTool(), path: "Sources/BuildCommitPlugin"),
         .target(
             name: "VFCore",
-            dependencies: ["VFText", .product(name: "Prometheus", package: "swift-prometheus")],
-            swiftSettings: strict
+            dependencies: [
+                "VFText", .product(name: "Prometheus", package: "swift-prometheus"), logging,
+            ],
+            swiftSettings: strict,
+            plugins: ["BuildCommitPlugin"]
         ),
-        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore"], swiftSettings: strict),
+        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore", logging], swiftSettings: strict),
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
-        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore"], swiftSettings: strict),
+        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", logging], swiftSettings: strict),
         // The control plane: the streams' operations with typed results (the API maps them to
         // HTTP), and the reconciler's wiring to the store and the live status.
         .target(
-            name: "VFControl", dependencies: ["VFCore", "VFStore", "VFRuntime", "VFBus", "VFLive"], swiftSettings: strict),
+            name: "VFControl", dependencies: ["VFCore", "VFStore", "VFRuntime", "VFBus", "VFLive", logging],
+            swiftSettings: strict),
         // The HTTP face: routes (one table for the router and /openapi.json), auth, CORS, docs.
         .target(
-            name: "VFAPI", dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus", "VFText"],
+            name: "VFAPI", dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus", "VFRuntime", "VFText", logging],
             swiftSettings: strict),
-        .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore"], swiftSettings: strict),
-        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore", "VFText"], swiftSettings: strict),
+        .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore", logging], swiftSettings: strict),
+        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore", "VFText", logging], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
-            dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFAPI", "VFBus", "VFRuntime", "VFLive"],
+            dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFAPI", "VFBus", "VFRuntime", "VFLive", logging],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "vectorflow-worker",
             dependencies: [
                 "VFNet", "VFCore", "VFBus", "VFFlow", "VFText", .product(name: "Prometheus", package: "swift-prometheus"),
+                logging,
             ],
             swiftSettings: strict
         ),

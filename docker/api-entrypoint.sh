@@ -8,7 +8,7 @@
 # as root. Run as another user (the image's default), it only checks that the socket is usable and
 # says how to fix it when not.
 #
-# Arguments: none or flags (`--port 9000`) run vectorflow-api with them; anything else is run in
+# Arguments: none or flags (`--vf-port 9000`) run vectorflow-api with them; anything else is run in
 # its place (`docker run IMAGE id -G`), after the same socket step: that is how the step is tested.
 #
 # Settings (environment): DOCKER_HOST (unix:///var/run/docker.sock by default; tcp:// needs no

@@ -1,5 +1,6 @@
 import Foundation
 import VFCore
+import VFRuntime
 
 /// Settings of `vectorflow-api`, from flags or the environment (see docs/api.md).
 public struct APIConfiguration: Sendable {
@@ -27,6 +28,8 @@ public struct APIConfiguration: Sendable {
     /// `VF_DOCS_ASSETS_DIR`: Swagger UI's and ReDoc's files (DocsAssets); without them, /docs and
     /// /redoc serve the built-in page.
     public var docsAssetsDir: String
+    /// `VF_ACCESS_LOG`: one info line per request.
+    public var accessLog: Bool
 
     /// `host:port` of the platform's own services, which the source policy always denies to
     /// workers: the database, Redis, and this API (on loopback when it listens on every address).
@@ -43,22 +46,48 @@ public struct APIConfiguration: Sendable {
         return out
     }
 
+    /// Every setting of `vectorflow-api`, declared once: `--help` lists them and the command line
+    /// accepts no other flag. A new setting is one line here, read in `init` below.
+    public static let declarations: [Setting] =
+        LogSettings.declarations + [
+            .string(
+                "DATABASE_URL", "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow",
+                "PostgreSQL (libpq URI); init.sql is applied at start, idempotently"),
+            .string("REDIS_URL", "redis://localhost:6379/0", "Redis (live frames, worker status, viewer marks)"),
+            .string("VF_HOST", "0.0.0.0", "listen address"),
+            .int("VF_PORT", 8000, "listen port (0: a free port)"),
+            .string(
+                "VF_API_TOKEN", nil,
+                "when set, stream operations, /metrics and /ws/frames need `Authorization: Bearer <token>`"),
+            .bool("VF_ALLOW_FILE_SOURCES", false, "accept file:// stream URLs (inside VF_MEDIA_DIR)"),
+            .string("VF_MEDIA_DIR", nil, "required with VF_ALLOW_FILE_SOURCES: the folder file:// sources must be in"),
+            .string("VF_STATIC_DIR", "frontend-static", "dashboard files served at /"),
+            .string("VF_CORS_ORIGINS", "", "comma-separated origins allowed besides the API's own (* for any)"),
+            .string("VF_ALLOWED_HOSTS", "", "comma-separated Host values the API answers (empty: any)"),
+            .int("VF_DB_POOL_SIZE", 4, "database connections (one pool thread each), 1-64"),
+            .bool("VF_STOP_WORKERS_ON_EXIT", false, "on SIGTERM/SIGINT, stop every worker before exiting"),
+            .string(
+                "VF_DOCS_ASSETS_DIR", DocsAssets.defaultDirectory, "Swagger UI's and ReDoc's files for /docs and /redoc"
+            ),
+            .bool("VF_ACCESS_LOG", true, "one log line per HTTP request (method, route, status, ms), at info"),
+        ] + RuntimeSettings.declarations
+
     public init(_ c: ConfigurationSource) throws(ConfigurationError) {
-        databaseURL = c.string("DATABASE_URL", default: "postgresql://vectorflow:vectorflow@localhost:5432/vectorflow")
+        databaseURL = c.string("DATABASE_URL")
         guard databaseURL.hasPrefix("postgresql://") || databaseURL.hasPrefix("postgres://") else {
             throw ConfigurationError("DATABASE_URL must be a postgresql:// URL, got \"\(databaseURL)\"")
         }
-        redisURL = c.string("REDIS_URL", default: "redis://localhost:6379/0")
+        redisURL = c.string("REDIS_URL")
         guard redisURL.hasPrefix("redis://") || redisURL.hasPrefix("unix://") || redisURL.hasPrefix("rediss://") else {
             throw ConfigurationError("REDIS_URL must be a redis:// URL, got \"\(redisURL)\"")
         }
-        host = c.string("VF_HOST", default: "0.0.0.0")
-        port = try c.int("VF_PORT", default: 8000, range: 0...65535)
+        host = c.string("VF_HOST")
+        port = try c.int("VF_PORT", range: 0...65535)
         apiToken = c.raw("VF_API_TOKEN")
         if let t = apiToken, t.contains(where: { $0 == " " || $0 == "\n" || $0 == "\r" }) {
             throw ConfigurationError("VF_API_TOKEN must not contain spaces or line breaks")
         }
-        allowFileSources = try c.bool("VF_ALLOW_FILE_SOURCES", default: false)
+        allowFileSources = try c.bool("VF_ALLOW_FILE_SOURCES")
         mediaDirectory = nil
         if allowFileSources {
             guard let dir = c.raw("VF_MEDIA_DIR") else {
@@ -66,22 +95,24 @@ public struct APIConfiguration: Sendable {
                     "VF_ALLOW_FILE_SOURCES needs VF_MEDIA_DIR: the folder file:// sources may come from")
             }
             guard StreamRules.isValidMediaDirectory(dir) else {
-                throw ConfigurationError("VF_MEDIA_DIR must be an absolute path without . or .. segments, got \"\(dir)\"")
+                throw ConfigurationError(
+                    "VF_MEDIA_DIR must be an absolute path without . or .. segments, got \"\(dir)\"")
             }
             mediaDirectory = dir
         }
-        staticDir = c.string("VF_STATIC_DIR", default: "frontend-static")
-        let origins = c.string("VF_CORS_ORIGINS", default: "")
+        staticDir = c.string("VF_STATIC_DIR")
+        let origins = c.string("VF_CORS_ORIGINS")
             .split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for o in origins where o != "*" && !(o.hasPrefix("http://") || o.hasPrefix("https://")) {
             throw ConfigurationError(
                 "VF_CORS_ORIGINS must be * or a comma-separated list of http(s) origins, got \"\(o)\"")
         }
         corsOrigins = origins
-        allowedHosts = c.string("VF_ALLOWED_HOSTS", default: "")
+        allowedHosts = c.string("VF_ALLOWED_HOSTS")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
-        databasePoolSize = try c.int("VF_DB_POOL_SIZE", default: 4, range: 1...64)
-        stopWorkersOnExit = try c.bool("VF_STOP_WORKERS_ON_EXIT", default: false)
-        docsAssetsDir = c.string("VF_DOCS_ASSETS_DIR", default: DocsAssets.defaultDirectory)
+        databasePoolSize = try c.int("VF_DB_POOL_SIZE", range: 1...64)
+        stopWorkersOnExit = try c.bool("VF_STOP_WORKERS_ON_EXIT")
+        docsAssetsDir = c.string("VF_DOCS_ASSETS_DIR")
+        accessLog = try c.bool("VF_ACCESS_LOG")
     }
 }

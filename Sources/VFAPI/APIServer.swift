@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VFBus
 import VFControl
 import VFCore
@@ -38,7 +39,7 @@ public final class APIServer: Sendable {
         self.workerStarted = workerStarted
         pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
         validator = StreamValidator(mediaDirectory: config.mediaDirectory)
-        service = StreamService(observer: observer, statuses: statuses, log: { logError($0) })
+        service = StreamService(observer: observer, statuses: statuses, log: { apiLog.error("\($0)") })
         self.redis = RedisHealth(client: redis)
         openAPI = JSONSerializer.encode(
             OpenAPIDocument.build(
@@ -50,7 +51,7 @@ public final class APIServer: Sendable {
     /// port is bound; a database that is not there yet is retried by later requests.
     public func connectDatabase() {
         pool.submit { db in
-            if !db.ping() { logError("database not reachable yet; answering 503 until it is") }
+            if !db.ping() { apiLog.warning("database not reachable yet; answering 503 until it is") }
         }
     }
 
@@ -64,7 +65,7 @@ public final class APIServer: Sendable {
     public func makeRouter() -> Router {
         var r = Router()
         // Swagger UI and ReDoc from the installed package's files, else the built-in page (DocsPage.swift).
-        let docs = DocsAssets.load(directory: config.docsAssetsDir) { logError($0) }
+        let docs = DocsAssets.load(directory: config.docsAssetsDir) { apiLog.notice("\($0)") }
         let builtIn = HTTPResponse.text(DocsPage.html, contentType: "text/html; charset=utf-8")
         let handlers = self.handlers(docsPage: docs.swaggerPage.map(DocsAssets.page) ?? builtIn)
         for op in OpenAPIDocument.operations {
@@ -269,6 +270,7 @@ public final class APIServer: Sendable {
         let hosts = config.allowedHosts
         let token = config.apiToken.map { Array($0.utf8) }
         let metrics = self.metrics
+        let accessLog = config.accessLog ? Logger(label: "vectorflow-api.access") : nil
 
         /// The request's own origin, as a browser on a page the API served would send it.
         @Sendable func isSameOrigin(_ origin: String, _ req: HTTPRequest) -> Bool {
@@ -344,8 +346,22 @@ public final class APIServer: Sendable {
             }
             metrics.observe(
                 method: req.method, route: req.routePattern ?? "unmatched", status: res.status, seconds: seconds)
+            // One line per request: the route pattern (never a query string, which may hold a token).
+            if let accessLog {
+                accessLog.info(
+                    "\(req.method) \(req.routePattern ?? req.path) \(res.status) \(Self.milliseconds(seconds)) ms")
+            }
         }
         return HTTPServerHooks(before: before, after: after)
+    }
+}
+
+extension APIServer {
+    /// `seconds` in milliseconds with three decimals, for the access log.
+    static func milliseconds(_ seconds: Double) -> String {
+        let micros = Int((seconds * 1e6).rounded())
+        let frac = String(micros % 1000)
+        return "\(micros / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
     }
 }
 
@@ -381,8 +397,5 @@ extension StreamError {
     }
 }
 
-/// One line on stderr; the API's log.
-func logError(_ message: String) {
-    var line = Array("vectorflow-api: \(message)\n".utf8)
-    line.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
-}
+/// The API's own log lines (besides the access log).
+let apiLog = Logger(label: "vectorflow-api")

@@ -29,9 +29,19 @@ public struct SourcePolicy: Sendable, Equatable {
     /// Reads `VF_SOURCE_ALLOW` (default: empty, anything not denied) and `VF_SOURCE_DENY` (default
     /// `defaultDeny`; an explicit value replaces it), plus `services`: `host:port` of the platform's
     /// own services, always denied.
+    /// The two settings, declared once (the API's and the worker's `--help`).
+    public static let declarations: [Setting] = [
+        .string(
+            "VF_SOURCE_ALLOW", "", shown: "empty: any address not denied",
+            "comma-separated CIDR[:port], address[:port] or name:port rules a source's addresses must match"),
+        .string(
+            "VF_SOURCE_DENY", defaultDeny,
+            "rules no source may reach (replaces the default; the platform's own services are always added)"),
+    ]
+
     public init(_ c: ConfigurationSource, services: [String] = []) throws(ConfigurationError) {
-        allow = try Self.parse(c.string("VF_SOURCE_ALLOW", default: ""), setting: "VF_SOURCE_ALLOW")
-        deny = try Self.parse(c.string("VF_SOURCE_DENY", default: Self.defaultDeny), setting: "VF_SOURCE_DENY")
+        allow = try Self.parse(c.string("VF_SOURCE_ALLOW"), setting: "VF_SOURCE_ALLOW")
+        deny = try Self.parse(c.string("VF_SOURCE_DENY"), setting: "VF_SOURCE_DENY")
         for s in services {
             if let r = Rule(s), !deny.contains(r) { deny.append(r) }
         }

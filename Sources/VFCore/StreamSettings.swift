@@ -65,6 +65,25 @@ public struct StreamSettings: Sendable, Equatable {
         public static let threshold = "THRESHOLD"
     }
 
+    /// The source's variables, declared once (the worker's `--help`).
+    public static let sourceDeclarations: [Setting] = [
+        .string(
+            Variable.source, nil, shown: "required, or \(Variable.sourceFile)",
+            "the video: rtsp://, rtsps://, http(s)://, file:///PATH or a path"),
+        .string(Variable.sourceFile, nil, "a file holding \(Variable.source) (keeps credentials out of the environment)"),
+    ]
+
+    /// The sampling's variables, declared once, with the rules' own defaults and ranges.
+    public static let samplingDeclarations: [Setting] = [
+        .int(
+            Variable.gridSize, gridSizeDefault,
+            "pixels between sample points (\(gridSizeRange.lowerBound)-\(gridSizeRange.upperBound))"),
+        .double(
+            Variable.threshold, thresholdDefault,
+            "a vector counts when its magnitude is strictly above this many pixels (\(Int(thresholdRange.lowerBound))-\(Int(thresholdRange.upperBound)))"
+        ),
+    ]
+
     /// The variables a worker reads these settings from.
     public var environment: [String: String] {
         [Variable.source: source, Variable.gridSize: String(gridSize), Variable.threshold: Self.text(threshold)]
@@ -72,11 +91,15 @@ public struct StreamSettings: Sendable, Equatable {
 
     /// Reads what `environment` wrote (flags `--source-url` and the like too), with the same rules
     /// as the API's validation for the numbers. The source comes from `SOURCE_URL`, else from the
-    /// file `SOURCE_URL_FILE` names; `requireSource: false` (offline commands) leaves it empty.
+    /// file `SOURCE_URL_FILE` names; `requireSource: false` (offline commands, whose source is an
+    /// argument) leaves it empty. The variables read must be declared (`sourceDeclarations`,
+    /// `samplingDeclarations`).
     public init(_ c: ConfigurationSource, requireSource: Bool = true) throws(ConfigurationError) {
-        gridSize = try c.int(Variable.gridSize, default: Self.gridSizeDefault, range: Self.gridSizeRange)
-        threshold = try c.double(Variable.threshold, default: Self.thresholdDefault, range: Self.thresholdRange)
-        if let s = c.raw(Variable.source) {
+        gridSize = try c.int(Variable.gridSize, range: Self.gridSizeRange)
+        threshold = try c.double(Variable.threshold, range: Self.thresholdRange)
+        if !requireSource {
+            source = ""
+        } else if let s = c.raw(Variable.source) {
             source = s
         } else if let path = c.raw(Variable.sourceFile) {
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -84,10 +107,8 @@ public struct StreamSettings: Sendable, Equatable {
             }
             source = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !source.isEmpty else { throw ConfigurationError("\(Variable.sourceFile) \(path) is empty") }
-        } else if requireSource {
-            throw ConfigurationError("\(Variable.source) (or \(Variable.sourceFile)) is required")
         } else {
-            source = ""
+            throw ConfigurationError("\(Variable.source) (or \(Variable.sourceFile)) is required")
         }
     }
 }

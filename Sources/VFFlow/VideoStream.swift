@@ -1,4 +1,6 @@
 import CVFOpenCV
+import Logging
+import Synchronization
 
 /// What one `VideoStream.read()` produced.
 public enum ReadResult: Sendable, Equatable {
@@ -56,6 +58,20 @@ public final class VideoStream: @unchecked Sendable {
     public static var refusedConnection: String? {
         let s = String(cString: cvf_guard_refused())
         return s.isEmpty ? nil : s
+    }
+
+    /// Sends FFmpeg's own messages (why a source fails: refused, 401, no such stream) to `log`,
+    /// one event per line at the matching level, instead of FFmpeg's raw stderr lines.
+    public static func routeFFmpegLog(to log: Logger) {
+        ffmpegLog.withLock { $0 = log }
+        cvf_set_ffmpeg_log_sink { level, line in
+            guard let line else { return }
+            let text = String(cString: line)
+            // FFmpeg's levels: 8 fatal, 16 error, 24 warning, 32 info, 40 verbose, 48 debug.
+            let mapped: Logger.Level =
+                level <= 8 ? .critical : level <= 16 ? .error : level <= 24 ? .warning : level <= 32 ? .info : .debug
+            ffmpegLog.withLock { $0 }?.log(level: mapped, "ffmpeg: \(text)")
+        }
     }
 
     private var lastError: String { String(cString: cvf_last_error(handle)) }
@@ -204,3 +220,6 @@ public struct VectorFilter: OptionSet, Sendable, Hashable {
         return checks
     }
 }
+
+/// Where `VideoStream.routeFFmpegLog` sends FFmpeg's lines (FFmpeg calls from any thread).
+private let ffmpegLog = Mutex<Logger?>(nil)

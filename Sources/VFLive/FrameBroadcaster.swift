@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import VFBus
 import VFCore
@@ -104,7 +105,7 @@ public final class FrameBroadcaster: Sendable {
 
     public init(
         redisURL: String, viewerTTL: Int = 10, refreshInterval: Double = 3,
-        log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data("[live] \($0)\n".utf8)) }
+        log: @escaping @Sendable (String) -> Void = liveLog
     ) throws {
         self.redisURL = redisURL
         self.redis = try RedisClient(url: redisURL, timeout: 1)
@@ -339,3 +340,8 @@ public final class FrameBroadcaster: Sendable {
     }
 }
 
+
+/// The live fan-out's default log (Redis subscription lost and regained, and the like): swift-log,
+/// label `vectorflow-api.live`.
+public let liveLog: @Sendable (String) -> Void = { liveLogger.notice("\($0)") }
+private let liveLogger = Logger(label: "vectorflow-api.live")

@@ -29,6 +29,38 @@ public struct RuntimeSettings: Sendable {
     /// `VF_SOURCE_ALLOW` / `VF_SOURCE_DENY`, with the platform's own services always denied:
     /// handed to every worker, which checks its source against it (see SourcePolicy).
     public var sourcePolicy: SourcePolicy
+    /// `LOG_LEVEL` / `LOG_FORMAT` as the API was given them: its workers log the same way.
+    public var workerLogEnvironment: [String: String]
+
+    /// The runtime's settings, declared once (part of `vectorflow-api --help`).
+    public static let declarations: [Setting] = [
+        .string(
+            "VF_RUNTIME", nil, shown: "docker if its socket answers, else process",
+            "worker runtime: docker, process or swarm"),
+        .string(
+            "DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine API socket (unix://PATH or tcp://HOST:PORT)"),
+        .string(
+            "VF_WORKER_IMAGE", "vectorflow-worker:latest",
+            "worker image (built from VF_WORKER_BUILD_CONTEXT when missing)"),
+        .string("VF_WORKER_NETWORK", "host", "container network of the workers (docker)"),
+        .string("VF_WORKER_BUILD_CONTEXT", nil, "folder the worker image is built from when it is missing"),
+        .string("VF_WORKER_DOCKERFILE", "Dockerfile.worker", "Dockerfile in VF_WORKER_BUILD_CONTEXT"),
+        .string(
+            "VF_WORKER_BIN", nil, shown: "vectorflow-worker beside the API binary", "worker binary (process runtime)"),
+        .string(
+            "VF_STATE_DIR", nil, shown: ProcessRuntimeConfiguration.defaultStateDirectory,
+            "process runtime: folder of the worker records and logs (one live API per folder)"),
+        .string("VF_FILE_SD_PATH", "prometheus/file_sd/workers.json", "Prometheus file_sd target file"),
+        .string("VF_WORKER_REDIS_URL", nil, shown: "REDIS_URL", "Redis as the workers reach it"),
+        .double("VF_RECONCILE_INTERVAL", 5, "seconds between reconciliation passes (0.2-3600)"),
+        .double("VF_WORKER_STOP_TIMEOUT", 5, "seconds a worker gets after SIGTERM before SIGKILL (0-120)"),
+        .string("VF_SWARM_CONSTRAINTS", "", "swarm: placement constraints, comma-separated"),
+        .string(
+            "VF_SWARM_SPREAD", "", shown: "none: the scheduler's fewest-tasks choice",
+            "swarm: a node label (node.labels.X) replicas spread over"),
+        .string("VF_SWARM_METRICS_PORTS", "19100-19999", "swarm: host ports LOW-HIGH for the workers' /metrics"),
+        .bool("VF_WORKER_PUSH", false, "swarm: push the worker image to its registry"),
+    ] + SourcePolicy.declarations
 
     /// `apiBinaryDirectory`: where the API binary lives (the default worker binary sits beside it).
     /// `platformServices`: `host:port` of the API's own services (database, Redis, the API), which no
@@ -40,35 +72,37 @@ public struct RuntimeSettings: Sendable {
         if let r = runtime, r != "docker" && r != "process" && r != "swarm" {
             throw ConfigurationError("VF_RUNTIME must be docker, process or swarm, got \"\(r)\"")
         }
-        dockerHost = c.string("DOCKER_HOST", default: "unix:///var/run/docker.sock")
+        dockerHost = c.string("DOCKER_HOST")
         guard dockerHost.hasPrefix("unix://") || dockerHost.hasPrefix("tcp://") || dockerHost.hasPrefix("http://")
         else {
             throw ConfigurationError("DOCKER_HOST must be unix://PATH or tcp://HOST:PORT, got \"\(dockerHost)\"")
         }
-        workerImage = c.string("VF_WORKER_IMAGE", default: "vectorflow-worker:latest")
-        workerNetwork = c.string("VF_WORKER_NETWORK", default: "host")
+        workerImage = c.string("VF_WORKER_IMAGE")
+        workerNetwork = c.string("VF_WORKER_NETWORK")
         buildContext = c.raw("VF_WORKER_BUILD_CONTEXT")
-        dockerfile = c.string("VF_WORKER_DOCKERFILE", default: "Dockerfile.worker")
+        dockerfile = c.string("VF_WORKER_DOCKERFILE")
         workerBinary = c.string(
             "VF_WORKER_BIN", default: (apiBinaryDirectory as NSString).appendingPathComponent("vectorflow-worker"))
         stateDirectory = c.string("VF_STATE_DIR", default: ProcessRuntimeConfiguration.defaultStateDirectory)
-        fileSDPath = c.string("VF_FILE_SD_PATH", default: "prometheus/file_sd/workers.json")
+        fileSDPath = c.string("VF_FILE_SD_PATH")
         workerRedisURL = c.string("VF_WORKER_REDIS_URL", default: redisURL)
-        reconcileInterval = try c.double("VF_RECONCILE_INTERVAL", default: 5, range: 0.2...3600)
-        stopTimeout = try c.double("VF_WORKER_STOP_TIMEOUT", default: 5, range: 0...120)
-        swarmConstraints = c.string("VF_SWARM_CONSTRAINTS", default: "").split(separator: ",")
+        reconcileInterval = try c.double("VF_RECONCILE_INTERVAL", range: 0.2...3600)
+        stopTimeout = try c.double("VF_WORKER_STOP_TIMEOUT", range: 0...120)
+        swarmConstraints = c.string("VF_SWARM_CONSTRAINTS").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         // No preference by default: the scheduler's own choice (fewest tasks) spreads one-replica
         // services over the nodes; a spread preference would make it random (see SwarmRuntimeConfiguration).
-        swarmSpread = c.string("VF_SWARM_SPREAD", default: "")
-        let ports = c.string("VF_SWARM_METRICS_PORTS", default: "19100-19999").split(separator: "-").map {
+        swarmSpread = c.string("VF_SWARM_SPREAD")
+        let ports = c.string("VF_SWARM_METRICS_PORTS").split(separator: "-").map {
             Int($0.trimmingCharacters(in: .whitespaces))
         }
         guard ports.count == 2, let low = ports[0], let high = ports[1], 1024 <= low, low <= high, high <= 65535 else {
             throw ConfigurationError("VF_SWARM_METRICS_PORTS must be LOW-HIGH within 1024-65535")
         }
         swarmMetricsPorts = low...high
-        pushWorkerImage = try c.bool("VF_WORKER_PUSH", default: false)
+        pushWorkerImage = try c.bool("VF_WORKER_PUSH")
+        workerLogEnvironment = [:]
+        for name in ["LOG_LEVEL", "LOG_FORMAT"] { workerLogEnvironment[name] = c.raw(name) }
         let workerRedis = SourceEndpoint(workerRedisURL, defaultPort: 6379)?.rule
         sourcePolicy = try SourcePolicy(c, services: platformServices + [workerRedis].compactMap { $0 })
     }
@@ -78,26 +112,27 @@ public struct RuntimeSettings: Sendable {
     /// holds its state folder).
     public func makeRuntime(log: @escaping RuntimeLog = stderrRuntimeLog) throws(RuntimeError) -> any WorkerRuntime {
         let kind = runtime ?? (DockerEngineRuntime.isReachable(dockerHost: dockerHost) ? "docker" : "process")
-        let policy = sourcePolicy.environment
+        // Every worker logs as the API does and checks its source against the API's policy.
+        let workerEnvironment = workerLogEnvironment.merging(sourcePolicy.environment) { _, new in new }
         if kind == "swarm" {
-            var c = SwarmRuntimeConfiguration(
+            var configuration = SwarmRuntimeConfiguration(
                 dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
                 pushImage: pushWorkerImage, redisURL: workerRedisURL, metricsPorts: swarmMetricsPorts,
                 constraints: swarmConstraints, spreadOver: swarmSpread)
-            c.extraEnvironment.merge(policy) { _, new in new }
-            return SwarmRuntime(configuration: c, log: log)
+            configuration.extraEnvironment.merge(workerEnvironment) { _, new in new }
+            return SwarmRuntime(configuration: configuration, log: log)
         }
         if kind == "docker" {
-            var c = DockerRuntimeConfiguration(
+            var configuration = DockerRuntimeConfiguration(
                 dockerHost: dockerHost, image: workerImage, buildContext: buildContext, dockerfile: dockerfile,
                 network: workerNetwork, redisURL: workerRedisURL)
-            c.extraEnvironment.merge(policy) { _, new in new }
-            return DockerEngineRuntime(configuration: c, log: log)
+            configuration.extraEnvironment.merge(workerEnvironment) { _, new in new }
+            return DockerEngineRuntime(configuration: configuration, log: log)
         }
-        var c = ProcessRuntimeConfiguration(
+        var configuration = ProcessRuntimeConfiguration(
             workerBinary: workerBinary, stateDirectory: stateDirectory, redisURL: workerRedisURL)
-        c.extraEnvironment.merge(policy) { _, new in new }
-        return try ProcessRuntime(configuration: c, log: log)
+        configuration.extraEnvironment.merge(workerEnvironment) { _, new in new }
+        return try ProcessRuntime(configuration: configuration, log: log)
     }
 
     /// A reconciler over `store` and a new runtime, writing file_sd to `fileSDPath`. Call

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VFCore
 
 /// What one worker must run: a stream's identity and its settings. The reconciler builds these
@@ -210,7 +211,6 @@ extension WorkerRuntime {
 /// Where log lines of the runtime go; the API passes its own logger.
 public typealias RuntimeLog = @Sendable (String) -> Void
 
-/// The default log: one line on stderr.
-public let stderrRuntimeLog: RuntimeLog = { line in
-    FileHandle.standardError.write(Data("[runtime] \(line)\n".utf8))
-}
+/// The default log: swift-log, label `vectorflow-api.runtime`.
+public let stderrRuntimeLog: RuntimeLog = { line in runtimeLogger.info("\(line)") }
+private let runtimeLogger = Logger(label: "vectorflow-api.runtime")

@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import Logging
 import VFCore
 
 /// A database failure, split by what the caller can do about it.
@@ -100,6 +101,13 @@ final class PostgresConnection {
             }
         }
         guard let c = started else { throw .unavailable("out of memory") }
+        // The server's NOTICEs ("relation already exists, skipping") go to the log, not raw stderr.
+        _ = PQsetNoticeProcessor(
+            c,
+            { _, message in
+                guard let message else { return }
+                postgresNoticeLog.debug("\(String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines))")
+            }, nil)
         if PQstatus(c) == CONNECTION_BAD {
             let msg = Self.message(c)
             PQfinish(c)
@@ -325,3 +333,6 @@ final class PostgresConnection {
         return .query(sqlState: code, message: msg)
     }
 }
+
+/// PostgreSQL's NOTICE messages, at debug (they are informational: `CREATE ... IF NOT EXISTS`).
+private let postgresNoticeLog = Logger(label: "vectorflow-api.postgres")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VFAPI
 import VFBus
 import VFControl
@@ -17,9 +18,34 @@ sigaddset(&stopSignals, SIGINT)
 pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 signal(SIGPIPE, SIG_IGN)
 
+/// A bad configuration, or a start that cannot go on: one line on stderr, exit 2.
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("vectorflow-api: \(message)\n".utf8))
     exit(2)
+}
+
+// --help and --version answer before anything is read, bound or connected.
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch CommandLineRequest.of(arguments) {
+case .help:
+    let usage = """
+        Usage: vectorflow-api [options]
+               vectorflow-api -h | --help | --version
+
+        The REST and WebSocket API and the worker orchestrator. Each setting is a flag or an environment
+        variable; the flag wins. Bool settings are switches (--vf-allow-file-sources, --vf-access-log=false).
+        Exit status 2: a bad setting or flag, or the port cannot be bound.
+
+
+        """
+    FileHandle.standardOutput.write(
+        Data((usage + SettingsHelp.render(title: "Settings:", APIConfiguration.declarations)).utf8))
+    exit(0)
+case .version:
+    FileHandle.standardOutput.write(Data((SettingsHelp.versionLine(program: "vectorflow-api") + "\n").utf8))
+    exit(0)
+case .run:
+    break
 }
 
 let config: APIConfiguration
@@ -28,7 +54,9 @@ let redis: RedisClient
 let live: FrameBroadcaster
 do {
     let source = try ConfigurationSource(
-        arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+        arguments: arguments, environment: ProcessInfo.processInfo.environment, settings: APIConfiguration.declarations)
+    try source.expectPositional(atMost: 0)
+    try Log.bootstrap(source, label: "vectorflow-api")
     config = try APIConfiguration(source)
     let apiDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         .deletingLastPathComponent().path
@@ -37,6 +65,8 @@ do {
 } catch {
     fail(error.description)
 }
+let log = Logger(label: "vectorflow-api")
+let runtimeLog = Logger(label: "vectorflow-api.runtime")
 do {
     redis = try RedisClient(url: config.redisURL)
     live = try FrameBroadcaster(redisURL: config.redisURL)
@@ -47,13 +77,14 @@ do {
 // The reconciler reads the desired state through a one-connection pool of its own.
 let reconcilerPool = DatabasePool(url: config.databaseURL, size: 1)
 // Replicas share the database: only the holder of its advisory lock reconciles (see LeaderLock).
-let leaderLock = LeaderLock(url: config.databaseURL, log: { FileHandle.standardError.write(Data("vectorflow-api: \($0)\n".utf8)) })
+let leaderLock = LeaderLock(url: config.databaseURL, log: { log.notice("\($0)") })
 let reconciler: StreamReconciler
 do throws(RuntimeError) {
     let failures = StartFailureReporter(
         redis: redis, ttl: max(15, Int((3 * runtimeSettings.reconcileInterval).rounded(.up))))
     reconciler = try runtimeSettings.makeReconciler(
-        store: PostgresDesiredState(pool: reconcilerPool), onReport: { failures.publish($0) },
+        store: PostgresDesiredState(pool: reconcilerPool), log: { runtimeLog.info("\($0)") },
+        onReport: { failures.publish($0) },
         isLeader: { leaderLock.isLeader })
 } catch {
     fail(error.description)
@@ -80,9 +111,11 @@ live.start()
 leaderLock.start { isLeader in if isLeader { reconciler.kick() } }  // a new leader acts at once
 reconciler.start()  // a first pass at once, then every VF_RECONCILE_INTERVAL seconds
 if !api.servesDashboard {
-    FileHandle.standardError.write(
-        Data("vectorflow-api: static folder \(config.staticDir) not found; serving the API only\n".utf8))
+    log.warning("static folder \(config.staticDir) not found; serving the API only")
 }
+log.info(
+    "listening on http://\(config.host):\(port)",
+    metadata: ["version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)"])
 // Unbuffered write: scripts and tests wait for this line.
 FileHandle.standardOutput.write(Data("vectorflow-api listening on http://\(config.host):\(port)\n".utf8))
 
@@ -93,20 +126,18 @@ if config.stopWorkersOnExit && leaderLock.isLeader {
     // Compose: no worker may outlive `docker compose down`. The stops run in parallel, each bounded
     // by VF_WORKER_STOP_TIMEOUT (then SIGKILL); the margin covers the engine calls around them. Past
     // the bound the API exits anyway, before compose's stop_grace_period runs out.
-    FileHandle.standardError.write(Data("vectorflow-api: stopping every worker (VF_STOP_WORKERS_ON_EXIT)\n".utf8))
+    log.notice("stopping every worker (VF_STOP_WORKERS_ON_EXIT)")
     let stopped = DispatchSemaphore(value: 0)
     Thread {
         let errors = reconciler.stopAllWorkers()
         if !errors.isEmpty {
-            FileHandle.standardError.write(
-                Data("vectorflow-api: \(errors.count) worker(s) could not be stopped\n".utf8))
+            log.error("\(errors.count) worker(s) could not be stopped")
         }
         stopped.signal()
     }.start()
     let bound = runtimeSettings.stopTimeout + 15
     if stopped.wait(timeout: .now() + bound) == .timedOut {
-        FileHandle.standardError.write(
-            Data("vectorflow-api: workers still stopping after \(Int(bound)) s; exiting anyway\n".utf8))
+        log.warning("workers still stopping after \(Int(bound)) s; exiting anyway")
     }
 } else {
     // Workers keep running: the next API instance adopts them (the run script stops them with the platform).

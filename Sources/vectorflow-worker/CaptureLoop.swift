@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import VFCore
 import VFFlow
@@ -10,6 +11,8 @@ final class CaptureLoop: Sendable {
     private let metrics: WorkerMetrics
     private let housekeeper: Housekeeper
     private let publisher: FramePublisher
+    /// Source errors and reconnects (carries `stream_id`); URLs in them are masked.
+    private let log: Logger
     private let stopFlag = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
     /// Set when the loop ended by itself (a finite source with LOOP=false).
@@ -19,7 +22,11 @@ final class CaptureLoop: Sendable {
     private static let openTimeout = 5.0
     private static let readTimeout = 5.0
 
-    init(settings: WorkerSettings, metrics: WorkerMetrics, housekeeper: Housekeeper, publisher: FramePublisher) {
+    init(
+        settings: WorkerSettings, metrics: WorkerMetrics, housekeeper: Housekeeper, publisher: FramePublisher,
+        log: Logger
+    ) {
+        self.log = log
         self.settings = settings
         self.metrics = metrics
         self.housekeeper = housekeeper
@@ -57,6 +64,7 @@ final class CaptureLoop: Sendable {
         let guardian = SourceGuard(source: settings.source, policy: settings.sourcePolicy)
         var backoff = Backoff()
         var firstAttempt = true
+        var openFailures = 0
         var session = Session(settings: settings)
         while !isStopping {
             if firstAttempt { housekeeper.update(state: .connecting) }
@@ -72,15 +80,26 @@ final class CaptureLoop: Sendable {
                 // source is `reconnecting`.
                 let refusal = error is SourcePolicyError ? "\(error)" : guardian.takeRefusal()
                 let isFile = settings.sourceKind == .file
+                let reason = Credentials.maskText(refusal ?? ("\(error)" + Self.fileProblem(settings)))
                 housekeeper.update(
                     state: isFile || refusal != nil ? .failed : (firstAttempt ? .connecting : .reconnecting),
-                    fps: 0, lastError: refusal ?? "\(error)")
+                    fps: 0, lastError: reason)
                 metrics.fps.set(0.0)
                 firstAttempt = false
-                sleep(until: monotonicNow() + backoff.nextDelay()) { isStopping }
+                openFailures += 1
+                let delay = backoff.nextDelay()
+                log.error(
+                    "cannot open the source: \(reason); retrying in \(Self.seconds(delay)) s",
+                    metadata: [
+                        "source": "\(Credentials.maskURL(settings.source))", "attempt": "\(openFailures)",
+                        "retry_in_s": "\(Self.seconds(delay))",
+                    ])
+                sleep(until: monotonicNow() + delay) { isStopping }
                 continue
             }
             firstAttempt = false
+            if openFailures > 0 { log.info("source opened after \(openFailures) failed attempt(s)") }
+            openFailures = 0
             switch session.play(stream, loop: self) {
             case .stopped:
                 return
@@ -99,12 +118,29 @@ final class CaptureLoop: Sendable {
                 metrics.reconnects.increment()
                 metrics.fps.set(0.0)
                 // A read can connect too (an HTTP source reopened at its end): say if the policy stopped it.
-                housekeeper.update(state: .reconnecting, fps: 0, lastError: guardian.takeRefusal() ?? reason)
-                sleep(until: monotonicNow() + backoff.nextDelay()) { isStopping }
+                let masked = Credentials.maskText(guardian.takeRefusal() ?? reason)
+                housekeeper.update(state: .reconnecting, fps: 0, lastError: masked)
+                let delay = backoff.nextDelay()
+                log.warning(
+                    "source lost: \(masked); reconnecting in \(Self.seconds(delay)) s",
+                    metadata: ["retry_in_s": "\(Self.seconds(delay))"])
+                sleep(until: monotonicNow() + delay) { isStopping }
             }
             stream.close()
         }
     }
+
+    /// Why a file source cannot be read, as the system says it (" (No such file or directory)"),
+    /// or "" when it can be read (then the container or codec is the problem) or is no file.
+    static func fileProblem(_ settings: WorkerSettings) -> String {
+        guard settings.sourceKind == .file else { return "" }
+        let path = settings.source.hasPrefix("file://") ? String(settings.source.dropFirst(7)) : settings.source
+        guard access(path, R_OK) != 0 else { return "" }
+        return " (\(String(cString: strerror(errno))))"
+    }
+
+    /// A delay for the log: seconds with one decimal.
+    static func seconds(_ d: Double) -> String { String(format: "%.1f", d) }
 
     // MARK: - what one session (open → end or loss) needs from the loop
 

@@ -20,7 +20,8 @@ func sleep(until deadline: Double, unless stop: () -> Bool) {
     }
 }
 
-func printError(_ message: String) {
+/// A bad command line or configuration: one plain line on stderr before the log exists (exit 2).
+func printUsageError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 

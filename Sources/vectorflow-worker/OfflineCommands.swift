@@ -1,15 +1,19 @@
 import VFText
 import Glibc
+import Logging
 import VFCore
 import VFFlow
 
+/// The log of `bench` and `flow` (made after `Log.bootstrap`: globals start lazily).
+private let offlineLog = Logger(label: "vectorflow-worker")
+
 /// `vectorflow-worker flow IMAGE1 IMAGE2`: every tracked grid point between two stills, as JSON.
 func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
-    guard c.positional.count == 3 else {
-        throw ConfigurationError(
-            "usage: vectorflow-worker flow IMAGE1 IMAGE2 [--grid-size N] [--threshold X] [--exact] [--no-filter]")
-    }
+    try c.expectPositional(atMost: 3)
     let settings = try FlowSettings(c)
+    guard c.positional.count == 3 else {
+        throw ConfigurationError("usage: vectorflow-worker flow IMAGE1 IMAGE2 [options] (see vectorflow-worker --help)")
+    }
     let stream = VideoStream()
     settings.configure(stream)
     do {
@@ -17,7 +21,7 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
         _ = try stream.flow(gridSize: settings.gridSize) { _ in 0 }
         try stream.loadImage(c.positional[2])
     } catch {
-        printError("vectorflow-worker: \(error)")
+        offlineLog.error("\(Credentials.maskText("\(error)"))")
         return 1
     }
     var w = JSONWriter()
@@ -36,7 +40,7 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
             }
         }
     } catch {
-        printError("vectorflow-worker: \(error)")
+        offlineLog.error("\(Credentials.maskText("\(error)"))")
         return 1
     }
     w.raw("]}")
@@ -44,26 +48,33 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     return 0
 }
 
+/// The settings of `bench` besides the flow's and `WorkerSettings.encodingDeclarations`.
+let benchDeclarations: [Setting] = [
+    .int("FRAMES", nil, shown: "all", "frames to analyse (at least 1)"),
+    .bool("PREVIEW", false, "annotate and JPEG-encode every frame too"),
+    .bool("DECODE_ONLY", false, "time decoding alone"),
+    .string("DUMP_VECTORS", nil, "write each frame's reported vectors to this file, one JSON line per frame"),
+]
+
 /// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
 /// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's reported vectors
 /// above the threshold, its `magnitude_max` and the vectors the filter rejected as one JSON line
 /// (`{"frame":N,"vectors":[[x,y,dx,dy],…],"magnitude_max":M,"rejected":R}`) for comparing paths.
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
+    try c.expectPositional(atMost: 2)
+    // Settings first: a value given to the wrong flag (`--frames clip.mp4`) is named as such.
+    let settings = try FlowSettings(c)
+    let maxFrames = try c.int("FRAMES", default: Int.max, range: 1...Int.max)
+    let preview = try c.bool("PREVIEW")
+    let decodeOnly = try c.bool("DECODE_ONLY")
+    let quality = try c.int("JPEG_QUALITY", range: 1...100)
+    let threads = try c.int("VF_THREADS", range: 1...64)
+    let dumpPath = c.raw("DUMP_VECTORS")
     guard c.positional.count == 2 else {
-        throw ConfigurationError(
-            "usage: vectorflow-worker bench SOURCE [--frames N] [--grid-size N] [--threshold X] [--preview] "
-                + "[--exact] [--no-filter] [--filter-checks LIST] [--decode-only] [--dump-vectors FILE] [--jpeg-quality Q] "
-                + "[--vf-threads N]")
+        throw ConfigurationError("usage: vectorflow-worker bench SOURCE [options] (see vectorflow-worker --help)")
     }
     let source = c.positional[1]
     _ = try SourceKind.of(source)
-    let settings = try FlowSettings(c)
-    let maxFrames = try c.int("FRAMES", default: Int.max, range: 1...Int.max)
-    let preview = try c.bool("PREVIEW", default: false)
-    let decodeOnly = try c.bool("DECODE_ONLY", default: false)
-    let quality = try c.int("JPEG_QUALITY", default: 80, range: 1...100)
-    let threads = try c.int("VF_THREADS", default: 1, range: 1...64)
-    let dumpPath = c.raw("DUMP_VECTORS")
     if let dumpPath, dumpPath.isEmpty || dumpPath == "true" {
         throw ConfigurationError("--dump-vectors needs a file name")
     }
@@ -72,7 +83,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     var dump: UnsafeMutablePointer<FILE>?
     if let dumpPath {
         guard let f = fopen(dumpPath, "w") else {
-            printError("vectorflow-worker: cannot write \(dumpPath)")
+            offlineLog.error("cannot write \(dumpPath)")
             return 1
         }
         dump = f
@@ -83,7 +94,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     do {
         try stream.open(source)
     } catch {
-        printError("vectorflow-worker: \(error)")
+        offlineLog.error("\(Credentials.maskText("\(error)"))")
         return 1
     }
     var decode = 0.0
@@ -133,7 +144,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
                 encode += monotonicNow() - t3
             }
         } catch {
-            printError("vectorflow-worker: \(error)")
+            offlineLog.error("\(Credentials.maskText("\(error)"))")
             return 1
         }
         if let dump {

@@ -33,25 +33,39 @@ struct FlowSettings {
     /// points whose neighbourhood changed; kept to check the fast path against it.
     var exact: Bool
     /// The fast path's reliability filter (VECTOR_FILTER, default true; `--no-filter` or
-    /// `--vector-filter false` turn it off): which checks a vector above the threshold must pass
+    /// `--vector-filter=false` turn it off): which checks a vector above the threshold must pass
     /// to be reported. FILTER_CHECKS (a comma-separated list of `VectorFilter.names`, `all`,
     /// `none`) picks other checks, for measuring them. Empty on the exact path, which never filters.
     var vectorFilter: VectorFilter
 
+    /// The settings of every subcommand that computes flow.
+    static let declarations: [Setting] = StreamSettings.samplingDeclarations + [
+        .bool("EXACT", false, "Lucas-Kanade on every grid point (OpenCV's own unfiltered answer), as EXACT_FLOW"),
+        .bool("EXACT_FLOW", false, "same as EXACT"),
+        .bool("VECTOR_FILTER", true, "report only vectors whose tracking can be trusted (fast path)"),
+        .bool("NO_FILTER", false, "report every tracked vector (VECTOR_FILTER=false)"),
+        .string(
+            "FILTER_CHECKS", nil, shown: "standard",
+            "the filter's checks: a comma-separated list of \(VectorFilter.names.joined(separator: ", ")), all or none"),
+    ]
+
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
-        gridSize = try c.int("GRID_SIZE", default: 16, range: 4...256)
-        threshold = try c.double("THRESHOLD", default: 1.2, range: 0...1000)
-        let exactFlag = try c.bool("EXACT", default: false)
-        let exactEnv = try c.bool("EXACT_FLOW", default: false)
+        // The stream's own settings codec: the API's rules, read from the environment it wrote.
+        let sampling = try StreamSettings(c, requireSource: false)
+        gridSize = sampling.gridSize
+        threshold = sampling.threshold
+        let exactFlag = try c.bool("EXACT")
+        let exactEnv = try c.bool("EXACT_FLOW")
         exact = exactFlag || exactEnv
-        let filterSetting = try c.bool("VECTOR_FILTER", default: true)
-        let noFilter = try c.bool("NO_FILTER", default: false)
+        let filterSetting = try c.bool("VECTOR_FILTER")
+        let noFilter = try c.bool("NO_FILTER")
         let filterOn = filterSetting && !noFilter
         var checks = VectorFilter.standard
         if let list = c.raw("FILTER_CHECKS") {
             guard let parsed = VectorFilter.parse(list) else {
                 throw ConfigurationError(
-                    "FILTER_CHECKS must list checks among \(VectorFilter.names.joined(separator: ", ")), got \"\(list)\"")
+                    "FILTER_CHECKS must list checks among \(VectorFilter.names.joined(separator: ", ")), got \"\(list)\""
+                )
             }
             checks = parsed
         }
@@ -84,37 +98,42 @@ struct WorkerSettings {
     /// VF_SOURCE_ALLOW / VF_SOURCE_DENY, with the worker's own Redis always denied.
     var sourcePolicy: SourcePolicy
 
-    /// `SOURCE_URL_FILE`: the URL in a file (the Docker runtime's way to keep camera credentials
-    /// out of the container's inspectable environment); surrounding whitespace is dropped.
-    static func sourceURLFromFile(_ c: ConfigurationSource) throws(ConfigurationError) -> String? {
-        guard let path = c.raw("SOURCE_URL_FILE") else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError("SOURCE_URL_FILE \(path) cannot be read")
-        }
-        let url = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !url.isEmpty else { throw ConfigurationError("SOURCE_URL_FILE \(path) is empty") }
-        return url
-    }
+    /// Settings of `run` and `bench` alike.
+    static let encodingDeclarations: [Setting] = [
+        .int("JPEG_QUALITY", 80, "preview JPEG quality (1-100)"),
+        .int("VF_THREADS", 1, "threads for OpenCV, the tracker and the video decoder (1-64)"),
+    ]
+
+    /// The settings of `run` besides the flow's and `encodingDeclarations`.
+    static let declarations: [Setting] =
+        [
+            .string("STREAM_ID", "default", "the stream, as a metric label, in frames and in the status key"),
+            .string("STREAM_NAME", nil, shown: "STREAM_ID", "the stream's name, as a metric label and in frames"),
+        ] + StreamSettings.sourceDeclarations + [
+            .string("REDIS_URL", "redis://localhost:6379/0", "where frames and status go"),
+            .string("METRICS_HOST", "0.0.0.0", "listen address of /metrics and /health"),
+            .int("METRICS_PORT", 9100, "port of /metrics and /health (0: a free port)"),
+            .bool("LOOP", true, "reopen finite sources at their end; false: stop with state ended"),
+            .double("PREVIEW_FPS", 10, "cap of the live preview's rate (0.1-120)"),
+            .int("PREVIEW_MAX_WIDTH", 640, "cap of the live preview's width (16-7680)"),
+            .bool("PREVIEW_ALWAYS", false, "encode previews even when nobody watches"),
+        ] + SourcePolicy.declarations
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
-        streamID = c.string("STREAM_ID", default: "default")
+        streamID = c.string("STREAM_ID")
         streamName = c.string("STREAM_NAME", default: streamID)
-        let fromFile = c.raw("SOURCE_URL") == nil ? try Self.sourceURLFromFile(c) : nil
-        guard let src = c.raw("SOURCE_URL") ?? fromFile else {
-            throw ConfigurationError("SOURCE_URL (or SOURCE_URL_FILE) is required")
-        }
-        source = src
-        sourceKind = try SourceKind.of(src)
+        source = try StreamSettings(c).source  // SOURCE_URL, else the file SOURCE_URL_FILE names
+        sourceKind = try SourceKind.of(source)
         flow = try FlowSettings(c)
-        redisURL = c.string("REDIS_URL", default: "redis://localhost:6379/0")
-        metricsHost = c.string("METRICS_HOST", default: "0.0.0.0")
-        metricsPort = try c.int("METRICS_PORT", default: 9100, range: 0...65535)
-        loop = try c.bool("LOOP", default: true)
-        previewFPS = try c.double("PREVIEW_FPS", default: 10, range: 0.1...120)
-        previewMaxWidth = try c.int("PREVIEW_MAX_WIDTH", default: 640, range: 16...7680)
-        previewAlways = try c.bool("PREVIEW_ALWAYS", default: false)
-        jpegQuality = try c.int("JPEG_QUALITY", default: 80, range: 1...100)
-        threads = try c.int("VF_THREADS", default: 1, range: 1...64)
+        redisURL = c.string("REDIS_URL")
+        metricsHost = c.string("METRICS_HOST")
+        metricsPort = try c.int("METRICS_PORT", range: 0...65535)
+        loop = try c.bool("LOOP")
+        previewFPS = try c.double("PREVIEW_FPS", range: 0.1...120)
+        previewMaxWidth = try c.int("PREVIEW_MAX_WIDTH", range: 16...7680)
+        previewAlways = try c.bool("PREVIEW_ALWAYS")
+        jpegQuality = try c.int("JPEG_QUALITY", range: 1...100)
+        threads = try c.int("VF_THREADS", range: 1...64)
         sourcePolicy = try SourcePolicy(c, services: [SourceEndpoint(redisURL, defaultPort: 6379)?.rule].compactMap { $0 })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import VFBus
 import VFCore
@@ -36,7 +37,11 @@ final class Housekeeper: Sendable {
     /// True while a dashboard watches the stream (or PREVIEW_ALWAYS): only then are JPEGs made.
     let viewers: Atomic<Bool>
 
-    init(client: RedisClient, streamID: String, previewAlways: Bool, stateGauge: StateGauge? = nil) {
+    /// Where state changes are logged (carries `stream_id`).
+    private let log: Logger
+
+    init(client: RedisClient, streamID: String, previewAlways: Bool, log: Logger, stateGauge: StateGauge? = nil) {
+        self.log = log
         self.client = client
         self.stateGauge = stateGauge
         statusKey = RedisKeys.status(streamID)
@@ -49,8 +54,8 @@ final class Housekeeper: Sendable {
 
     /// Records a new state (written to Redis at once) or just new figures (written on the next tick).
     func update(state: WorkerState? = nil, fps: Double? = nil, lastError: String? = nil) {
-        let stateChanged = snapshot.withLock { s -> Bool in
-            let old = s.state
+        let (old, new) = snapshot.withLock { s -> (StatusSnapshot, StatusSnapshot) in
+            let old = s
             if let state {
                 s.state = state
                 stateGauge?.set(state.rawValue)
@@ -58,9 +63,14 @@ final class Housekeeper: Sendable {
             if let fps { s.fps = fps }
             // FFmpeg's and the policy's messages quote the URL: the status never holds its secret.
             if let lastError { s.lastError = Credentials.maskText(lastError) }
-            return s.state != old
+            return (old, s)
         }
-        if stateChanged { changed.signal() }
+        guard new.state != old.state else { return }
+        changed.signal()
+        let level: Logger.Level = new.state == .failed ? .error : (new.state == .reconnecting ? .warning : .info)
+        var metadata: Logger.Metadata = ["state": "\(new.state.rawValue)", "previous_state": "\(old.state.rawValue)"]
+        if !new.lastError.isEmpty { metadata["last_error"] = "\(Credentials.maskText(new.lastError))" }
+        log.log(level: level, "state \(old.state.rawValue) -> \(new.state.rawValue)", metadata: metadata)
     }
 
     func start() {

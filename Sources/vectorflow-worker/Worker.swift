@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VFBus
 import VFCore
 import VFFlow
@@ -28,26 +29,33 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     sigaddset(&signals, SIGINT)
     pthread_sigmask(SIG_BLOCK, &signals, nil)
 
+    var log = Logger(label: "vectorflow-worker")
+    log[metadataKey: "stream_id"] = "\(settings.streamID)"
+    VideoStream.routeFFmpegLog(to: log)
     let metrics = WorkerMetrics(streamID: settings.streamID, streamName: settings.streamName)
     let housekeeper = Housekeeper(
-        client: client, streamID: settings.streamID, previewAlways: settings.previewAlways, stateGauge: metrics.state)
+        client: client, streamID: settings.streamID, previewAlways: settings.previewAlways, log: log,
+        stateGauge: metrics.state)
     let publisher = FramePublisher(client: client, channel: RedisKeys.frames(settings.streamID), metrics: metrics)
     let server: MetricsServer
     do {
         server = try MetricsServer(
             host: settings.metricsHost, port: settings.metricsPort, metrics: metrics, housekeeper: housekeeper)
     } catch {
-        printError(
-            "vectorflow-worker: cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
+        log.critical("cannot serve metrics on \(settings.metricsHost):\(settings.metricsPort): \(error)")
         return 1
     }
-    let capture = CaptureLoop(settings: settings, metrics: metrics, housekeeper: housekeeper, publisher: publisher)
+    let capture = CaptureLoop(
+        settings: settings, metrics: metrics, housekeeper: housekeeper, publisher: publisher, log: log)
+    log.info(
+        "starting: source \(Credentials.maskURL(settings.source)), metrics on port \(server.port)",
+        metadata: [
+            "version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)",
+            "opencv": "\(VideoStream.openCVVersion)",
+        ])
     housekeeper.start()
     publisher.start()
     capture.start()
-    printError(
-        "vectorflow-worker: stream \(settings.streamID) from \(Credentials.maskURL(settings.source)), metrics on port \(server.port), OpenCV \(VideoStream.openCVVersion)"
-    )
 
     var stoppedBySignal = false
     var timeout = timespec(tv_sec: 0, tv_nsec: 100_000_000)
@@ -61,6 +69,7 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     }
     // Everything below is bounded so that the process is gone within 2 s of SIGTERM: the capture
     // thread may sit in a blocking read, and the process exits without it if it does not return.
+    log.info(stoppedBySignal ? "stopping (signal)" : "stopping (the source ended)")
     capture.stop()
     _ = capture.join(timeout: 1.0)
     publisher.stop()

@@ -30,7 +30,8 @@ final class APIRoutesTests: XCTestCase {
         let pg = try XCTUnwrap(pg)
         var env = ["DATABASE_URL": pg.url, "VF_STATIC_DIR": "/nonexistent"]
         env.merge(settings) { _, new in new }
-        let api = APIServer(config: try APIConfiguration(ConfigurationSource(arguments: [], environment: env)), redis: nil)
+        let source = try ConfigurationSource(arguments: [], environment: env, settings: APIConfiguration.declarations)
+        let api = APIServer(config: try APIConfiguration(source), redis: nil)
         servers.append(api)
         return RouterClient(router: api.makeRouter(), hooks: api.makeHooks(), loop: try XCTUnwrap(loop))
     }

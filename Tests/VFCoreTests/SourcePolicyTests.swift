@@ -12,7 +12,7 @@ final class SourcePolicyTests: XCTestCase {
     {
         var env = ["VF_SOURCE_DENY": deny]
         if !allow.isEmpty { env["VF_SOURCE_ALLOW"] = allow }
-        return try SourcePolicy(ConfigurationSource(arguments: [], environment: env), services: services)
+        return try SourcePolicy(ConfigurationSource(arguments: [], environment: env, settings: SourcePolicy.declarations), services: services)
     }
 
     func testRulesParseAndPrintBack() throws {
@@ -56,7 +56,7 @@ final class SourcePolicyTests: XCTestCase {
         XCTAssertNotNil(p.refusal(address: [127, 0, 0, 9], port: 5432, resolve: resolver))
         XCTAssertNil(p.refusal(address: [127, 0, 0, 9], port: 5433, resolve: resolver))
         // The environment handed to workers reads back as the same policy.
-        let again = try SourcePolicy(ConfigurationSource(arguments: [], environment: p.environment))
+        let again = try SourcePolicy(ConfigurationSource(arguments: [], environment: p.environment, settings: SourcePolicy.declarations))
         XCTAssertEqual(again, p)
     }
 

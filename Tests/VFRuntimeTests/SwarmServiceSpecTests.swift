@@ -62,7 +62,9 @@ final class SwarmServiceSpecTests: XCTestCase {
         XCTAssertNil(placement["Preferences"])
         XCTAssertNil(placement["Constraints"])
         let settings = try RuntimeSettings(
-            ConfigurationSource(arguments: [], environment: [:]), redisURL: "redis://r:6379/0", apiBinaryDirectory: "/x")
+            ConfigurationSource(
+                arguments: [], environment: [:], settings: RuntimeSettings.declarations + LogSettings.declarations),
+            redisURL: "redis://r:6379/0", apiBinaryDirectory: "/x")
         XCTAssertEqual(settings.swarmSpread, "")
     }
 

@@ -38,6 +38,13 @@ void cvf_set_num_threads(int threads);
 void cvf_set_decoder_threads(int threads);
 int cvf_decoder_threads(void);
 
+/* Where FFmpeg's own messages go ("[tcp @ 0x…] Connection … refused"): one call per whole line,
+ * with FFmpeg's level (AV_LOG_ERROR 16, AV_LOG_WARNING 24, …) and the line without its newline,
+ * instead of FFmpeg writing them to stderr. Only lines within FFmpeg's current level (OpenCV sets
+ * errors) reach the sink; NULL restores FFmpeg's default writer. FFmpeg is found at run time. */
+typedef void (*cvf_log_sink)(int level, const char *line);
+void cvf_set_ffmpeg_log_sink(cvf_log_sink sink);
+
 cvf_stream *cvf_stream_new(void);
 void cvf_stream_free(cvf_stream *s);
 /* The message of the last failure on this handle ("" when none). Valid until the next call. */
