@@ -44,20 +44,22 @@ let package = Package(
         .systemLibrary(name: "CVFNetLinux"),
         // Bytes and text every layer shares: the one JSON writer and string escaper, hex digits.
         .target(name: "VFText", swiftSettings: strict),
-        .target(name: "VFNet", dependencies: ["CVFNetLinux", "VFText"], swiftSettings: strict),
+        // The one lock primitive (a pthread mutex ThreadSanitizer sees).
+        .target(name: "VFSync", swiftSettings: strict),
+        .target(name: "VFNet", dependencies: ["CVFNetLinux", "VFText", "VFSync"], swiftSettings: strict),
         // The git commit of the build, for `--version` and `vector_flow_build_info`.
         .plugin(name: "BuildCommitPlugin", capability: .buildTool(), path: "Sources/BuildCommitPlugin"),
         .target(
             name: "VFCore",
             dependencies: [
-                "VFText", .product(name: "Prometheus", package: "swift-prometheus"), logging,
+                "VFText", "VFSync", .product(name: "Prometheus", package: "swift-prometheus"), logging,
             ],
             swiftSettings: strict,
             plugins: ["BuildCommitPlugin"]
         ),
-        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore", logging], swiftSettings: strict),
-        .target(name: "VFBus", dependencies: ["CHiredis", "VFCore"], swiftSettings: strict),
-        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", logging], swiftSettings: strict),
+        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore", "VFSync", logging], swiftSettings: strict),
+        .target(name: "VFBus", dependencies: ["CHiredis", "VFCore", "VFSync"], swiftSettings: strict),
+        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", "VFSync", logging], swiftSettings: strict),
         // The control plane: the streams' operations with typed results (the API maps them to
         // HTTP), and the reconciler's wiring to the store and the live status.
         .target(
@@ -67,8 +69,8 @@ let package = Package(
         .target(
             name: "VFAPI", dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFBus", "VFRuntime", "VFText", logging],
             swiftSettings: strict),
-        .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore", logging], swiftSettings: strict),
-        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore", "VFText", logging], swiftSettings: strict),
+        .target(name: "VFLive", dependencies: ["VFNet", "VFBus", "VFCore", "VFSync", logging], swiftSettings: strict),
+        .target(name: "VFFlow", dependencies: ["CVFOpenCV", "VFCore", "VFText", "VFSync", logging], swiftSettings: strict),
         .executableTarget(
             name: "vectorflow-api",
             dependencies: ["VFNet", "VFCore", "VFStore", "VFControl", "VFAPI", "VFBus", "VFRuntime", "VFLive", logging],
@@ -77,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "vectorflow-worker",
             dependencies: [
-                "VFNet", "VFCore", "VFBus", "VFFlow", "VFText", .product(name: "Prometheus", package: "swift-prometheus"),
+                "VFNet", "VFCore", "VFBus", "VFFlow", "VFText", "VFSync", .product(name: "Prometheus", package: "swift-prometheus"),
                 logging,
             ],
             swiftSettings: strict

@@ -1,6 +1,6 @@
 import Glibc
-import Synchronization
 import VFCore
+import VFSync
 
 /// Reconnecting Redis client, thread-safe (one hiredis context behind a lock): connects lazily;
 /// on an I/O error drops the context and retries later (with `Backoff`), never blocking a call
@@ -17,12 +17,12 @@ public final class RedisClient: Sendable {
         var lastError = ""
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     public init(url: String, timeout: Double = 1) throws(RedisError) {
         self.url = try RedisURL(url)
         self.timeout = timeout
-        state = Mutex(State())
+        state = Locked(State())
     }
 
     public func command(_ args: [String]) throws(RedisError) -> RedisReply {

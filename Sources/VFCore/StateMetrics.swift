@@ -1,5 +1,5 @@
 import Prometheus
-import Synchronization
+import VFSync
 
 /// `vector_flow_build_info{version,commit} 1`, the Prometheus convention for "which build is this":
 /// a constant series whose labels carry the facts, so that `* on (instance) group_left(version)`
@@ -31,7 +31,7 @@ public final class StateGauge: Sendable {
     /// Index of the current state. Writers are serialized by the lock; a scrape reads the gauges
     /// without it, so one that races a change may see no state at 1 for an instant, never two
     /// (the old state is cleared before the new one is set).
-    private let current: Mutex<Int>
+    private let current: Locked<Int>
 
     /// `states` must be non-empty and hold `initial`; `labels` are the labels every series shares
     /// (a `state` label is added).
@@ -46,7 +46,7 @@ public final class StateGauge: Sendable {
         let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
         gauges = states.map { state in registry.makeGauge(descriptor: descriptor, labels: labels + [("state", state)]) }
         for (i, gauge) in gauges.enumerated() { gauge.set(i == start ? 1.0 : 0.0) }
-        current = Mutex(start)
+        current = Locked(start)
     }
 
     /// The current state's name.

@@ -1,6 +1,6 @@
 import CVFOpenCV
 import Logging
-import Synchronization
+import VFSync
 
 /// What one `VideoStream.read()` produced.
 public enum ReadResult: Sendable, Equatable {
@@ -222,4 +222,4 @@ public struct VectorFilter: OptionSet, Sendable, Hashable {
 }
 
 /// Where `VideoStream.routeFFmpegLog` sends FFmpeg's lines (FFmpeg calls from any thread).
-private let ffmpegLog = Mutex<Logger?>(nil)
+private let ffmpegLog = Locked<Logger?>(nil)

@@ -4,6 +4,7 @@ import Synchronization
 import VFBus
 import VFCore
 import VFNet
+import VFSync
 
 /// A stream's live status as its worker reports it in the `vectorflow:status:<id>` hash.
 public struct StreamStatus: Sendable, Equatable, Codable {
@@ -92,12 +93,12 @@ public final class FrameBroadcaster: Sendable {
         var forwarded = 0
     }
 
-    private let registry = Mutex(Registry())
+    private let registry = Locked(Registry())
     private let wake = NSCondition()
     /// Set before signalling `wake`, so a wake-up that comes while the marker is busy is not lost.
     private let woken = Atomic<Bool>(false)
     private let redis: RedisClient
-    private let subscriber: Mutex<RedisSubscriber?> = Mutex(nil)
+    private let subscriber: Locked<RedisSubscriber?> = Locked(nil)
     private let redisURL: String
     private let viewerTTL: Int
     private let refreshInterval: Double

@@ -1,6 +1,7 @@
 import CVFNetLinux
 import Glibc
 import Synchronization
+import VFSync
 
 /// Something with a file descriptor registered on a loop. Called on the loop thread only.
 protocol Selectable: AnyObject {

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import VFSync
 
 /// An HTTP/1.1 + WebSocket server on `loopCount` event loops.
 public final class HTTPServer: Sendable {

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import VFSync
 
 /// Callbacks of one WebSocket; all run on the connection's loop thread, so they must not block.
 public struct WebSocketHandlers: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import VFSync
 
 /// Settings of the Docker Engine runtime.
 public struct DockerRuntimeConfiguration: Sendable {
@@ -71,7 +72,7 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
     public let configuration: DockerRuntimeConfiguration
     private let http: CurlHTTP
     private let log: RuntimeLog
-    private let lock = NSLock()
+    private let lock = Lock()
     private var apiVersion: String?
     private var imageReady = false
 

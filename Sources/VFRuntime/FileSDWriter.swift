@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VFSync
 
 /// One Prometheus scrape target of a worker.
 public struct FileSDTarget: Sendable, Equatable {
@@ -25,7 +26,7 @@ public struct FileSDTarget: Sendable, Equatable {
 public final class FileSDWriter: @unchecked Sendable {
     // @unchecked: `lastWritten` is only touched under `lock`.
     public let path: String
-    private let lock = NSLock()
+    private let lock = Lock()
     private var lastWritten: [UInt8]?
 
     public init(path: String) {

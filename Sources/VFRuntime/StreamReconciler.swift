@@ -1,5 +1,6 @@
 import Foundation
 import VFCore
+import VFSync
 
 /// The desired state, as the API's database holds it. Implemented by the API over PostgreSQL.
 /// Called from the reconciler's own thread only; may block.
@@ -50,7 +51,7 @@ public final class StreamReconciler: @unchecked Sendable {
     /// Called on the reconciler's thread with every report of its own passes.
     private let onReport: (@Sendable (ReconcileReport) -> Void)?
     private let condition = NSCondition()
-    private let runLock = NSLock()
+    private let runLock = Lock()
     private var pending = false
     private var running = false
     private var waiters: [@Sendable (ReconcileReport) -> Void] = []
@@ -125,7 +126,7 @@ public final class StreamReconciler: @unchecked Sendable {
         // One thread per worker: the engine calls block for up to `stopTimeout` each.
         final class Results: @unchecked Sendable {
             // @unchecked: `errors` is only touched under `lock`.
-            let lock = NSLock()
+            let lock = Lock()
             var errors: [String: RuntimeError] = [:]
         }
         let results = Results()

@@ -1,4 +1,5 @@
 import Foundation
+import VFSync
 
 /// Settings of the Docker Swarm runtime.
 public struct SwarmRuntimeConfiguration: Sendable {
@@ -87,7 +88,7 @@ public final class SwarmRuntime: WorkerRuntime, @unchecked Sendable {
     /// The container runtime over the same socket: version negotiation and image builds.
     private let engine: DockerEngineRuntime
     private let log: RuntimeLog
-    private let lock = NSLock()
+    private let lock = Lock()
     private var pinnedImage: String?
     private var hostNetworkID: String?
 

@@ -1,5 +1,6 @@
 import Foundation
 import VFCore
+import VFSync
 
 /// What `/health` reports about the database.
 public enum DatabaseState: String, Sendable {
@@ -121,7 +122,7 @@ public final class Database {
 /// A timeout also starts a new epoch: calls in flight on connections of the old epoch give up at
 /// once (they are waiting on the same silent server), and idle ones are reopened before use.
 private final class ReconnectGate: @unchecked Sendable {  // all state under `lock`
-    private let lock = NSLock()
+    private let lock = Lock()
     private var backoff = Backoff(initial: 0.25, maximum: 2)
     private var nextAttempt: Double = 0
     private var failure: DatabaseState?
@@ -196,7 +197,7 @@ public struct Statement: Sendable {
 /// Whether this process has applied `Schema.sql` since the last time the table went missing.
 /// Shared by the pool's threads; the lock guards one flag.
 private final class SchemaState: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var applied = false
 
     func apply(on c: PostgresConnection, deadline: Double) throws(DatabaseError) {

@@ -1,5 +1,6 @@
 import Foundation
 import VFCore
+import VFSync
 
 /// Leadership among API replicas that share one PostgreSQL: the holder of a session-level
 /// advisory lock (`pg_try_advisory_lock`) on a connection of its own is the leader. PostgreSQL
@@ -20,7 +21,7 @@ public final class LeaderLock: @unchecked Sendable {
     public let interval: Double
     public let timeouts: DatabaseTimeouts
     private let log: @Sendable (String) -> Void
-    private let lock = NSLock()
+    private let lock = Lock()
     private let wake = NSCondition()
     private var leader = false
     private var confirmedAt = -Double.infinity

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import VFBus
+import VFSync
 
 /// Sends live-frame messages to Redis from its own thread, so a slow or absent Redis never holds
 /// up the analysis loop. Latest wins: a message not yet sent is replaced by a newer one (a live
@@ -8,7 +9,7 @@ import VFBus
 final class FramePublisher: Sendable {
     private let client: RedisClient
     private let channel: String
-    private let slot = Mutex<[UInt8]?>(nil)
+    private let slot = Locked<[UInt8]?>(nil)
     private let signal = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)

@@ -1,6 +1,7 @@
 import Foundation
 import VFCore
 import VFFlow
+import VFSync
 
 #if canImport(Glibc)
     import Glibc
@@ -83,7 +84,7 @@ final class SourceProxy: @unchecked Sendable {
     let policy: SourcePolicy
     let port: Int
     private let listenFD: Int32
-    private let lock = NSLock()
+    private let lock = Lock()
     private var refusal: String?
     private var active = 0
 

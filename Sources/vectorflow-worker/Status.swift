@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import VFBus
 import VFCore
+import VFSync
 
 /// The worker's lifecycle as the API reads it from `vectorflow:status:<stream_id>`.
 /// Every case is a value of `vector_flow_worker_state`'s `state` label (a closed set).
@@ -30,7 +31,7 @@ final class Housekeeper: Sendable {
     private let previewAlways: Bool
     /// `vector_flow_worker_state`, kept in step with `snapshot.state` (set under its lock).
     private let stateGauge: StateGauge?
-    private let snapshot = Mutex(StatusSnapshot())
+    private let snapshot = Locked(StatusSnapshot())
     private let changed = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
