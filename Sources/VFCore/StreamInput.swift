@@ -252,139 +252,157 @@ public struct StreamValidator: Sendable {
     }
 
     public func validate(members: [(String, JSONValue)], mode: Mode) -> Result<StreamFields, APIError> {
-        var issues: [ValidationIssue] = []
-        var f = StreamFields()
-        let known = Set(["name", "is_active"] + StreamSettings.Field.allCases.map(\.rawValue))
-        let (urlField, gridField, thresholdField) = (
-            StreamSettings.Field.source.rawValue, StreamSettings.Field.gridSize.rawValue,
-            StreamSettings.Field.threshold.rawValue
-        )
+        var issues = Issues()
         var seen: [String: JSONValue] = [:]
         for (k, v) in members { seen[k] = v }
-        func issue(_ field: String, _ type: String, _ msg: String, _ ctx: JSONValue? = nil) {
-            issues.append(ValidationIssue(type: type, loc: [.key("body"), .key(field)], msg: msg, ctx: ctx))
-        }
-
-        if let v = seen["name"] {
-            if case .string(let s) = v {
-                let n = s.unicodeScalars.count
-                if n < 1 {
-                    issue(
-                        "name", "string_too_short", "String should have at least 1 character",
-                        .object([("min_length", .int(1))]))
-                } else if n > StreamRules.nameMaxLength {
-                    issue(
-                        "name", "string_too_long", "String should have at most \(StreamRules.nameMaxLength) characters",
-                        .object([("max_length", .int(StreamRules.nameMaxLength))]))
-                } else if s.unicodeScalars.contains("\u{0}") {
-                    issue(
-                        "name", "string_pattern_mismatch", "String should match pattern '\(StreamRules.namePattern)'",
-                        .object([("pattern", .string(StreamRules.namePattern))]))
-                } else {
-                    f.name = s
-                }
-            } else {
-                issue("name", "string_type", "Input should be a valid string")
-            }
-        } else if mode == .create {
-            issue("name", "missing", "Field required")
-        }
-
-        if let v = seen[urlField] {
-            if case .string(let s) = v {
-                if s.unicodeScalars.count > StreamRules.urlMaxLength {
-                    issue(
-                        urlField, "string_too_long",
-                        "String should have at most \(StreamRules.urlMaxLength) characters",
-                        .object([("max_length", .int(StreamRules.urlMaxLength))]))
-                } else if !StreamRules.isValidURL(s, mediaDirectory: mediaDirectory) {
-                    let schemes =
-                        StreamRules.networkSchemes.map { "\($0)://" }.joined(separator: ", ")
-                        + (mediaDirectory.map { ", file:// (a video file inside \($0))" } ?? "")
-                    issue(
-                        urlField, "value_error",
-                        "Value error, must be a URL with scheme \(schemes), a host for network schemes, and no spaces or control characters",
-                        .object([("error", .string("invalid stream URL"))]))
-                } else {
-                    f.source = s
-                }
-            } else {
-                issue(urlField, "string_type", "Input should be a valid string")
-            }
-        } else if mode == .create {
-            issue(urlField, "missing", "Field required")
-        }
-
-        if let v = seen[gridField] {
-            if case .number(let n) = v, !n.value.isNaN {
-                let r = StreamSettings.gridSizeRange
-                if n.value.rounded(.towardZero) != n.value || !n.value.isFinite {
-                    if n.value.isFinite {
-                        issue(
-                            gridField, "int_from_float",
-                            "Input should be a valid integer, got a number with a fractional part")
-                    } else {
-                        issue(
-                            gridField, "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
-                            .object([("le", .int(r.upperBound))]))
-                    }
-                } else if n.value < Double(r.lowerBound) {
-                    issue(
-                        gridField, "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)",
-                        .object([("ge", .int(r.lowerBound))]))
-                } else if n.value > Double(r.upperBound) {
-                    issue(
-                        gridField, "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
-                        .object([("le", .int(r.upperBound))]))
-                } else {
-                    f.gridSize = Int(n.value)
-                }
-            } else {
-                issue(gridField, "int_type", "Input should be a valid integer")
-            }
-        } else if mode == .create {
-            f.gridSize = StreamSettings.gridSizeDefault
-        }
-
-        if let v = seen[thresholdField] {
-            if case .number(let n) = v {
-                let r = StreamSettings.thresholdRange
-                if !n.value.isFinite {
-                    issue(thresholdField, "finite_number", "Input should be a finite number")
-                } else if n.value < r.lowerBound {
-                    issue(
-                        thresholdField, "greater_than_equal",
-                        "Input should be greater than or equal to \(Int(r.lowerBound))",
-                        .object([("ge", .int(Int(r.lowerBound)))]))
-                } else if n.value > r.upperBound {
-                    issue(
-                        thresholdField, "less_than_equal", "Input should be less than or equal to \(Int(r.upperBound))",
-                        .object([("le", .int(Int(r.upperBound)))]))
-                } else {
-                    f.threshold = n.value == 0 ? 0 : n.value  // no "-0" in the database
-                }
-            } else {
-                issue(thresholdField, "float_type", "Input should be a valid number")
-            }
-        } else if mode == .create {
-            f.threshold = StreamSettings.thresholdDefault
-        }
-
-        if let v = seen["is_active"] {
-            if case .bool(let b) = v {
-                f.isActive = b
-            } else {
-                issue("is_active", "bool_type", "Input should be a valid boolean")
-            }
-        } else if mode == .create {
-            f.isActive = false
-        }
-
+        let create = mode == .create
+        let url = StreamSettings.Field.source.rawValue
+        let grid = StreamSettings.Field.gridSize.rawValue
+        let threshold = StreamSettings.Field.threshold.rawValue
+        var f = StreamFields()
+        f.name = field("name", seen, &issues, missing: create ? .required : .absent, Self.name)
+        f.source = field(url, seen, &issues, missing: create ? .required : .absent, source)
+        f.gridSize = field(grid, seen, &issues, missing: create ? .value(StreamSettings.gridSizeDefault) : .absent, Self.gridSize)
+        f.threshold = field(
+            threshold, seen, &issues, missing: create ? .value(StreamSettings.thresholdDefault) : .absent, Self.threshold)
+        f.isActive = field("is_active", seen, &issues, missing: create ? .value(false) : .absent, Self.isActive)
+        let known = Set(["name", "is_active"] + StreamSettings.Field.allCases.map(\.rawValue))
         for (k, _) in members where !known.contains(k) {
-            if issues.count >= Self.maxReportedIssues { break }
-            issue(k, "extra_forbidden", "Extra inputs are not permitted")
+            if issues.list.count >= Self.maxReportedIssues { break }
+            issues.add(k, "extra_forbidden", "Extra inputs are not permitted")
         }
-        return issues.isEmpty ? .success(f) : .failure(APIError(issues: Array(issues.prefix(Self.maxReportedIssues))))
+        return issues.list.isEmpty
+            ? .success(f) : .failure(APIError(issues: Array(issues.list.prefix(Self.maxReportedIssues))))
+    }
+
+    /// The problems found so far, in pydantic's shape.
+    struct Issues {
+        var list: [ValidationIssue] = []
+        mutating func add(_ field: String, _ type: String, _ msg: String, _ ctx: JSONValue? = nil) {
+            list.append(ValidationIssue(type: type, loc: [.key("body"), .key(field)], msg: msg, ctx: ctx))
+        }
+    }
+
+    /// What an absent field means: an error (a create's required fields), its default (a create's
+    /// other fields), or nothing (an update).
+    enum Missing<T> {
+        case required, value(T), absent
+    }
+
+    /// One field: absent → `missing`; present → `check`, which returns the value or records why not.
+    private func field<T>(
+        _ name: String, _ seen: [String: JSONValue], _ issues: inout Issues, missing: Missing<T>,
+        _ check: (JSONValue, String, inout Issues) -> T?
+    ) -> T? {
+        guard let v = seen[name] else {
+            switch missing {
+            case .required:
+                issues.add(name, "missing", "Field required")
+                return nil
+            case .value(let d): return d
+            case .absent: return nil
+            }
+        }
+        return check(v, name, &issues)
+    }
+
+    private static func name(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> String? {
+        guard case .string(let s) = v else {
+            issues.add(field, "string_type", "Input should be a valid string")
+            return nil
+        }
+        let n = s.unicodeScalars.count
+        if n < 1 {
+            issues.add(field, "string_too_short", "String should have at least 1 character", .object([("min_length", .int(1))]))
+        } else if n > StreamRules.nameMaxLength {
+            issues.add(
+                field, "string_too_long", "String should have at most \(StreamRules.nameMaxLength) characters",
+                .object([("max_length", .int(StreamRules.nameMaxLength))]))
+        } else if s.unicodeScalars.contains("\u{0}") {
+            issues.add(
+                field, "string_pattern_mismatch", "String should match pattern '\(StreamRules.namePattern)'",
+                .object([("pattern", .string(StreamRules.namePattern))]))
+        } else {
+            return s
+        }
+        return nil
+    }
+
+    private func source(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> String? {
+        guard case .string(let s) = v else {
+            issues.add(field, "string_type", "Input should be a valid string")
+            return nil
+        }
+        if s.unicodeScalars.count > StreamRules.urlMaxLength {
+            issues.add(
+                field, "string_too_long", "String should have at most \(StreamRules.urlMaxLength) characters",
+                .object([("max_length", .int(StreamRules.urlMaxLength))]))
+            return nil
+        }
+        guard StreamRules.isValidURL(s, mediaDirectory: mediaDirectory) else {
+            let schemes =
+                StreamRules.networkSchemes.map { "\($0)://" }.joined(separator: ", ")
+                + (mediaDirectory.map { ", file:// (a video file inside \($0))" } ?? "")
+            issues.add(
+                field, "value_error",
+                "Value error, must be a URL with scheme \(schemes), a host for network schemes, and no spaces or control characters",
+                .object([("error", .string("invalid stream URL"))]))
+            return nil
+        }
+        return s
+    }
+
+    private static func gridSize(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> Int? {
+        guard case .number(let n) = v, !n.value.isNaN else {
+            issues.add(field, "int_type", "Input should be a valid integer")
+            return nil
+        }
+        let r = StreamSettings.gridSizeRange
+        // pydantic's order: an integer first (infinity counts as too large), then the bounds.
+        if n.value.isFinite && n.value.rounded(.towardZero) != n.value {
+            issues.add(field, "int_from_float", "Input should be a valid integer, got a number with a fractional part")
+        } else if n.value.isFinite && n.value < Double(r.lowerBound) {
+            issues.add(
+                field, "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)",
+                .object([("ge", .int(r.lowerBound))]))
+        } else if !n.value.isFinite || n.value > Double(r.upperBound) {
+            issues.add(
+                field, "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
+                .object([("le", .int(r.upperBound))]))
+        } else {
+            return Int(n.value)
+        }
+        return nil
+    }
+
+    private static func threshold(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> Double? {
+        guard case .number(let n) = v else {
+            issues.add(field, "float_type", "Input should be a valid number")
+            return nil
+        }
+        let r = StreamSettings.thresholdRange
+        if !n.value.isFinite {
+            issues.add(field, "finite_number", "Input should be a finite number")
+        } else if n.value < r.lowerBound {
+            issues.add(
+                field, "greater_than_equal", "Input should be greater than or equal to \(Int(r.lowerBound))",
+                .object([("ge", .int(Int(r.lowerBound)))]))
+        } else if n.value > r.upperBound {
+            issues.add(
+                field, "less_than_equal", "Input should be less than or equal to \(Int(r.upperBound))",
+                .object([("le", .int(Int(r.upperBound)))]))
+        } else {
+            return n.value == 0 ? 0 : n.value  // no "-0" in the database
+        }
+        return nil
+    }
+
+    private static func isActive(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> Bool? {
+        guard case .bool(let b) = v else {
+            issues.add(field, "bool_type", "Input should be a valid boolean")
+            return nil
+        }
+        return b
     }
 }
 

@@ -232,34 +232,8 @@ public final class StreamReconciler: @unchecked Sendable {
             report.skipped = true
             return report
         }
-        let desired: [WorkerSpec]
-        do {
-            desired = try store.desiredWorkers()
-        } catch {
-            // Never act on an unreadable desired state: that would stop every worker.
-            report.failure = RuntimeError(.local, "desired state unavailable: \(error)")
-            log(report.failure!.message)
+        guard let desired = readDesired(&report), prepareRuntime(for: desired, forced: forced, &report) else {
             return report
-        }
-        if !desired.isEmpty {
-            if !forced, let (at, error) = prepareFailure, monotonicNow() < at {
-                report.failure = error
-                for spec in desired { report.errors[spec.streamID] = error }
-                report.startFailures = report.errors
-                return report
-            }
-            do {
-                try runtime.prepare()
-                prepareFailure = nil
-                prepareBackoff.reset()
-            } catch {
-                prepareFailure = (monotonicNow() + prepareBackoff.nextDelay(), error)
-                report.failure = error
-                for spec in desired { report.errors[spec.streamID] = error }
-                report.startFailures = report.errors
-                log("runtime not ready: \(error)")
-                return report
-            }
         }
         let actual: [WorkerInfo]
         do {
@@ -276,79 +250,123 @@ public final class StreamReconciler: @unchecked Sendable {
         for w in actual where wanted[w.streamID] != nil {
             if let p = w.placement { report.placements[w.streamID] = p }
         }
-
-        for worker in actual where wanted[worker.streamID] == nil {
-            do {
-                try runtime.stop(streamID: worker.streamID, timeout: stopTimeout)
-                report.stopped.append(worker.streamID)
-                log("stopped orphan worker \(worker.name)")
-                try? store.recordWorker(streamID: worker.streamID, containerName: nil, startedAt: nil)
-            } catch {
-                report.errors[worker.streamID] = error
-                log("cannot stop \(worker.name): \(error)")
-            }
-        }
+        for worker in actual where wanted[worker.streamID] == nil { stopOrphan(worker, &report) }
         for spec in desired.sorted(by: { $0.streamID < $1.streamID }) {
-            let current = present[spec.streamID]
-            let reason: String?
-            if let current {
-                if current.configHash != spec.configHash {
-                    reason = "configuration changed"
-                } else if current.state == .exited {
-                    reason = "worker exited"
-                } else {
-                    reason = nil
-                }
-            } else {
-                reason = "missing"
-            }
-            guard let reason else {
-                if let current, current.state == .running, Self.recordIsStale(spec, current) {
-                    try? store.recordWorker(
-                        streamID: spec.streamID, containerName: current.name, startedAt: current.startedAt)
-                }
-                continue
-            }
-            do {
-                if current != nil && !runtime.updatesInPlace {
-                    try runtime.stop(streamID: spec.streamID, timeout: stopTimeout)
-                }
-                let info = try runtime.start(spec)
-                report.started.append(spec.streamID)
-                log("started \(info.name) (\(reason))")
-                do {
-                    try store.recordWorker(streamID: spec.streamID, containerName: info.name, startedAt: info.startedAt)
-                } catch {
-                    log("cannot record worker of \(spec.streamID): \(error)")
-                }
-            } catch {
-                report.errors[spec.streamID] = error
-                report.startFailures[spec.streamID] = error
-                log("cannot start worker of \(spec.streamID): \(error)")
-                if spec.recordedContainerName != nil {
-                    try? store.recordWorker(streamID: spec.streamID, containerName: nil, startedAt: nil)
-                }
-            }
+            converge(spec, current: present[spec.streamID], &report)
         }
-        if let fileSD {
-            do {
-                let workers = try runtime.list()
-                for w in workers where wanted[w.streamID] != nil {
-                    report.placements[w.streamID] = w.placement
-                }
-                let targets = workers.filter { wanted[$0.streamID] != nil && $0.state != .exited }.compactMap { w in
-                    targetFor(w).map {
-                        FileSDTarget(
-                            target: $0, streamID: w.streamID, streamName: wanted[w.streamID]?.streamName ?? w.streamName,
-                            extraLabels: w.placement.map { ["node": $0.nodeID] } ?? [:])
-                    }
-                }
-                report.fileSDChanged = try fileSD.write(targets)
-                if report.fileSDChanged { log("file_sd updated: \(targets.count) target(s)") }
-            } catch {
-                log("cannot update file_sd: \(error)")
-            }
-        }
+        if let fileSD { publishTargets(to: fileSD, wanted: wanted, &report) }
         return report
+    }
+
+    /// The desired state, or nil (with the failure in `report`): never act on an unreadable
+    /// desired state, that would stop every worker.
+    private func readDesired(_ report: inout ReconcileReport) -> [WorkerSpec]? {
+        do {
+            return try store.desiredWorkers()
+        } catch {
+            let failure = RuntimeError(.local, "desired state unavailable: \(error)")
+            report.failure = failure
+            log(failure.message)
+            return nil
+        }
+    }
+
+    /// Readies the runtime (an image to build or pull) when some worker is wanted; false (every
+    /// wanted stream failing with its error) when it cannot be, or when an unforced pass comes
+    /// within the delay after the last failure.
+    private func prepareRuntime(for desired: [WorkerSpec], forced: Bool, _ report: inout ReconcileReport) -> Bool {
+        guard !desired.isEmpty else { return true }
+        func failAll(_ error: RuntimeError) {
+            report.failure = error
+            for spec in desired { report.errors[spec.streamID] = error }
+            report.startFailures = report.errors
+        }
+        if !forced, let (at, error) = prepareFailure, monotonicNow() < at {
+            failAll(error)
+            return false
+        }
+        do {
+            try runtime.prepare()
+            prepareFailure = nil
+            prepareBackoff.reset()
+            return true
+        } catch {
+            prepareFailure = (monotonicNow() + prepareBackoff.nextDelay(), error)
+            failAll(error)
+            log("runtime not ready: \(error)")
+            return false
+        }
+    }
+
+    /// A worker no active stream wants: stopped, its record cleared.
+    private func stopOrphan(_ worker: WorkerInfo, _ report: inout ReconcileReport) {
+        do {
+            try runtime.stop(streamID: worker.streamID, timeout: stopTimeout)
+            report.stopped.append(worker.streamID)
+            log("stopped orphan worker \(worker.name)")
+            try? store.recordWorker(streamID: worker.streamID, containerName: nil, startedAt: nil)
+        } catch {
+            report.errors[worker.streamID] = error
+            log("cannot stop \(worker.name): \(error)")
+        }
+    }
+
+    /// Why `spec`'s worker must be (re)started, or nil when `current` already runs it.
+    private static func restartReason(_ spec: WorkerSpec, _ current: WorkerInfo?) -> String? {
+        guard let current else { return "missing" }
+        if current.configHash != spec.configHash { return "configuration changed" }
+        if current.state == .exited { return "worker exited" }
+        return nil
+    }
+
+    /// Makes one wanted stream's worker run its settings, and records it.
+    private func converge(_ spec: WorkerSpec, current: WorkerInfo?, _ report: inout ReconcileReport) {
+        guard let reason = Self.restartReason(spec, current) else {
+            if let current, current.state == .running, Self.recordIsStale(spec, current) {
+                try? store.recordWorker(streamID: spec.streamID, containerName: current.name, startedAt: current.startedAt)
+            }
+            return
+        }
+        do {
+            if current != nil && !runtime.updatesInPlace {
+                try runtime.stop(streamID: spec.streamID, timeout: stopTimeout)
+            }
+            let info = try runtime.start(spec)
+            report.started.append(spec.streamID)
+            log("started \(info.name) (\(reason))")
+            do {
+                try store.recordWorker(streamID: spec.streamID, containerName: info.name, startedAt: info.startedAt)
+            } catch {
+                log("cannot record worker of \(spec.streamID): \(error)")
+            }
+        } catch {
+            report.errors[spec.streamID] = error
+            report.startFailures[spec.streamID] = error
+            log("cannot start worker of \(spec.streamID): \(error)")
+            if spec.recordedContainerName != nil {
+                try? store.recordWorker(streamID: spec.streamID, containerName: nil, startedAt: nil)
+            }
+        }
+    }
+
+    /// Lists the workers after this pass's changes: their placements, and the Prometheus targets.
+    private func publishTargets(to fileSD: FileSDWriter, wanted: [String: WorkerSpec], _ report: inout ReconcileReport) {
+        do {
+            let workers = try runtime.list()
+            for w in workers where wanted[w.streamID] != nil {
+                report.placements[w.streamID] = w.placement
+            }
+            let targets = workers.filter { wanted[$0.streamID] != nil && $0.state != .exited }.compactMap { w in
+                targetFor(w).map {
+                    FileSDTarget(
+                        target: $0, streamID: w.streamID, streamName: wanted[w.streamID]?.streamName ?? w.streamName,
+                        extraLabels: w.placement.map { ["node": $0.nodeID] } ?? [:])
+                }
+            }
+            report.fileSDChanged = try fileSD.write(targets)
+            if report.fileSDChanged { log("file_sd updated: \(targets.count) target(s)") }
+        } catch {
+            log("cannot update file_sd: \(error)")
+        }
     }
 }
