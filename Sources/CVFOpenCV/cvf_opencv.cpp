@@ -114,8 +114,7 @@ __attribute__((target("avx2"))) void cellStatisticsAVX2(const cv::Mat &prev, cv:
 void cellStatistics(const cv::Mat &prev, cv::Mat &cur, int g, int gw, int gh, std::vector<unsigned char> &diff,
                     std::vector<unsigned char> &lo, std::vector<unsigned char> &hi, std::vector<unsigned char> &columns,
                     const cv::Mat *bgr) {
-    static const bool avx2 = __builtin_cpu_supports("avx2");
-    if (avx2) {
+    if (cvf::useAVX2()) {  // VECTORFLOW_PORTABLE_LK=1 chooses the portable loops here too
         cellStatisticsAVX2(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);
     } else {
         cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);

@@ -36,8 +36,10 @@ struct Weights {
     int w00, w01, w10, w11;
 };
 
-// cvRound and cvFloor: round half to even (the SSE conversion), and floor by truncation.
-inline int roundEven(float v) { return _mm_cvt_ss2si(_mm_set_ss(v)); }
+// cvRound and cvFloor: round half to even, and floor by truncation. The rounding is the default
+// mode's (to nearest, ties to even): lrintf, which compilers turn into the one conversion
+// instruction where the CPU has it (cvtss2si on x86-64), with no x86 intrinsic in the portable path.
+inline int roundEven(float v) { return int(__builtin_lrintf(v)); }
 inline int floorInt(float v) {
     const int i = int(v);
     return i - (float(i) > v);
@@ -352,9 +354,8 @@ struct AVX2Kernels {
     }
 };
 
-// Whether the AVX2 kernels run: the CPU has AVX2 and VECTORFLOW_PORTABLE_LK is not 1 (the tests
-// compare both on one machine; the portable loops give the very same numbers). Set once, before
-// main, and only read afterwards: safe to read from any thread.
+// Whether the AVX2 kernels run (see cvf::useAVX2). Set once, before main, and only read
+// afterwards: safe to read from any thread.
 const bool gHasAVX2 = __builtin_cpu_supports("avx2") && !(std::getenv("VECTORFLOW_PORTABLE_LK") &&
                                                     std::strcmp(std::getenv("VECTORFLOW_PORTABLE_LK"), "1") == 0);
 
@@ -1119,5 +1120,7 @@ void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv:
         cv::parallel_for_(cv::Range(0, count), [&](const cv::Range &r) { run(r, nullptr); }, double(count) / 64);
     }
 }
+
+bool useAVX2() { return gHasAVX2; }
 
 }  // namespace cvf

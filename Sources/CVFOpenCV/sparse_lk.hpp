@@ -92,4 +92,9 @@ void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey);
 // The same for rows [y0, y1) only, into a grey image already allocated.
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey, int y0, int y1);
 
+// Whether the AVX2 kernels run (here and in the shim's per-cell statistics): the CPU has AVX2
+// and VECTORFLOW_PORTABLE_LK is not 1. The portable loops give the very same numbers; the tests
+// compare both on one machine.
+bool useAVX2();
+
 }  // namespace cvf
