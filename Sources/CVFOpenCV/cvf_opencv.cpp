@@ -147,8 +147,9 @@ struct cvf_stream {
     cvf::LKPyramid prevFastPyramid, fastPyramid;
     bool havePrevious = false;
     cv::Size previousSize;
-    int gridSize = 0;
+    int gridSize = 0;    // the grid `grid` holds points of
     cv::Size gridFor;
+    int gridStep = 16;   // the grid asked for (cvf_set_grid_size)
     std::vector<cv::Point2f> grid, tracked;
     std::vector<unsigned char> status;
     std::vector<float> error;
@@ -427,10 +428,16 @@ extern "C" int cvf_load_image(cvf_stream *s, const char *path) {
 extern "C" int cvf_frame_width(const cvf_stream *s) { return s->frame.cols; }
 extern "C" int cvf_frame_height(const cvf_stream *s) { return s->frame.rows; }
 
-extern "C" int cvf_flow(cvf_stream *s, int grid_size) {
+extern "C" int cvf_set_grid_size(cvf_stream *s, int grid_size) {
+    if (grid_size < 1) return s->fail("grid size must be positive");
+    s->gridStep = grid_size;
+    return 0;
+}
+
+extern "C" int cvf_flow(cvf_stream *s) {
     return guard(s, [&]() -> int {
         if (s->frame.empty()) return s->fail("no frame");
-        if (grid_size < 1) return s->fail("grid size must be positive");
+        const int grid_size = s->gridStep;
         if (!s->exact) {
             // Two pyramids swap roles each frame, the grey image is written straight into level 0
             // of the new one (the same pixels as cvtColor): no per-frame allocation, no copy.

@@ -117,11 +117,27 @@ public final class VideoStream: @unchecked Sendable {
     /// Grey conversion + pyramidal Lucas-Kanade from the previous frame at the grid points.
     /// Calls `body` with the tracked vectors (x, y, dx, dy quadruples; empty on the first frame),
     /// valid only inside `body`: no copy is made.
-    public func flow<R>(gridSize: Int, _ body: (UnsafeBufferPointer<Float>) -> R) throws(FlowError) -> R {
-        let n = cvf_flow(handle, Int32(gridSize))
+    /// The grid's spacing in pixels, handed to the shim once (and again only when it changes).
+    public private(set) var gridSize = 16
+
+    public func setGridSize(_ size: Int) throws(FlowError) {
+        guard size != gridSize else { return }
+        if cvf_set_grid_size(handle, Int32(size)) != 0 { throw FlowError(lastError) }
+        gridSize = size
+    }
+
+    /// The flow on the grid (`setGridSize`) from the previous frame into the current one.
+    public func flow<R>(_ body: (UnsafeBufferPointer<Float>) -> R) throws(FlowError) -> R {
+        let n = cvf_flow(handle)
         if n < 0 { throw FlowError(lastError) }
         if n == 0 { return body(UnsafeBufferPointer(start: nil, count: 0)) }
         return body(UnsafeBufferPointer(start: cvf_vectors(handle), count: Int(n) * 4))
+    }
+
+    /// `flow` after `setGridSize(gridSize)`, for callers that vary the grid (tests, tools).
+    public func flow<R>(gridSize: Int, _ body: (UnsafeBufferPointer<Float>) -> R) throws(FlowError) -> R {
+        try setGridSize(gridSize)
+        return try flow(body)
     }
 
     public func resetFlow() { cvf_reset_flow(handle) }

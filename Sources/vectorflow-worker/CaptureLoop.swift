@@ -218,7 +218,7 @@ struct Session {
             seq += 1
             var stats: FlowStats
             do {
-                stats = try stream.flow(gridSize: settings.flow.gridSize) { v in
+                stats = try stream.flow { v in
                     FlowStats.analyse(v, threshold: settings.flow.threshold, kept: &kept)
                 }
             } catch {

@@ -18,7 +18,7 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     settings.configure(stream)
     do {
         try stream.loadImage(c.positional[1])
-        _ = try stream.flow(gridSize: settings.gridSize) { _ in 0 }
+        _ = try stream.flow { _ in 0 }
         try stream.loadImage(c.positional[2])
     } catch {
         offlineLog.error("\(Credentials.maskText("\(error)"))")
@@ -31,7 +31,7 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     w.int(stream.height)
     w.raw(",\"vectors\":[")
     do {
-        try stream.flow(gridSize: settings.gridSize) { v in
+        try stream.flow { v in
             var i = 0
             while i + 3 < v.count {
                 if i > 0 { w.bytes.append(0x2C) }
@@ -121,7 +121,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
         frames += 1
         if decodeOnly { continue }
         do {
-            var stats = try stream.flow(gridSize: settings.gridSize) { v in
+            var stats = try stream.flow { v in
                 FlowStats.analyse(v, threshold: settings.threshold, kept: &kept)
             }
             checksum &+= stats.vectorCount

@@ -72,8 +72,10 @@ struct FlowSettings {
         vectorFilter = filterOn && !exact ? checks : .none
     }
 
-    /// Sets up a stream for these settings: the path, and the filter with the threshold.
+    /// Sets up a stream for these settings, once: the grid, the path, and the filter with the threshold.
     func configure(_ stream: VideoStream) {
+        // Validated (StreamSettings.gridSizeRange): the shim refuses only sizes below 1.
+        try? stream.setGridSize(gridSize)
         stream.exactFlow = exact
         stream.setVectorFilter(vectorFilter, minMagnitude: threshold)
     }

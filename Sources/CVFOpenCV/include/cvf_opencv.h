@@ -68,13 +68,17 @@ int cvf_load_image(cvf_stream *s, const char *path);
 int cvf_frame_width(const cvf_stream *s);
 int cvf_frame_height(const cvf_stream *s);
 
-/* Converts the current frame to grey, builds its pyramid and tracks the points of a regular grid
- * (spacing grid_size px, first point at grid_size/2) from the previous frame into this one with
+/* The grid of sample points (spacing grid_size px, first point at grid_size/2): set once per
+ * stream (and on a change), not with every frame. 0, or CVF_ERROR for a size below 1. */
+int cvf_set_grid_size(cvf_stream *s, int grid_size);
+
+/* Converts the current frame to grey, builds its pyramid and tracks the points of the grid
+ * (cvf_set_grid_size; 16 px until set) from the previous frame into this one with
  * pyramidal Lucas-Kanade (window 15x15, maxLevel 2, criteria COUNT|EPS 30/0.01); which points
  * go through it depends on cvf_set_exact_flow.
  * Returns the number of tracked points (status ok), 0 when there is no previous frame of the same
  * size, or CVF_ERROR. The vectors, 4 floats each (x, y, dx, dy), stay valid until the next call. */
-int cvf_flow(cvf_stream *s, int grid_size);
+int cvf_flow(cvf_stream *s);
 const float *cvf_vectors(const cvf_stream *s);
 /* Forgets the previous frame, e.g. after a reconnect. */
 void cvf_reset_flow(cvf_stream *s);
