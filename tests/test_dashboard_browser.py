@@ -150,6 +150,13 @@ def run_dashboard_scenario(driver, base_url, video_url):
     """The user's path through the dashboard; returns the browser console entries."""
     wait = WebDriverWait(driver, 15)
     driver.get(base_url + "/")
+    # The form's defaults and limits come from the API's schema (StreamSettings), not from the page.
+    schema = requests.get(base_url + "/openapi.json", timeout=5).json()["components"]["schemas"]["StreamCreate"]
+    grid_rule = schema["properties"]["grid_size"]
+    wait.until(lambda d: d.find_element(By.ID, "f-grid").get_attribute("value") == str(grid_rule["default"]))
+    assert driver.find_element(By.ID, "f-grid").get_attribute("max") == str(grid_rule["maximum"])
+    assert driver.find_element(By.ID, "f-threshold").get_attribute("value") == \
+        str(schema["properties"]["threshold"]["default"])
     wait.until(lambda d: "API connected" in text(d, "api-state"))
     shot(driver, "1-empty")
 

@@ -75,6 +75,7 @@ export const api = {
   remove: (id) => request("DELETE", `/streams/${encodeURIComponent(id)}`),
   activate: (id) => request("POST", `/streams/${encodeURIComponent(id)}/activate`),
   deactivate: (id) => request("POST", `/streams/${encodeURIComponent(id)}/deactivate`),
+  openapi: () => request("GET", "/openapi.json"),
 };
 
 /** The WebSocket URL of a stream's live frames. */

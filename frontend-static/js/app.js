@@ -429,6 +429,34 @@ $("banner-close").addEventListener("click", hideBanner);
 
 // ---- start ----------------------------------------------------------------------------------
 
+/**
+ * The form's limits and defaults come from the API's own schema (its StreamSettings rules), not
+ * from this page: a new default or range needs no change here.
+ */
+async function applySchemaRules() {
+  let props = {};
+  try {
+    const doc = await api.openapi();
+    props = (doc && doc.components && doc.components.schemas && doc.components.schemas.StreamCreate
+      && doc.components.schemas.StreamCreate.properties) || {};
+  } catch {
+    return; // the fields stay as they are; the API still validates what is sent
+  }
+  for (const [field, id] of [["grid_size", "f-grid"], ["threshold", "f-threshold"]]) {
+    const rule = props[field];
+    const input = $(id);
+    if (!rule || !input) continue;
+    if (rule.minimum !== undefined) input.min = String(rule.minimum);
+    if (rule.maximum !== undefined) input.max = String(rule.maximum);
+    if (rule.default !== undefined) {
+      const untouched = input.value === input.defaultValue;
+      input.defaultValue = String(rule.default); // what form.reset() restores
+      if (untouched) input.value = String(rule.default);
+    }
+  }
+}
+applySchemaRules();
+
 const initial = /^#stream=([0-9a-fA-F-]{36})$/.exec(window.location.hash);
 grafana.show(null);
 refresh().then(() => {
