@@ -165,7 +165,8 @@ public final class EventLoop: @unchecked Sendable {
 
     // ---- registrations (loop thread) ----
 
-    /// Registers `fd`; the returned generation tags its epoll events.
+    /// Registers `fd` under a new generation, which tags its epoll events (so events still queued
+    /// for an earlier user of the same fd number are told apart and dropped).
     func register(fd: Int32, handler: Selectable, events: UInt32) throws {
         let index = Int(fd)
         if index >= registrations.count {
