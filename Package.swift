@@ -59,7 +59,7 @@ let package = Package(
         ),
         .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore", "VFSync", logging], swiftSettings: strict),
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore", "VFSync"], swiftSettings: strict),
-        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", "VFSync", logging], swiftSettings: strict),
+        .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", "VFSync", "VFText", logging], swiftSettings: strict),
         // The control plane: the streams' operations with typed results (the API maps them to
         // HTTP), and the reconciler's wiring to the store and the live status.
         .target(

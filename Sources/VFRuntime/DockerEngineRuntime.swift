@@ -257,7 +257,7 @@ public final class DockerEngineRuntime: WorkerRuntime, @unchecked Sendable {
             "HostConfig": hostConfig,
         ]
         if let command = configuration.command { body["Cmd"] = command }
-        let json = (try? JSONSerialization.data(withJSONObject: body)).map { Array($0) } ?? []
+        let json = EngineJSON.encode(body)
         let create = try call("POST", "/containers/create?name=\(Self.queryEscape(name))", body: json)
         guard create.status == 201, let id = Self.jsonObject(create.body)?["Id"] as? String else {
             if create.status == 404 {

@@ -497,8 +497,5 @@ public final class SwarmRuntime: WorkerRuntime, @unchecked Sendable {
         (service["Spec"] as? [String: Any])?["Name"] as? String ?? ""
     }
 
-    static func json(_ value: Any) -> String {
-        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]))
-            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
+    static func json(_ value: Any) -> String { String(decoding: EngineJSON.encode(value), as: UTF8.self) }
 }
