@@ -47,12 +47,20 @@ def help_entries(text):
     return entries
 
 
-def settings_read(*folders):
-    """Every setting name the sources read through the configuration loader (`c.int("X", ...)` etc.)."""
+# StreamSettings reads its variables by their codec's names (`Variable.gridSize` = "GRID_SIZE").
+VARIABLE_NAME = re.compile(r'public static let \w+ = "([A-Z][A-Z0-9_]+)"')
+
+
+def settings_read(*folders, codec=False):
+    """Every setting name the sources read through the configuration loader (`c.int("X", ...)` etc.),
+    and (`codec`: for the worker, which decodes it) the variable names of StreamSettings' environment codec."""
     names = set()
     for folder in folders:
         for path in (ROOT / "Sources" / folder).glob("*.swift"):
-            names |= set(SETTING_READ.findall(path.read_text()))
+            text = path.read_text()
+            names |= set(SETTING_READ.findall(text))
+            if codec and path.name == "StreamSettings.swift":
+                names |= set(VARIABLE_NAME.findall(text))
     return names
 
 
@@ -88,8 +96,8 @@ def test_help_lists_every_setting_the_sources_read(bin_dir):
     # Each setting is declared once (the worker's sections are disjoint too).
     for text, entries in ((api_help, api), (worker_help, worker)):
         assert sum(1 for line in text.splitlines() if HELP_ENTRY.match(line)) == len(entries)
-    api_reads = settings_read("vectorflow-api", "VFRuntime", "VFCore")
-    worker_reads = settings_read("vectorflow-worker", "VFCore")
+    api_reads = settings_read("vectorflow-api", "VFAPI", "VFControl", "VFRuntime", "VFCore")
+    worker_reads = settings_read("vectorflow-worker", "VFCore", codec=True)
     assert {"VF_PORT", "VF_RUNTIME", "VF_STATE_DIR"} <= api_reads and {"SOURCE_URL", "FRAMES"} <= worker_reads
     assert api_reads - set(api) == set(), "read by the API but not in its --help"
     assert worker_reads - set(worker) == set(), "read by the worker but not in its --help"
