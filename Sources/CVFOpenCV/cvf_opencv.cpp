@@ -124,48 +124,64 @@ void cellStatistics(const cv::Mat &prev, cv::Mat &cur, int g, int gw, int gh, st
 }  // namespace
 
 struct cvf_stream {
-    cv::VideoCapture capture;
-    cv::Mat frame;      // BGR, as decoded
-    cv::Mat grey;       // the exact path's grey image (the fast path's lives in its pyramid)
+    // The source and its announced rate and length.
+    struct Source {
+        cv::VideoCapture capture;
+        double fps = 0;
+        double frameCount = 0;
+    } source;
+    cv::Mat frame;  // BGR, as decoded
     bool exact = false;
-    // Whether the last frame's grey image is in prevFastPyramid (the last call took the fast
-    // path) rather than in `grey`. A pyramid's levels are built only once LK needs them (a frame
-    // with no moving cell needs none); LKPyramid::built() says whether they are.
-    bool greyInFastPyramid = false;
-    int gridCols = 0, gridRows = 0;
-    int activePoints = 0;
-    std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active, columnStats;
-    std::vector<cv::Point2f> subset, subsetTracked;
-    std::vector<float> minEig;  // per subset point, for the filter's texture check
-    std::vector<int> subsetIndex;
-    // The previous frame's pyramid and the current one. Reusing the current pyramid as the next
-    // call's previous one halves the pyramid work per frame; the result is the same as
-    // calcOpticalFlowPyrLK on two plain images, which builds both. The exact path keeps OpenCV's
-    // own pyramids (with Scharr derivatives); the fast path its tracker's (sparse_lk.hpp), whose
-    // derivatives are computed only where a window needs them.
-    std::vector<cv::Mat> prevPyramid, pyramid;
-    cvf::LKPyramid prevFastPyramid, fastPyramid;
     bool havePrevious = false;
     cv::Size previousSize;
-    int gridSize = 0;    // the grid `grid` holds points of
-    cv::Size gridFor;
-    int gridStep = 16;   // the grid asked for (cvf_set_grid_size)
-    std::vector<cv::Point2f> grid, tracked;
-    std::vector<unsigned char> status;
-    std::vector<float> error;
-    std::vector<float> vectors;  // x, y, dx, dy per tracked point
+    // The sample points: set once per stream (cvf_set_grid_size), rebuilt when the frame size changes.
+    struct Grid {
+        int step = 0;       // the spacing asked for; 0 until set
+        int builtStep = 0;  // the spacing `points` holds
+        cv::Size builtFor;
+        int cols = 0, rows = 0;
+        std::vector<cv::Point2f> points;
+    } grid;
+    // The fast path: per-cell statistics of the frame difference, the points sent to Lucas-Kanade
+    // and the tracker's own pyramids (sparse_lk.hpp), whose derivatives are computed only where a
+    // window needs them. Whether the last frame's grey image is in prevPyramid (the last call took
+    // the fast path) rather than in the exact path's `grey`: `greyInPyramid`. A pyramid's levels
+    // are built only once LK needs them (a frame with no moving cell needs none).
+    struct Fast {
+        bool greyInPyramid = false;
+        int activePoints = 0;
+        std::vector<unsigned char> cellDiff, cellLo, cellHi, changed, active, columnStats;
+        std::vector<cv::Point2f> subset, subsetTracked;
+        std::vector<float> minEig;  // per subset point, for the filter's texture check
+        std::vector<int> subsetIndex;
+        cvf::LKPyramid prevPyramid, pyramid;
+    } fast;
+    // The exact path: OpenCV's own conversion, pyramids (with Scharr derivatives) and tracker.
+    // Reusing the current pyramid as the next call's previous one halves the pyramid work per
+    // frame; the result is the same as calcOpticalFlowPyrLK on two plain images.
+    struct Exact {
+        cv::Mat grey;
+        std::vector<cv::Mat> prevPyramid, pyramid;
+        std::vector<cv::Point2f> tracked;
+        std::vector<float> error;
+    } exactPath;
+    std::vector<unsigned char> status;  // per tracked point, either path: whether Lucas-Kanade converged
+    std::vector<float> vectors;         // x, y, dx, dy per tracked point
     // The fast path's reliability filter (cvf_set_vector_filter): off until set.
-    int filterChecks = 0;
-    float filterMinMagnitude = 0;
-    cvf::VectorFilter filter;
-    int rejected[CVF_REJECT_REASONS] = {};
-    double filterSeconds = 0;
-    cv::Mat preview;
-    std::vector<unsigned char> jpeg;
-    std::vector<int> jpegParams;
+    struct Filter {
+        int checks = 0;
+        float minMagnitude = 0;
+        cvf::VectorFilter filter;
+        int rejected[CVF_REJECT_REASONS] = {};
+        double seconds = 0;
+    } filter;
+    // The annotated preview and its JPEG.
+    struct Preview {
+        cv::Mat image;
+        std::vector<unsigned char> jpeg;
+        std::vector<int> params;
+    } preview;
     std::string lastError;
-    double fps = 0;
-    double frameCount = 0;
 
     int fail(const std::string &message) {
         lastError = message;
@@ -189,20 +205,20 @@ namespace {
 
 // Rebuilds the grid points when the grid size or the frame size changed.
 void ensureGrid(cvf_stream *s, int grid_size, cv::Size size) {
-    if (s->gridSize == grid_size && s->gridFor == size) return;
-    s->grid.clear();
-    s->gridRows = 0;
-    s->gridCols = 0;
+    if (s->grid.builtStep == grid_size && s->grid.builtFor == size) return;
+    s->grid.points.clear();
+    s->grid.rows = 0;
+    s->grid.cols = 0;
     for (int y = grid_size / 2; y < size.height; y += grid_size) {
-        s->gridRows++;
-        s->gridCols = 0;
+        s->grid.rows++;
+        s->grid.cols = 0;
         for (int x = grid_size / 2; x < size.width; x += grid_size) {
-            s->grid.emplace_back(float(x), float(y));
-            s->gridCols++;
+            s->grid.points.emplace_back(float(x), float(y));
+            s->grid.cols++;
         }
     }
-    s->gridSize = grid_size;
-    s->gridFor = size;
+    s->grid.builtStep = grid_size;
+    s->grid.builtFor = size;
 }
 
 // The pyramid levels whose windows compute their own derivatives (cvf::trackPoints): those where
@@ -226,70 +242,70 @@ void appendVector(cvf_stream *s, cv::Point2f p, cv::Point2f q) {
 // The current frame's grey image goes into level 0 of fastPyramid: converted along with the
 // gate's statistics when there is a previous frame to compare with, on its own otherwise.
 int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
-    cv::Mat grey = s->fastPyramid.greyTarget(s->frame.size());
-    const cv::Mat &prevGrey = prevInFastPyramid ? s->prevFastPyramid.grey() : s->grey;
+    cv::Mat grey = s->fast.pyramid.greyTarget(s->frame.size());
+    const cv::Mat &prevGrey = prevInFastPyramid ? s->fast.prevPyramid.grey() : s->exactPath.grey;
     const cv::Size size = grey.size();
     const bool comparable = s->havePrevious && s->previousSize == size;
     s->havePrevious = true;
     s->previousSize = size;
     s->vectors.clear();
-    s->activePoints = 0;
-    std::fill(std::begin(s->rejected), std::end(s->rejected), 0);
-    s->filterSeconds = 0;
+    s->fast.activePoints = 0;
+    std::fill(std::begin(s->filter.rejected), std::end(s->filter.rejected), 0);
+    s->filter.seconds = 0;
     if (comparable) ensureGrid(s, grid_size, size);
-    if (!comparable || s->grid.empty()) {
+    if (!comparable || s->grid.points.empty()) {
         cvf::bgrToGrey(s->frame, grey);
         return 0;
     }
-    const int gw = s->gridCols, gh = s->gridRows;
-    cellStatistics(prevGrey, grey, grid_size, gw, gh, s->cellDiff, s->cellLo, s->cellHi, s->columnStats, &s->frame);
+    const int gw = s->grid.cols, gh = s->grid.rows;
+    cellStatistics(prevGrey, grey, grid_size, gw, gh, s->fast.cellDiff, s->fast.cellLo, s->fast.cellHi, s->fast.columnStats, &s->frame);
     const size_t n = size_t(gw) * size_t(gh);
-    s->changed.assign(n, 0);
-    s->active.assign(n, 0);
-    for (size_t i = 0; i < n; i++) s->changed[i] = s->cellDiff[i] > kChangeLevel;
+    s->fast.changed.assign(n, 0);
+    s->fast.active.assign(n, 0);
+    for (size_t i = 0; i < n; i++) s->fast.changed[i] = s->fast.cellDiff[i] > kChangeLevel;
     const int reach = std::max(1, (kGateReachPx + grid_size - 1) / grid_size);
     for (int cy = 0; cy < gh; cy++) {
         for (int cx = 0; cx < gw; cx++) {
             const size_t i = size_t(cy) * gw + cx;
-            bool on = int(s->cellDiff[i]) * kFlatRatio >= int(s->cellHi[i]) - int(s->cellLo[i]);
+            bool on = int(s->fast.cellDiff[i]) * kFlatRatio >= int(s->fast.cellHi[i]) - int(s->fast.cellLo[i]);
             for (int y = std::max(0, cy - reach); !on && y <= std::min(gh - 1, cy + reach); y++)
                 for (int x = std::max(0, cx - reach); !on && x <= std::min(gw - 1, cx + reach); x++)
-                    on = s->changed[size_t(y) * gw + x];
-            s->active[i] = on;
+                    on = s->fast.changed[size_t(y) * gw + x];
+            s->fast.active[i] = on;
         }
     }
-    s->subset.clear();
-    s->subsetIndex.clear();
+    s->fast.subset.clear();
+    s->fast.subsetIndex.clear();
     for (size_t i = 0; i < n; i++) {
-        if (!s->active[i]) continue;
-        s->subset.push_back(s->grid[i]);
-        s->subsetIndex.push_back(int(i));
+        if (!s->fast.active[i]) continue;
+        s->fast.subset.push_back(s->grid.points[i]);
+        s->fast.subsetIndex.push_back(int(i));
     }
-    s->activePoints = int(s->subset.size());
-    if (!s->subset.empty()) {
+    s->fast.activePoints = int(s->fast.subset.size());
+    if (!s->fast.subset.empty()) {
         if (!prevInFastPyramid) {
-            s->prevFastPyramid.build(prevGrey, kMaxLevel);
-        } else if (!s->prevFastPyramid.built()) {
-            s->prevFastPyramid.build(kMaxLevel);
+            s->fast.prevPyramid.build(prevGrey, kMaxLevel);
+        } else if (!s->fast.prevPyramid.built()) {
+            s->fast.prevPyramid.build(kMaxLevel);
         }
-        s->fastPyramid.build(kMaxLevel);
+        s->fast.pyramid.build(kMaxLevel);
         // The reference criteria: looser ones (10/0.03, 20/0.05, 5/0.05) saved under 15% of the
         // flow time but moved 16-35% of the vectors by more than 0.5 px (docs/notes/speed.md).
-        s->subsetTracked.resize(s->subset.size());
-        s->status.resize(s->subset.size());
-        s->minEig.resize(s->subset.size());
+        s->fast.subsetTracked.resize(s->fast.subset.size());
+        s->status.resize(s->fast.subset.size());
+        s->fast.minEig.resize(s->fast.subset.size());
         const int ownLevels = ownDerivativeLevels(grid_size);
-        cvf::trackPoints(s->prevFastPyramid, s->fastPyramid, kMaxLevel, s->subset.data(), int(s->subset.size()),
-                         s->subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon, ownLevels,
-                         s->filterChecks ? s->minEig.data() : nullptr);
-        if (s->filterChecks) {
+        cvf::trackPoints(s->fast.prevPyramid, s->fast.pyramid, kMaxLevel, s->fast.subset.data(), int(s->fast.subset.size()),
+                         s->fast.subsetTracked.data(), s->status.data(), kCriteria.maxCount, kCriteria.epsilon, ownLevels,
+                         s->filter.checks ? s->fast.minEig.data() : nullptr);
+        if (s->filter.checks) {
             const auto t0 = std::chrono::steady_clock::now();
-            s->filter.run(s->filterChecks, s->filterMinMagnitude, s->prevFastPyramid, s->fastPyramid, kMaxLevel,
-                          kCriteria.maxCount, kCriteria.epsilon, ownLevels, s->subset.data(), s->subsetIndex.data(),
-                          s->subsetTracked.data(), s->status.data(), s->minEig.data(), int(s->subset.size()),
-                          grid_size, gw, gh, s->active.data());
-            for (int r = 0; r < CVF_REJECT_REASONS; r++) s->rejected[r] = s->filter.rejectedCount(r);
-            s->filterSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            s->filter.filter.run(s->filter.checks, s->filter.minMagnitude, s->fast.prevPyramid, s->fast.pyramid, kMaxLevel,
+                          kCriteria.maxCount, kCriteria.epsilon, ownLevels, s->fast.subset.data(), s->fast.subsetIndex.data(),
+                          s->fast.subsetTracked.data(), s->status.data(), s->fast.minEig.data(), int(s->fast.subset.size()),
+                          grid_size, gw, gh, s->fast.active.data());
+            for (int r = 0; r < CVF_REJECT_REASONS; r++) s->filter.rejected[r] = s->filter.filter.rejectedCount(r);
+            s->filter.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
     }
     // Every grid point in grid order: zero where the gate kept it from LK, LK's vector where it
@@ -298,11 +314,11 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
     float *out = s->vectors.data();
     size_t next = 0;  // index into subset, which is in grid order
     for (size_t i = 0; i < n; i++) {
-        const cv::Point2f p = s->grid[i];
+        const cv::Point2f p = s->grid.points[i];
         cv::Point2f q = p;
-        if (next < s->subsetIndex.size() && size_t(s->subsetIndex[next]) == i) {
-            const bool tracked = s->status[next] && !(s->filterChecks && s->filter.rejected(int(next)));
-            q = s->subsetTracked[next++];
+        if (next < s->fast.subsetIndex.size() && size_t(s->fast.subsetIndex[next]) == i) {
+            const bool tracked = s->status[next] && !(s->filter.checks && s->filter.filter.rejected(int(next)));
+            q = s->fast.subsetTracked[next++];
             if (!tracked) continue;
         }
         out[0] = p.x;
@@ -346,7 +362,7 @@ extern "C" const char *cvf_last_error(const cvf_stream *s) { return s->lastError
 extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, int read_timeout_ms,
                         const char *http_proxy) {
     return guard(s, [&]() -> int {
-        s->capture.release();
+        s->source.capture.release();
         s->havePrevious = false;
         s->lastError.clear();
         std::string url(source);
@@ -380,35 +396,35 @@ extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, 
                 options = std::string("protocol_whitelist;file|") + videoFormats;
             }
             setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", options.c_str(), 1);
-            ok = s->capture.open(url, cv::CAP_FFMPEG, params);
+            ok = s->source.capture.open(url, cv::CAP_FFMPEG, params);
         }
-        if (!ok || !s->capture.isOpened()) {
-            s->capture.release();
+        if (!ok || !s->source.capture.isOpened()) {
+            s->source.capture.release();
             return s->fail("cannot open " + std::string(source));
         }
-        s->fps = s->capture.get(cv::CAP_PROP_FPS);
-        if (!std::isfinite(s->fps) || s->fps < 0) s->fps = 0;
-        s->frameCount = s->capture.get(cv::CAP_PROP_FRAME_COUNT);
-        if (!std::isfinite(s->frameCount)) s->frameCount = 0;
+        s->source.fps = s->source.capture.get(cv::CAP_PROP_FPS);
+        if (!std::isfinite(s->source.fps) || s->source.fps < 0) s->source.fps = 0;
+        s->source.frameCount = s->source.capture.get(cv::CAP_PROP_FRAME_COUNT);
+        if (!std::isfinite(s->source.frameCount)) s->source.frameCount = 0;
         return 0;
     });
 }
 
 extern "C" void cvf_close(cvf_stream *s) {
     try {
-        s->capture.release();
+        s->source.capture.release();
         s->havePrevious = false;
     } catch (...) {
     }
 }
 
-extern "C" double cvf_source_fps(const cvf_stream *s) { return s->fps; }
-extern "C" double cvf_source_frame_count(const cvf_stream *s) { return s->frameCount; }
+extern "C" double cvf_source_fps(const cvf_stream *s) { return s->source.fps; }
+extern "C" double cvf_source_frame_count(const cvf_stream *s) { return s->source.frameCount; }
 
 extern "C" int cvf_read(cvf_stream *s) {
     return guard(s, [&]() -> int {
-        if (!s->capture.isOpened()) return s->fail("source is not open");
-        if (!s->capture.read(s->frame)) return CVF_READ_END;
+        if (!s->source.capture.isOpened()) return s->fail("source is not open");
+        if (!s->source.capture.read(s->frame)) return CVF_READ_END;
         if (s->frame.empty() || s->frame.type() != CV_8UC3 || s->frame.cols < 2 || s->frame.rows < 2) {
             return CVF_READ_CORRUPT;
         }
@@ -430,50 +446,51 @@ extern "C" int cvf_frame_height(const cvf_stream *s) { return s->frame.rows; }
 
 extern "C" int cvf_set_grid_size(cvf_stream *s, int grid_size) {
     if (grid_size < 1) return s->fail("grid size must be positive");
-    s->gridStep = grid_size;
+    s->grid.step = grid_size;
     return 0;
 }
 
 extern "C" int cvf_flow(cvf_stream *s) {
     return guard(s, [&]() -> int {
         if (s->frame.empty()) return s->fail("no frame");
-        const int grid_size = s->gridStep;
+        const int grid_size = s->grid.step;
+        if (grid_size < 1) return s->fail("no grid size set (cvf_set_grid_size)");
         if (!s->exact) {
             // Two pyramids swap roles each frame, the grey image is written straight into level 0
             // of the new one (the same pixels as cvtColor): no per-frame allocation, no copy.
-            std::swap(s->prevFastPyramid, s->fastPyramid);
-            const bool prevInFastPyramid = s->greyInFastPyramid;
-            s->greyInFastPyramid = true;
+            std::swap(s->fast.prevPyramid, s->fast.pyramid);
+            const bool prevInFastPyramid = s->fast.greyInPyramid;
+            s->fast.greyInPyramid = true;
             return fastFlow(s, grid_size, prevInFastPyramid);
         }
         // The exact path: OpenCV's own conversion, pyramids and tracker, on every grid point.
-        const bool lastWasFast = s->greyInFastPyramid;
-        s->greyInFastPyramid = false;
-        cv::cvtColor(s->frame, s->grey, cv::COLOR_BGR2GRAY);
-        std::swap(s->prevPyramid, s->pyramid);
-        s->activePoints = 0;
+        const bool lastWasFast = s->fast.greyInPyramid;
+        s->fast.greyInPyramid = false;
+        cv::cvtColor(s->frame, s->exactPath.grey, cv::COLOR_BGR2GRAY);
+        std::swap(s->exactPath.prevPyramid, s->exactPath.pyramid);
+        s->fast.activePoints = 0;
         // After a fast frame the last grey image is in the fast pyramid, and this path's own
         // "previous" pyramid is older: rebuild it from that image.
         if (lastWasFast && s->havePrevious) {
-            cv::buildOpticalFlowPyramid(s->fastPyramid.grey(), s->prevPyramid, kWindow, kMaxLevel, true);
+            cv::buildOpticalFlowPyramid(s->fast.pyramid.grey(), s->exactPath.prevPyramid, kWindow, kMaxLevel, true);
         }
-        cv::buildOpticalFlowPyramid(s->grey, s->pyramid, kWindow, kMaxLevel, true);
-        const cv::Size size = s->grey.size();
+        cv::buildOpticalFlowPyramid(s->exactPath.grey, s->exactPath.pyramid, kWindow, kMaxLevel, true);
+        const cv::Size size = s->exactPath.grey.size();
         const bool comparable = s->havePrevious && s->previousSize == size;
         s->havePrevious = true;
         s->previousSize = size;
         s->vectors.clear();
-        std::fill(std::begin(s->rejected), std::end(s->rejected), 0);
-        s->filterSeconds = 0;
+        std::fill(std::begin(s->filter.rejected), std::end(s->filter.rejected), 0);
+        s->filter.seconds = 0;
         if (!comparable) return 0;
         ensureGrid(s, grid_size, size);
-        s->activePoints = int(s->grid.size());
-        if (s->grid.empty()) return 0;
-        cv::calcOpticalFlowPyrLK(s->prevPyramid, s->pyramid, s->grid, s->tracked, s->status, s->error, kWindow,
+        s->fast.activePoints = int(s->grid.points.size());
+        if (s->grid.points.empty()) return 0;
+        cv::calcOpticalFlowPyrLK(s->exactPath.prevPyramid, s->exactPath.pyramid, s->grid.points, s->exactPath.tracked, s->status, s->exactPath.error, kWindow,
                                  kMaxLevel, kCriteria);
-        s->vectors.reserve(s->grid.size() * 4);
-        for (size_t i = 0; i < s->grid.size(); i++) {
-            if (s->status[i]) appendVector(s, s->grid[i], s->tracked[i]);
+        s->vectors.reserve(s->grid.points.size() * 4);
+        for (size_t i = 0; i < s->grid.points.size(); i++) {
+            if (s->status[i]) appendVector(s, s->grid.points[i], s->exactPath.tracked[i]);
         }
         return int(s->vectors.size() / 4);
     });
@@ -485,15 +502,15 @@ extern "C" void cvf_reset_flow(cvf_stream *s) { s->havePrevious = false; }
 
 extern "C" void cvf_set_exact_flow(cvf_stream *s, int exact) { s->exact = exact != 0; }
 
-extern "C" int cvf_flow_active_points(const cvf_stream *s) { return s->activePoints; }
+extern "C" int cvf_flow_active_points(const cvf_stream *s) { return s->fast.activePoints; }
 
 extern "C" void cvf_set_vector_filter(cvf_stream *s, int checks, float min_magnitude) {
-    s->filterChecks = checks & 31;
-    s->filterMinMagnitude = std::isfinite(min_magnitude) ? std::max(0.f, min_magnitude) : 0.f;
+    s->filter.checks = checks & 31;
+    s->filter.minMagnitude = std::isfinite(min_magnitude) ? std::max(0.f, min_magnitude) : 0.f;
 }
 
 extern "C" int cvf_flow_rejected(const cvf_stream *s, int reason) {
-    return reason >= 0 && reason < CVF_REJECT_REASONS ? s->rejected[reason] : 0;
+    return reason >= 0 && reason < CVF_REJECT_REASONS ? s->filter.rejected[reason] : 0;
 }
 
 extern "C" const char *cvf_reject_reason_name(int reason) {
@@ -502,7 +519,7 @@ extern "C" const char *cvf_reject_reason_name(int reason) {
     return reason >= 0 && reason < CVF_REJECT_REASONS ? names[reason] : "";
 }
 
-extern "C" double cvf_flow_filter_seconds(const cvf_stream *s) { return s->filterSeconds; }
+extern "C" double cvf_flow_filter_seconds(const cvf_stream *s) { return s->filter.seconds; }
 
 extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int max_width, float arrow_scale,
                             float colour_max, int *width, int *height) {
@@ -512,11 +529,11 @@ extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int 
         if (max_width > 0 && s->frame.cols > max_width) {
             scale = double(max_width) / s->frame.cols;
             const int h = std::max(1, int(std::lround(s->frame.rows * scale)));
-            cv::resize(s->frame, s->preview, cv::Size(max_width, h), 0, 0, cv::INTER_LINEAR);
+            cv::resize(s->frame, s->preview.image, cv::Size(max_width, h), 0, 0, cv::INTER_LINEAR);
         } else {
             // Drawn in place: the grey image and pyramid are already taken from this frame, and
             // the next read overwrites it, so a copy would only cost time.
-            s->preview = s->frame;
+            s->preview.image = s->frame;
         }
         const float cmax = colour_max > 0 ? colour_max : 1.0f;
         for (int i = 0; i < count; i++) {
@@ -527,21 +544,21 @@ extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int 
             const cv::Scalar colour = t < 0.5f ? cv::Scalar(0, 255, 510 * t) : cv::Scalar(0, 510 * (1 - t), 255);
             const cv::Point2f from(float(x * scale), float(y * scale));
             const cv::Point2f to(float((x + dx * arrow_scale) * scale), float((y + dy * arrow_scale) * scale));
-            cv::arrowedLine(s->preview, from, to, colour, 1, cv::LINE_AA, 0, 0.3);
+            cv::arrowedLine(s->preview.image, from, to, colour, 1, cv::LINE_AA, 0, 0.3);
         }
-        *width = s->preview.cols;
-        *height = s->preview.rows;
+        *width = s->preview.image.cols;
+        *height = s->preview.image.rows;
         return 0;
     });
 }
 
 extern "C" int cvf_encode_jpeg(cvf_stream *s, int quality, const unsigned char **data, size_t *length) {
     return guard(s, [&]() -> int {
-        if (s->preview.empty()) return s->fail("nothing to encode");
-        s->jpegParams = {cv::IMWRITE_JPEG_QUALITY, std::clamp(quality, 1, 100)};
-        if (!cv::imencode(".jpg", s->preview, s->jpeg, s->jpegParams)) return s->fail("JPEG encoding failed");
-        *data = s->jpeg.data();
-        *length = s->jpeg.size();
+        if (s->preview.image.empty()) return s->fail("nothing to encode");
+        s->preview.params = {cv::IMWRITE_JPEG_QUALITY, std::clamp(quality, 1, 100)};
+        if (!cv::imencode(".jpg", s->preview.image, s->preview.jpeg, s->preview.params)) return s->fail("JPEG encoding failed");
+        *data = s->preview.jpeg.data();
+        *length = s->preview.jpeg.size();
         return 0;
     });
 }

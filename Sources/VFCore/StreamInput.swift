@@ -1,4 +1,5 @@
 import Foundation
+import VFText
 
 /// The writable fields of a camera stream, as a request body carries them: a partial
 /// `StreamSettings` with the name and the desired state. For a create every field is set
@@ -431,11 +432,8 @@ public enum UUIDText {
         out.reserveCapacity(36)
         for (k, c) in hex.enumerated() {
             if k == 8 || k == 12 || k == 16 || k == 20 { out.append(UInt8(ascii: "-")) }
-            switch c {
-            case 0x30...0x39, 0x61...0x66: out.append(c)
-            case 0x41...0x46: out.append(c + 0x20)
-            default: return nil
-            }
+            guard Hex.value(c) != nil else { return nil }
+            out.append(c >= 0x41 && c <= 0x46 ? c + 0x20 : c)  // lower case
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -118,7 +118,7 @@ public final class VideoStream: @unchecked Sendable {
     /// Calls `body` with the tracked vectors (x, y, dx, dy quadruples; empty on the first frame),
     /// valid only inside `body`: no copy is made.
     /// The grid's spacing in pixels, handed to the shim once (and again only when it changes).
-    public private(set) var gridSize = 16
+    public private(set) var gridSize = 0
 
     public func setGridSize(_ size: Int) throws(FlowError) {
         guard size != gridSize else { return }

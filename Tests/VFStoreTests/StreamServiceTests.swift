@@ -43,6 +43,10 @@ final class StreamServiceTests: XCTestCase {
         XCTAssertEqual(
             text.trimmingCharacters(in: .whitespacesAndNewlines),
             Schema.sql.trimmingCharacters(in: .whitespacesAndNewlines))
+        // The columns' defaults (for rows other writers add) are the settings' own.
+        XCTAssertTrue(Schema.sql.contains("grid_size INTEGER NOT NULL DEFAULT \(StreamSettings.gridSizeDefault),"))
+        XCTAssertTrue(
+            Schema.sql.contains("threshold DOUBLE PRECISION NOT NULL DEFAULT \(StreamSettings.thresholdDefault),"))
     }
 
     func testCRUDAndReconnect() throws {

@@ -73,7 +73,7 @@ int cvf_frame_height(const cvf_stream *s);
 int cvf_set_grid_size(cvf_stream *s, int grid_size);
 
 /* Converts the current frame to grey, builds its pyramid and tracks the points of the grid
- * (cvf_set_grid_size; 16 px until set) from the previous frame into this one with
+ * (cvf_set_grid_size, which must come first) from the previous frame into this one with
  * pyramidal Lucas-Kanade (window 15x15, maxLevel 2, criteria COUNT|EPS 30/0.01); which points
  * go through it depends on cvf_set_exact_flow.
  * Returns the number of tracked points (status ok), 0 when there is no previous frame of the same
