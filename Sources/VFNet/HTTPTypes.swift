@@ -104,14 +104,17 @@ public final class HTTPResponder: Sendable {
     }
 
     private func deliver(_ response: HTTPResponse) {
+        // On the loop thread (the common case) a direct call, with no closure to allocate.
+        if eventLoop.inEventLoop { return Self.complete(target, response) }
         let target = self.target
-        let complete: @Sendable () -> Void = {
-            switch target {
-            case .connection(let c, let sequence): c.complete(sequence: sequence, response: response)
-            case .sink(let take): take(response)
-            }
+        eventLoop.execute { Self.complete(target, response) }
+    }
+
+    private static func complete(_ target: Target, _ response: HTTPResponse) {
+        switch target {
+        case .connection(let c, let sequence): c.complete(sequence: sequence, response: response)
+        case .sink(let take): take(response)
         }
-        if eventLoop.inEventLoop { complete() } else { eventLoop.execute(complete) }
     }
 
     deinit {
