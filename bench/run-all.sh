@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${VF_BENCH_OUT:-$ROOT/test-output/bench}
-ALL=(http api fanout worker flow-quality faults)
+ALL=(ab http api fanout worker flow-quality faults)
 FULL=0
 ONLY=()
 for arg in "$@"; do
@@ -46,6 +46,7 @@ bench_command() {  # name → sets CMD (array) and ENVS (array of NAME=value)
   ENVS=()
   [ "$FULL" = 1 ] && return 0
   case "$1" in
+    ab) ENVS=(ROUNDS=1 DURATION=2s FRAMES=100) ;;                              # OLD_BIN from the caller
     http) CMD+=(32 3 2); ENVS=(VF_BENCH_SCRATCH=.build) ;;                     # 32 connections, 3 s runs
     api) ENVS=(DURATION=3s CONNECTIONS=16) ;;
     fanout) ENVS=(VF_BENCH_SECONDS=1) ;;

@@ -7,9 +7,10 @@
 #   worker  `vectorflow-worker bench` on vtest720.mp4 and vtest.mp4 (pinned to one core)
 # Prints each measure's median over ROUNDS and the ratio NEW/OLD (>1: NEW is faster).
 #   OLD_BIN=/path/to/old/.build/release bench/ab/run.sh        (ROUNDS=3 DURATION=5s FRAMES=400)
+# Without OLD_BIN the build runs against itself: the spread that counts as noise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OLD_BIN=${OLD_BIN:?set OLD_BIN to the release folder of the other build}
+OLD_BIN=${OLD_BIN:-}  # empty: this build against itself (the noise floor of the measures)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 FRAMES=${FRAMES:-400}
@@ -18,6 +19,7 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; ex
 echo "==> building this checkout (release)" >&2
 swift build -c release 2>&1 | grep -E "error|Build" >&2 || true
 NEW_BIN=$(swift build -c release --show-bin-path)
+[ -n "$OLD_BIN" ] || { OLD_BIN=$NEW_BIN; echo "(no OLD_BIN: this build against itself, the noise floor)" >&2; }
 for b in vectorflow-api vectorflow-worker vfnet-testserver; do
   for d in "$OLD_BIN" "$NEW_BIN"; do [ -x "$d/$b" ] || { echo "no $d/$b" >&2; exit 1; }; done
 done
