@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds each libFuzzer target in Fuzz/ with -sanitize=fuzzer,address and runs it for a bounded
 # time (VF_FUZZ_SECONDS, default 30). Fails on the first crash. Fuzz/<name>/sources lists the
-# VFNet files (relative to Sources/VFNet) the target compiles with: pure codecs only; every
+# VFNet files (relative to Sources/VFNet; ../VFText/Hex.swift for a shared helper, compiled into the
+# same module: such imports are `#if canImport`) the target compiles with: pure codecs only; every
 # target also gets Fuzz/FuzzSupport.swift.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,7 @@
-import VFText
+// The fuzz target compiles this file with VFText's Hex.swift into one module (scripts/fuzz.sh).
+#if canImport(VFText)
+    import VFText
+#endif
 
 /// Incremental decoder of a `Transfer-Encoding: chunked` body (RFC 9112 §7.1).
 ///
