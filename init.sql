@@ -15,3 +15,19 @@ CREATE TABLE IF NOT EXISTS camera_streams (
     worker_started_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
 );
+-- Motion zones of a stream: a polygon in normalised image coordinates (JSONB [[x,y],...], 0..1)
+-- and the rule that turns the vectors inside it into an event. Deleted with their stream.
+CREATE TABLE IF NOT EXISTS stream_zones (
+    id UUID PRIMARY KEY,
+    stream_id UUID NOT NULL REFERENCES camera_streams(id) ON DELETE CASCADE,
+    name VARCHAR(255) NOT NULL,
+    polygon JSONB NOT NULL,
+    min_vectors INTEGER NOT NULL,
+    min_mean_speed DOUBLE PRECISION,
+    direction_deg DOUBLE PRECISION,
+    direction_tolerance_deg DOUBLE PRECISION,
+    min_duration_s DOUBLE PRECISION NOT NULL,
+    quiet_time_s DOUBLE PRECISION NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    UNIQUE (stream_id, name)
+);

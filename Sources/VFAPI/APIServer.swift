@@ -14,6 +14,7 @@ public final class APIServer: Sendable {
     public let config: APIConfiguration
     public let pool: DatabasePool
     let service: StreamService
+    let zones: ZoneService
     let validator: StreamValidator
     let metrics = APIMetrics()
     let redis: RedisHealth
@@ -40,6 +41,7 @@ public final class APIServer: Sendable {
         pool = DatabasePool(url: config.databaseURL, size: config.databasePoolSize)
         validator = StreamValidator(mediaDirectory: config.mediaDirectory)
         service = StreamService(observer: observer, statuses: statuses, log: { apiLog.error("\($0)") })
+        zones = ZoneService(observer: observer, log: { apiLog.error("\($0)") })
         self.redis = RedisHealth(client: redis)
         openAPI = JSONSerializer.encode(
             OpenAPIDocument.build(
@@ -101,6 +103,7 @@ public final class APIServer: Sendable {
     private func handlers(docsPage: HTTPResponse) -> [String: HTTPHandler] {
         let service = self.service
         let validator = self.validator
+        let zones = self.zones
         let spec = openAPI
         return [
             "health": { [self] _, res in database(res) { db in self.health(db) } },
@@ -139,6 +142,40 @@ public final class APIServer: Sendable {
             "activate_stream": { [self] req, res in activate(req, res) },
             "deactivate_stream": { [self] req, res in
                 withID(req, res) { id, db in Self.answer(service.setActive(id: id, false, db)) }
+            },
+            "list_zones": { [self] req, res in
+                withID(req, res) { id, db in Self.answer(zones.list(streamID: id, db)) }
+            },
+            "create_zone": { [self] req, res in
+                let body = req.body
+                let ct = req.headers["Content-Type"]
+                withID(req, res) { id, db in
+                    switch ZoneValidator.validate(body, contentType: ct, mode: .create) {
+                    case .failure(let e): return e.response
+                    case .success(let fields): return Self.answer(zones.create(streamID: id, fields, db), status: 201)
+                    }
+                }
+            },
+            "get_zone": { [self] req, res in
+                withZoneID(req, res) { id, zoneID, db in Self.answer(zones.get(streamID: id, id: zoneID, db)) }
+            },
+            "update_zone": { [self] req, res in
+                let body = req.body
+                let ct = req.headers["Content-Type"]
+                withZoneID(req, res) { id, zoneID, db in
+                    switch ZoneValidator.validate(body, contentType: ct, mode: .update) {
+                    case .failure(let e): return e.response
+                    case .success(let fields): return Self.answer(zones.update(streamID: id, id: zoneID, fields, db))
+                    }
+                }
+            },
+            "delete_zone": { [self] req, res in
+                withZoneID(req, res) { id, zoneID, db in
+                    switch zones.delete(streamID: id, id: zoneID, db) {
+                    case .success: return HTTPResponse(status: 204)
+                    case .failure(let e): return e.apiError.response
+                    }
+                }
             },
             "metrics": { [self] _, res in
                 database(res) { db in
@@ -188,6 +225,45 @@ public final class APIServer: Sendable {
         let raw = req.pathParameters["id"] ?? ""
         guard let id = UUIDText.canonical(raw) else { return res.respond(UUIDText.issue(raw).response) }
         database(res) { db in work(id, db) }
+    }
+
+    /// `{id}` and `{zone_id}` as canonical UUIDs (both checked, both reported), then `work`.
+    private func withZoneID(
+        _ req: HTTPRequest, _ res: HTTPResponder, _ work: @escaping @Sendable (String, String, Database) -> HTTPResponse?
+    ) {
+        let raw = req.pathParameters["id"] ?? ""
+        let rawZone = req.pathParameters["zone_id"] ?? ""
+        let id = UUIDText.canonical(raw)
+        let zoneID = UUIDText.canonical(rawZone)
+        guard let id, let zoneID else {
+            var issues: [ValidationIssue] = []
+            if id == nil { issues += UUIDText.issue(raw).issues }
+            if zoneID == nil { issues += UUIDText.issue(rawZone, field: "zone_id").issues }
+            return res.respond(APIError(issues: issues).response)
+        }
+        database(res) { db in work(id, zoneID, db) }
+    }
+
+    static func answer(_ r: Result<Zone, ZoneError>, status: Int = 200) -> HTTPResponse {
+        switch r {
+        case .success(let z): return .json(raw: z.json, status: status)
+        case .failure(let e): return e.apiError.response
+        }
+    }
+
+    static func answer(_ r: Result<[Zone], ZoneError>) -> HTTPResponse {
+        switch r {
+        case .failure(let e): return e.apiError.response
+        case .success(let zones):
+            var w = JSONWriter(capacity: zones.count * 512 + 2)
+            w.raw("[")
+            for (k, z) in zones.enumerated() {
+                if k > 0 { w.raw(",") }
+                z.write(to: &w)
+            }
+            w.raw("]")
+            return .json(raw: w.bytes)
+        }
     }
 
     /// `POST /streams/{id}/activate`: answers once the runtime has acted on it: the engine's error
@@ -393,6 +469,22 @@ extension StreamError {
         case .databaseUnavailable: return .databaseUnavailable
         case .databaseTimeout: return .databaseTimeout
         case .databaseFailed: return .internalError
+        }
+    }
+}
+
+extension ZoneError {
+    /// The API's answer for each failure of the zone service.
+    var apiError: APIError {
+        switch self {
+        case .streamNotFound: return .streamNotFound
+        case .zoneNotFound: return APIError(status: 404, detail: "Zone not found")
+        case .invalid(let e): return e
+        case .nameTaken: return APIError(status: 409, detail: "A zone of this stream has this name already")
+        case .tooMany:
+            return APIError(
+                status: 409, detail: "A stream has at most \(ZoneRules.maxZonesPerStream) zones: delete one first")
+        case .database(let e): return e.apiError
         }
     }
 }

@@ -59,6 +59,14 @@ enum OpenAPIDocument {
         ("name", s("id")), ("in", s("path")), ("required", .bool(true)),
         ("schema", o(("type", s("string")), ("format", s("uuid")))))
 
+    private static let zoneParam = o(
+        ("name", s("zone_id")), ("in", s("path")), ("required", .bool(true)),
+        ("schema", o(("type", s("string")), ("format", s("uuid")))))
+    private static let zoneNotFound = response("Stream not found, or zone not found", error)
+    private static let zone = response("The zone", ref("Zone"))
+    private static let zoneConflict = response(
+        "A zone of this stream has this name already, or the stream has \(ZoneRules.maxZonesPerStream) zones", error)
+
     /// The route table, in the document's order.
     static let operations: [Operation] = [
         Operation(
@@ -123,6 +131,42 @@ enum OpenAPIDocument {
                 ("200", stream), ("404", notFound), ("422", validation), ("500", serverError), ("503", unavailable),
             ]),
         Operation(
+            method: "GET", path: "/streams/{id}/zones", id: "list_zones", summary: "List a stream's zones (oldest first)",
+            authenticated: true, params: [idParam],
+            responses: [
+                ("200", response("The stream's zones", o(("type", s("array")), ("items", ref("Zone"))))),
+                ("404", notFound), ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "POST", path: "/streams/{id}/zones", id: "create_zone",
+            summary: "Add a zone to a stream (at most \(ZoneRules.maxZonesPerStream) per stream)", authenticated: true,
+            params: [idParam], body: ref("ZoneCreate"),
+            responses: [
+                ("201", response("Created", ref("Zone"))), ("404", notFound), ("409", zoneConflict),
+                ("415", unsupported), ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "GET", path: "/streams/{id}/zones/{zone_id}", id: "get_zone", summary: "Fetch a zone",
+            authenticated: true, params: [idParam, zoneParam],
+            responses: [
+                ("200", zone), ("404", zoneNotFound), ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "PUT", path: "/streams/{id}/zones/{zone_id}", id: "update_zone",
+            summary: "Update a zone (partial: only the fields sent change)", authenticated: true,
+            params: [idParam, zoneParam], body: ref("ZoneUpdate"),
+            responses: [
+                ("200", zone), ("404", zoneNotFound), ("409", zoneConflict), ("415", unsupported), ("422", validation),
+                ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "DELETE", path: "/streams/{id}/zones/{zone_id}", id: "delete_zone", summary: "Delete a zone",
+            authenticated: true, params: [idParam, zoneParam],
+            responses: [
+                ("204", response("Deleted")), ("404", zoneNotFound), ("422", validation), ("500", serverError),
+                ("503", unavailable),
+            ]),
+        Operation(
             method: "GET", path: "/metrics", id: "metrics", summary: "Prometheus metrics of the API",
             authenticated: true,
             responses: [("200", textResponse("Prometheus text exposition", "text/plain")), ("503", unavailable)]),
@@ -158,6 +202,100 @@ enum OpenAPIDocument {
             byPath[op.path, default: []].append((op.method.lowercased(), operationObject(op, authRequired: authRequired)))
         }
         return .object(order.map { ($0, .object(byPath[$0] ?? [])) })
+    }
+
+    /// A zone as the API answers it.
+    private static let zoneSchema: J = {
+        let nullableNumber = o(("type", .array([s("number"), s("null")])))
+        typealias F = ZoneRule.Field
+        return o(
+            ("type", s("object")),
+            ("required", .array((["id", "stream_id", "name", "polygon"] + F.allCases.map(\.rawValue) + ["created_at"]).map(s))),
+            ("additionalProperties", .bool(false)),
+            (
+                "properties",
+                o(
+                    ("id", o(("type", s("string")), ("format", s("uuid")))),
+                    ("stream_id", o(("type", s("string")), ("format", s("uuid")))),
+                    ("name", o(("type", s("string")))),
+                    ("polygon", o(("type", s("array")), ("items", o(("type", s("array")), ("items", o(("type", s("number")))))))),
+                    (F.minVectors.rawValue, o(("type", s("integer")))),
+                    (F.minMeanSpeed.rawValue, nullableNumber),
+                    (F.directionDeg.rawValue, nullableNumber),
+                    (F.directionToleranceDeg.rawValue, nullableNumber),
+                    (F.minDurationS.rawValue, o(("type", s("number")))),
+                    (F.quietTimeS.rawValue, o(("type", s("number")))),
+                    ("created_at", o(("type", s("string")), ("format", s("date-time")))))
+            ))
+    }()
+
+    /// A zone's create or update body, from the rules' constants (ZoneRule, ZoneRules). The whole
+    /// zone's rules a schema cannot state (no self-intersection, a non-zero area, a tolerance only
+    /// with a direction) are in the descriptions; they are checked once the stream is found.
+    private static func zoneBody(create: Bool) -> J {
+        typealias F = ZoneRule.Field
+        func range(_ type: String, _ r: ClosedRange<Double>, nullable: Bool, _ description: String) -> J {
+            o(
+                ("type", nullable ? .array([s(type), s("null")]) : s(type)), ("minimum", .int(Int(r.lowerBound))),
+                ("maximum", .int(Int(r.upperBound))), ("description", s(description)))
+        }
+        func withDefault(_ j: J, _ d: J) -> J {
+            guard case .object(var m) = j, create else { return j }
+            m.append(("default", d))
+            return .object(m)
+        }
+        let point = o(
+            ("type", s("array")), ("minItems", .int(2)), ("maxItems", .int(2)),
+            ("items", o(("type", s("number")), ("minimum", .int(0)), ("maximum", .int(1)))),
+            ("description", s("[x, y], normalised: 0..1 from the left and the top")))
+        let polygon = o(
+            ("type", s("array")), ("minItems", .int(ZoneRules.pointsRange.lowerBound)),
+            ("maxItems", .int(ZoneRules.pointsRange.upperBound)), ("items", point),
+            ("description", s("The outline; its edges must not cross and it must have a non-zero area")))
+        let name = o(
+            ("type", s("string")), ("minLength", .int(1)), ("maxLength", .int(ZoneRules.nameMaxLength)),
+            ("pattern", s(StreamRules.namePattern)), ("description", s("Unique among the stream's zones")))
+        let minVectors = o(
+            ("type", s("integer")), ("minimum", .int(ZoneRule.minVectorsRange.lowerBound)),
+            ("maximum", .int(ZoneRule.minVectorsRange.upperBound)),
+            ("description", s("Reliable vectors above the stream's threshold needed inside the zone")))
+        let properties = o(
+            ("name", name), ("polygon", polygon),
+            (F.minVectors.rawValue, withDefault(minVectors, .int(ZoneRule.minVectorsDefault))),
+            (
+                F.minMeanSpeed.rawValue,
+                withDefault(range("number", ZoneRule.minMeanSpeedRange, nullable: true, "Minimum mean speed, px/frame; null: any"), .null)
+            ),
+            (
+                F.directionDeg.rawValue,
+                withDefault(
+                    range("number", ZoneRule.directionRange, nullable: true, "Direction in degrees, image axes (0: right, 90: down); null: any"),
+                    .null)
+            ),
+            (
+                F.directionToleranceDeg.rawValue,
+                range(
+                    "number", ZoneRule.toleranceRange, nullable: true,
+                    "Degrees either side of the direction (only with a direction; default \(JSONSerializer.number(ZoneRule.toleranceDefault)))")
+            ),
+            (
+                F.minDurationS.rawValue,
+                withDefault(
+                    range("number", ZoneRule.durationRange, nullable: false, "Seconds of motion before an event starts"),
+                    .double(ZoneRule.minDurationDefault))
+            ),
+            (
+                F.quietTimeS.rawValue,
+                withDefault(
+                    range("number", ZoneRule.durationRange, nullable: false, "Seconds without motion before an event ends"),
+                    .double(ZoneRule.quietTimeDefault))
+            ))
+        var m: [(String, J)] = [("type", s("object"))]
+        if create { m.append(("required", .array([s("name"), s("polygon")]))) }
+        m.append(("additionalProperties", .bool(false)))
+        if !create { m.append(("description", s("Fields to change; absent fields keep their value; null clears"))) }
+        m.append(("properties", properties))
+        return .object(m)
     }
 
     static func build(mediaDirectory: String?, authRequired: Bool, version: String) -> J {
@@ -287,6 +425,9 @@ enum OpenAPIDocument {
                             ("is_active", active))
                     ))
             ),
+            ("Zone", zoneSchema),
+            ("ZoneCreate", zoneBody(create: true)),
+            ("ZoneUpdate", zoneBody(create: false)),
             (
                 "Health",
                 o(
