@@ -163,17 +163,16 @@ def test_the_api_hands_workers_a_policy_that_denies_its_database(request, bin_di
     assert p.stop() == 0, p.output()
 
 
-class RedirectingRTSP:
-    """An RTSP server of the test's own that answers OPTIONS and redirects DESCRIBE (302) to
-    `location`, as a hostile camera might; FFmpeg follows RTSP redirects by itself."""
+class Listener:
+    """A loopback port of the test's own that counts the connections it gets; `talk` serves one
+    (here: closes it at once)."""
 
-    def __init__(self, location):
-        self.location = location
+    def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
-        self.describes = 0
+        self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -182,9 +181,26 @@ class RedirectingRTSP:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+            self.accepted += 1
+            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
 
-    def _talk(self, conn):
+    def talk(self, conn):
+        conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+class RedirectingRTSP(Listener):
+    """An RTSP server that answers OPTIONS and redirects DESCRIBE (302) to `location`, as a
+    hostile camera might; FFmpeg follows RTSP redirects by itself."""
+
+    def __init__(self, location):
+        self.location = location
+        self.describes = 0
+        super().__init__()
+
+    def talk(self, conn):
         buf = b""
         with conn:
             while True:
@@ -205,33 +221,6 @@ class RedirectingRTSP:
                     else:
                         reply = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY\r\n\r\n"
                     conn.sendall(reply.encode())
-
-    def close(self):
-        self.sock.close()
-
-
-class Listener:
-    """A loopback port that only counts the connections it gets."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self):
-        self.sock.close()
 
 
 def test_an_rtsp_redirect_to_another_host_is_not_followed(spawn, worker_bin, redis_server):

@@ -308,6 +308,12 @@ public struct StreamValidator: Sendable {
     }
 
     private static func name(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> String? {
+        text(v, field, maxLength: StreamRules.nameMaxLength, &issues)
+    }
+
+    /// A string of 1...`maxLength` scalars without NUL (PostgreSQL text cannot hold it): the
+    /// names of streams and zones.
+    static func text(_ v: JSONValue, _ field: String, maxLength: Int, _ issues: inout Issues) -> String? {
         guard case .string(let s) = v else {
             issues.add(field, "string_type", "Input should be a valid string")
             return nil
@@ -315,10 +321,10 @@ public struct StreamValidator: Sendable {
         let n = s.unicodeScalars.count
         if n < 1 {
             issues.add(field, "string_too_short", "String should have at least 1 character", .object([("min_length", .int(1))]))
-        } else if n > StreamRules.nameMaxLength {
+        } else if n > maxLength {
             issues.add(
-                field, "string_too_long", "String should have at most \(StreamRules.nameMaxLength) characters",
-                .object([("max_length", .int(StreamRules.nameMaxLength))]))
+                field, "string_too_long", "String should have at most \(maxLength) characters",
+                .object([("max_length", .int(maxLength))]))
         } else if s.unicodeScalars.contains("\u{0}") {
             issues.add(
                 field, "string_pattern_mismatch", "String should match pattern '\(StreamRules.namePattern)'",
@@ -354,12 +360,20 @@ public struct StreamValidator: Sendable {
     }
 
     private static func gridSize(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> Int? {
+        integer(v, field, in: StreamSettings.gridSizeRange, &issues)
+    }
+
+    private static func threshold(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> Double? {
+        number(v, field, in: StreamSettings.thresholdRange, &issues)
+    }
+
+    /// An integer in `r`, with pydantic's types and order: an integer first (infinity counts as
+    /// too large, 16.0 is one), then the bounds.
+    static func integer(_ v: JSONValue, _ field: String, in r: ClosedRange<Int>, _ issues: inout Issues) -> Int? {
         guard case .number(let n) = v, !n.value.isNaN else {
             issues.add(field, "int_type", "Input should be a valid integer")
             return nil
         }
-        let r = StreamSettings.gridSizeRange
-        // pydantic's order: an integer first (infinity counts as too large), then the bounds.
         if n.value.isFinite && n.value.rounded(.towardZero) != n.value {
             issues.add(field, "int_from_float", "Input should be a valid integer, got a number with a fractional part")
         } else if n.value.isFinite && n.value < Double(r.lowerBound) {
@@ -376,12 +390,13 @@ public struct StreamValidator: Sendable {
         return nil
     }
 
-    private static func threshold(_ v: JSONValue, _ field: String, _ issues: inout Issues) -> Double? {
+    /// A finite number in `r` (whose bounds are whole numbers, as the document states them);
+    /// -0 comes back as 0 (no "-0" in the database).
+    static func number(_ v: JSONValue, _ field: String, in r: ClosedRange<Double>, _ issues: inout Issues) -> Double? {
         guard case .number(let n) = v else {
             issues.add(field, "float_type", "Input should be a valid number")
             return nil
         }
-        let r = StreamSettings.thresholdRange
         if !n.value.isFinite {
             issues.add(field, "finite_number", "Input should be a finite number")
         } else if n.value < r.lowerBound {
@@ -393,7 +408,7 @@ public struct StreamValidator: Sendable {
                 field, "less_than_equal", "Input should be less than or equal to \(Int(r.upperBound))",
                 .object([("le", .int(Int(r.upperBound)))]))
         } else {
-            return n.value == 0 ? 0 : n.value  // no "-0" in the database
+            return n.value == 0 ? 0 : n.value
         }
         return nil
     }

@@ -120,27 +120,7 @@ public enum ZoneValidator {
     }
 
     private static func name(_ v: JSONValue, _ issues: inout StreamValidator.Issues) -> String? {
-        guard case .string(let s) = v else {
-            issues.add("name", "string_type", "Input should be a valid string")
-            return nil
-        }
-        let n = s.unicodeScalars.count
-        if n < 1 {
-            issues.add(
-                "name", "string_too_short", "String should have at least 1 character",
-                .object([("min_length", .int(1))]))
-        } else if n > ZoneRules.nameMaxLength {
-            issues.add(
-                "name", "string_too_long", "String should have at most \(ZoneRules.nameMaxLength) characters",
-                .object([("max_length", .int(ZoneRules.nameMaxLength))]))
-        } else if s.unicodeScalars.contains("\u{0}") {
-            issues.add(
-                "name", "string_pattern_mismatch", "String should match pattern '\(StreamRules.namePattern)'",
-                .object([("pattern", .string(StreamRules.namePattern))]))
-        } else {
-            return s
-        }
-        return nil
+        StreamValidator.text(v, "name", maxLength: ZoneRules.nameMaxLength, &issues)
     }
 
     private static func polygon(_ v: JSONValue, _ issues: inout StreamValidator.Issues) -> [ZonePoint]? {
@@ -218,48 +198,13 @@ public enum ZoneValidator {
     private static func integer(
         _ v: JSONValue, _ field: String, _ r: ClosedRange<Int>, _ issues: inout StreamValidator.Issues
     ) -> Int? {
-        guard case .number(let n) = v, !n.value.isNaN else {
-            issues.add(field, "int_type", "Input should be a valid integer")
-            return nil
-        }
-        if n.value.isFinite && n.value.rounded(.towardZero) != n.value {
-            issues.add(field, "int_from_float", "Input should be a valid integer, got a number with a fractional part")
-        } else if n.value.isFinite && n.value < Double(r.lowerBound) {
-            issues.add(
-                field, "greater_than_equal", "Input should be greater than or equal to \(r.lowerBound)",
-                .object([("ge", .int(r.lowerBound))]))
-        } else if !n.value.isFinite || n.value > Double(r.upperBound) {
-            issues.add(
-                field, "less_than_equal", "Input should be less than or equal to \(r.upperBound)",
-                .object([("le", .int(r.upperBound))]))
-        } else {
-            return Int(n.value)
-        }
-        return nil
+        StreamValidator.integer(v, field, in: r, &issues)
     }
 
-    /// A number in `r` (whose bounds are whole numbers, as the document states them).
     private static func number(
         _ v: JSONValue, _ field: String, _ r: ClosedRange<Double>, _ issues: inout StreamValidator.Issues
     ) -> Double? {
-        guard case .number(let n) = v else {
-            issues.add(field, "float_type", "Input should be a valid number")
-            return nil
-        }
-        if !n.value.isFinite {
-            issues.add(field, "finite_number", "Input should be a finite number")
-        } else if n.value < r.lowerBound {
-            issues.add(
-                field, "greater_than_equal", "Input should be greater than or equal to \(Int(r.lowerBound))",
-                .object([("ge", .int(Int(r.lowerBound)))]))
-        } else if n.value > r.upperBound {
-            issues.add(
-                field, "less_than_equal", "Input should be less than or equal to \(Int(r.upperBound))",
-                .object([("le", .int(Int(r.upperBound)))]))
-        } else {
-            return n.value == 0 ? 0 : n.value
-        }
-        return nil
+        StreamValidator.number(v, field, in: r, &issues)
     }
 
     /// A nullable number: absent → nil (a create: `.some(nil)`, none), `null` → `.some(nil)`.

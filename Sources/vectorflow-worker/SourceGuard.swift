@@ -329,19 +329,24 @@ final class SourceProxy: @unchecked Sendable {
                 let to = fds[1 - i].fd
                 let n = buf.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0, writeAll(to, Array(buf[0..<n])) else { return }
+                // Straight from the receive buffer: no copy per chunk of the video.
+                guard n > 0, buf.withUnsafeBytes({ writeAll(to, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) else {
+                    return
+                }
             }
         }
     }
 
     @discardableResult
     private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { writeAll(fd, $0) }
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return true }  // nothing to write
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { buf -> Int in
-                guard let base = buf.baseAddress else { return 0 }  // not empty here: off < count
-                return send(fd, base + off, buf.count - off, Int32(MSG_NOSIGNAL))
-            }
+            let n = send(fd, base + off, bytes.count - off, Int32(MSG_NOSIGNAL))
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return false }
             off += n

@@ -31,25 +31,6 @@ final class DatabaseTimeoutTests: XCTestCase {
         var all: [Timed] { lock.withLock { items } }
     }
 
-    private final class Slot<T>: @unchecked Sendable {  // written once before the semaphore signals
-        var value: T?
-    }
-
-    /// Runs `work` on a pool thread and waits (bounded) for its value.
-    private func onPool<T>(_ pool: DatabasePool, timeout: Double = 20, _ work: @escaping @Sendable (Database) -> T)
-        -> T?
-    {
-        let slot = Slot<T>()
-        let done = DispatchSemaphore(value: 0)
-        XCTAssertTrue(
-            pool.submit { db in
-                slot.value = work(db)
-                done.signal()
-            })
-        XCTAssertEqual(done.wait(timeout: .now() + timeout), .success)
-        return slot.value
-    }
-
     /// Submits every job at once (more than the pool has threads, so some queue) and times each.
     private func concurrently(
         _ pool: DatabasePool, _ jobs: [@Sendable (Database) -> String]
@@ -218,7 +199,7 @@ final class DatabaseTimeoutTests: XCTestCase {
         for idempotent in [false, true] {
             try pg.psql("TRUNCATE hits", db: "vectorflow")
             let statement = Statement(name: "t_hit_\(idempotent)", sql: sql, idempotent: idempotent)
-            let outcome = Slot<String>()
+            let outcome = PoolSlot<String>()
             let done = DispatchSemaphore(value: 0)
             XCTAssertTrue(
                 pool.submit { db in

@@ -16,22 +16,6 @@ final class CountingObserver: DesiredStateObserver, @unchecked Sendable {
 
 /// The stream service against a real PostgreSQL, without sockets.
 final class StreamServiceTests: XCTestCase {
-    private final class Slot<T>: @unchecked Sendable {  // written once before the semaphore signals
-        var value: T?
-    }
-
-    private func call<T>(_ pool: DatabasePool, _ work: @escaping @Sendable (Database) -> T) -> T? {
-        let slot = Slot<T>()
-        let done = DispatchSemaphore(value: 0)
-        XCTAssertTrue(
-            pool.submit { db in
-                slot.value = work(db)
-                done.signal()
-            })
-        XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
-        return slot.value
-    }
-
     private func fields(_ name: String, active: Bool = false) -> StreamFields {
         StreamFields(name: name, source: "rtsp://gate/live", gridSize: 16, threshold: 1.2, isActive: active)
     }
@@ -58,25 +42,25 @@ final class StreamServiceTests: XCTestCase {
         let service = StreamService(observer: observer)
         let f = fields("Gate", active: true)
 
-        let created = try XCTUnwrap(call(pool) { service.create(f, $0) }).get()
+        let created = try XCTUnwrap(onPool(pool) { service.create(f, $0) }).get()
         XCTAssertEqual(created.settings, StreamSettings(source: "rtsp://gate/live", gridSize: 16, threshold: 1.2))
         XCTAssertTrue(created.isActive)
         let id = created.id
         XCTAssertEqual(observer.changes, 1)
 
-        XCTAssertEqual(try call(pool) { service.get(id: id, $0) }?.get(), created)
-        let updated = try XCTUnwrap(call(pool) { service.update(id: id, StreamFields(gridSize: 32), $0) }).get()
+        XCTAssertEqual(try onPool(pool) { service.get(id: id, $0) }?.get(), created)
+        let updated = try XCTUnwrap(onPool(pool) { service.update(id: id, StreamFields(gridSize: 32), $0) }).get()
         XCTAssertEqual(updated.settings.gridSize, 32)
         XCTAssertEqual(observer.changes, 2)
         // Nothing changes: nothing to tell.
-        _ = call(pool) { service.update(id: id, StreamFields(gridSize: 32), $0) }
+        _ = onPool(pool) { service.update(id: id, StreamFields(gridSize: 32), $0) }
         XCTAssertEqual(observer.changes, 2)
-        XCTAssertEqual(try call(pool) { service.setActive(id: id, false, $0) }?.get().isActive, false)
+        XCTAssertEqual(try onPool(pool) { service.setActive(id: id, false, $0) }?.get().isActive, false)
         XCTAssertEqual(observer.changes, 3)
 
         // What the reconciler records shows in the stream.
         let withWorker = try XCTUnwrap(
-            call(pool) { db in
+            onPool(pool) { db in
                 try? StreamRepository.recordWorker(db, id: id, name: "vectorflow-worker-1", startedAt: 1_767_323_045.25)
                 return service.get(id: id, db)
             }
@@ -84,31 +68,31 @@ final class StreamServiceTests: XCTestCase {
         XCTAssertEqual(withWorker.workerContainerName, "vectorflow-worker-1")
         XCTAssertEqual(withWorker.workerStartedAt, "2026-01-02T03:04:05.250000Z")
         let cleared = try XCTUnwrap(
-            call(pool) { db in
+            onPool(pool) { db in
                 try? StreamRepository.recordWorker(db, id: id, name: nil, startedAt: nil)
                 return service.get(id: id, db)
             }
         ).get()
         XCTAssertNil(cleared.workerStartedAt)
-        XCTAssertEqual(try call(pool) { service.list($0) }?.get().map(\.id), [id])
-        XCTAssertEqual(call(pool) { service.get(id: UUID().uuidString.lowercased(), $0) }, .failure(.notFound))
+        XCTAssertEqual(try onPool(pool) { service.list($0) }?.get().map(\.id), [id])
+        XCTAssertEqual(onPool(pool) { service.get(id: UUID().uuidString.lowercased(), $0) }, .failure(.notFound))
 
         // The server goes away: fast failures; it comes back: the same pool recovers, nothing lost.
         try pg.stop()
         let t0 = Date()
-        XCTAssertEqual(call(pool) { service.list($0).map(\.count) }, .failure(.databaseUnavailable))
-        XCTAssertEqual(call(pool) { service.get(id: id, $0) }, .failure(.databaseUnavailable))
+        XCTAssertEqual(onPool(pool) { service.list($0).map(\.count) }, .failure(.databaseUnavailable))
+        XCTAssertEqual(onPool(pool) { service.get(id: id, $0) }, .failure(.databaseUnavailable))
         XCTAssertLessThan(Date().timeIntervalSince(t0), 5)
         try pg.start()
         var recovered = false
         for _ in 0..<100 where !recovered {
-            recovered = (try? call(pool) { service.get(id: id, $0) }?.get()) != nil
+            recovered = (try? onPool(pool) { service.get(id: id, $0) }?.get()) != nil
             if !recovered { Thread.sleep(forTimeInterval: 0.1) }
         }
         XCTAssertTrue(recovered)
 
-        XCTAssertEqual(try call(pool) { service.delete(id: id, $0) }?.get().id, id)
-        XCTAssertEqual(call(pool) { service.delete(id: id, $0) }, .failure(.notFound))
+        XCTAssertEqual(try onPool(pool) { service.delete(id: id, $0) }?.get().id, id)
+        XCTAssertEqual(onPool(pool) { service.delete(id: id, $0) }, .failure(.notFound))
         XCTAssertEqual(observer.changes, 4)
     }
 }
