@@ -9,6 +9,10 @@ public enum RedisKeys {
     public static let viewersPrefix = "vectorflow:viewers:"
     /// A cluster runtime's task of a stream's worker (hash, written by the leading API).
     public static let taskPrefix = "vectorflow:task:"
+    /// Every worker's motion events (one Redis Stream; MotionEvent's entries), read by the API's
+    /// consumer group `eventsGroup`.
+    public static let events = "vectorflow:events"
+    public static let eventsGroup = "vectorflow-api"
 
     public static func frames(_ streamID: String) -> String { framesPrefix + streamID }
     public static func status(_ streamID: String) -> String { statusPrefix + streamID }
