@@ -123,3 +123,39 @@ def test_deleting_the_stream_deletes_its_zones(api, postgres):
     assert _zones(postgres, db, sid) == 2
     assert requests.delete(f"{base}/streams/{sid}", timeout=5).status_code == 204
     assert _zones(postgres, db, sid) == 0
+
+
+def test_a_thousand_concurrent_creates_store_at_most_the_limit(api, postgres):
+    """1,000 zones sent to one stream, 32 at a time: every answer is 201 or a clear 409, and the
+    table ends with exactly the 201s, never more than the limit (the INSERT's own count runs on its
+    snapshot; the count after the commit keeps concurrent creates from overshooting)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, db = api
+    sid = _stream(base)
+
+    def create(k):
+        with requests.Session() as s:
+            r = s.post(f"{base}/streams/{sid}/zones", json={"name": f"c{k}", "polygon": SQUARE}, timeout=30)
+            return r.status_code, r.json()
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(create, range(1000)))
+    codes = [c for c, _ in answers]
+    assert set(codes) <= {201, 409}, sorted(set(codes))
+    assert all("at most 64 zones" in body["detail"] for c, body in answers if c == 409)
+    created = {body["id"] for c, body in answers if c == 201}
+    stored = set(postgres.psql(f"SELECT id FROM stream_zones WHERE stream_id = '{sid}'", db=db).split())
+    assert stored == created
+    assert 0 < len(stored) <= MAX_ZONES
+    listed = requests.get(f"{base}/streams/{sid}/zones", timeout=5).json()
+    assert {z["id"] for z in listed} == stored
+    # Refusals during the race are never lasting: one at a time, the stream fills to the limit.
+    k = 0
+    while _zones(postgres, db, sid) < MAX_ZONES:
+        r = requests.post(f"{base}/streams/{sid}/zones", json={"name": f"fill{k}", "polygon": SQUARE}, timeout=5)
+        assert r.status_code == 201, r.text
+        k += 1
+    r = requests.post(f"{base}/streams/{sid}/zones", json={"name": "over", "polygon": SQUARE}, timeout=5)
+    assert r.status_code == 409
+    assert _zones(postgres, db, sid) == MAX_ZONES

@@ -67,19 +67,34 @@ public enum ZoneRepository {
         Zone, InsertRefusal
     > {
         let rows = try db.execute(insert, [z.id, z.streamID, z.name] + ruleParameters(z) + [String(limit)]).rows
-        if let row = rows.first { return .success(zone(row)) }
+        if let row = rows.first { return try withinLimit(db, zone(row), limit: limit) }
         if let existing = try db.execute(getAny, [z.id]).rows.first.map(zone) {
             // From an attempt whose reply was lost (a random UUID colliding is next to impossible).
             guard existing.streamID == z.streamID, existing.name == z.name else {
                 throw .query(sqlState: "23505", message: "zone id \(z.id) is already used by another zone")
             }
-            return .success(existing)
+            return try withinLimit(db, existing, limit: limit)
         }
         guard try StreamRepository.get(db, id: z.streamID) != nil else { return .failure(.streamNotFound) }
         if try !db.execute(nameTaken, [z.streamID, z.name]).rows.isEmpty { return .failure(.nameTaken) }
         let n = Int(try db.execute(count, [z.streamID]).rows.first?[0] ?? "0") ?? 0
         if n >= limit { return .failure(.tooMany) }
         throw .query(sqlState: "XX000", message: "INSERT of zone \(z.id) stored nothing for no known reason")
+    }
+
+    /// The INSERT's own count ran on its statement's snapshot, so concurrent creates can each see
+    /// room for one more. Counted again after the commit, a zone that finds its stream over the
+    /// limit takes itself back. That keeps the limit whatever the interleaving: the zone kept
+    /// whose count ran last saw every other kept zone committed, so at most `limit` are kept. (A
+    /// create may be refused while another that took itself back was still counted: a 409 the
+    /// client can retry.)
+    private static func withinLimit(_ db: Database, _ z: Zone, limit: Int) throws(DatabaseError) -> Result<
+        Zone, InsertRefusal
+    > {
+        let n = Int(try db.execute(count, [z.streamID]).rows.first?[0] ?? "0") ?? 0
+        guard n > limit else { return .success(z) }
+        _ = try db.execute(delete, [z.streamID, z.id])
+        return .failure(.tooMany)
     }
 
     /// Writes every field of `z` (a validated, merged zone); nil when it is not stored.
