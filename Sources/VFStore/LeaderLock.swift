@@ -47,8 +47,10 @@ public final class LeaderLock: @unchecked Sendable {
         return leader && monotonicNow() - confirmedAt < interval + timeouts.call + 0.5
     }
 
-    /// Starts the lock's thread: a first try at once, then one every `interval` seconds.
-    /// `onChange` (on that thread) hears every change of role.
+    /// Makes a first try on the calling thread (bounded by the call timeout), then starts the
+    /// lock's thread, which tries again every `interval` seconds. So a replica that starts alone
+    /// leads before it answers its first request: its first activation is acted on, not skipped
+    /// as a standby's. `onChange` hears every change of role (the first one on the caller).
     public func start(onChange: (@Sendable (Bool) -> Void)? = nil) {
         lock.lock()
         guard !running else {
@@ -58,6 +60,8 @@ public final class LeaderLock: @unchecked Sendable {
         running = true
         self.onChange = onChange
         lock.unlock()
+        // The connection is the loop's from here on: the thread starts after this call returns.
+        checkOnce()
         let t = Thread { [self] in loop() }
         t.name = "vf-leader-lock"
         t.start()
@@ -135,10 +139,10 @@ public final class LeaderLock: @unchecked Sendable {
 
     private func loop() {
         while isRunning {
-            checkOnce()
             wake.lock()
             if isRunning { _ = wake.wait(until: Date(timeIntervalSinceNow: interval)) }
             wake.unlock()
+            if isRunning { checkOnce() }
         }
         connection?.close()
         connection = nil

@@ -100,6 +100,8 @@ serverConfig.hooks = api.makeHooks()
 var router = api.makeRouter()
 live.install(on: &router)  // WS /ws/frames
 let server = HTTPServer(configuration: serverConfig, router: router)
+// Before listening: a replica alone leads from its first request (LeaderLock.start).
+leaderLock.start { isLeader in if isLeader { reconciler.kick() } }  // a new leader acts at once
 let port: Int
 do {
     port = try server.start()
@@ -108,7 +110,6 @@ do {
 }
 api.connectDatabase()
 live.start()
-leaderLock.start { isLeader in if isLeader { reconciler.kick() } }  // a new leader acts at once
 reconciler.start()  // a first pass at once, then every VF_RECONCILE_INTERVAL seconds
 if !api.servesDashboard {
     log.warning("static folder \(config.staticDir) not found; serving the API only")
