@@ -38,6 +38,24 @@ function newerFirst(a, b) {
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
+/**
+ * `held` with `incoming` put in: a newer state of an event replaces the older, newest first, at
+ * most `max`. An end is final: a state that is not (a page fetched before the end arrived over
+ * the socket) does not make the event active again. Returns the new list and the ids pushed out.
+ */
+export function mergeEvents(held, incoming, max) {
+  const byId = new Map(held.map((e) => [e.id, e]));
+  for (const ev of incoming) {
+    if (!ev || typeof ev.id !== "string") continue;
+    const old = byId.get(ev.id);
+    if (old && old.state === "ended" && ev.state !== "ended") continue;
+    byId.set(ev.id, ev);
+  }
+  const events = [...byId.values()].sort(newerFirst);
+  const dropped = events.splice(max).map((e) => e.id);
+  return { events, dropped };
+}
+
 export class EventTimeline {
   /** @param {{onActive?: (zoneIds: string[]) => void}} hooks */
   constructor(hooks = {}) {
@@ -113,7 +131,7 @@ export class EventTimeline {
     try {
       const page = await api.events(streamId, PAGE_SIZE);
       if (seq !== this.seq || streamId !== this.streamId) return;
-      this.merge((page && page.events) || [], true);
+      this.merge((page && page.events) || []);
       this.cursor = (page && page.next_cursor) || null;
       this.renderState();
     } catch (e) {
@@ -132,7 +150,7 @@ export class EventTimeline {
     try {
       const page = await api.events(streamId, PAGE_SIZE, this.cursor);
       if (seq !== this.seq || streamId !== this.streamId) return;
-      this.merge((page && page.events) || [], true);
+      this.merge((page && page.events) || []);
       this.cursor = (page && page.next_cursor) || null;
       this.renderState();
     } catch (e) {
@@ -164,7 +182,7 @@ export class EventTimeline {
         return;
       }
       if (!body || body.type !== "event" || !body.event || body.event.stream_id !== this.streamId) return;
-      this.merge([body.event], false);
+      this.merge([body.event]);
       this.renderState();
     };
     socket.onclose = () => {
@@ -193,28 +211,12 @@ export class EventTimeline {
     else socket.close(1000);
   }
 
-  /**
-   * Puts events into the list (a newer state of one replaces the older), newest first, at most
-   * MAX_EVENTS. `paged`: from GET /events, whose states may be older than a live one already here.
-   */
-  merge(incoming, paged) {
-    for (const ev of incoming) {
-      if (!ev || typeof ev.id !== "string") continue;
-      const index = this.events.findIndex((e) => e.id === ev.id);
-      if (index >= 0) {
-        const held = this.events[index];
-        // A page fetched before a live update must not put an ended event back to active.
-        if (paged && held.state === "ended" && ev.state !== "ended") continue;
-        this.events[index] = ev;
-      } else {
-        this.events.push(ev);
-      }
-    }
-    this.events.sort(newerFirst);
-    if (this.events.length > MAX_EVENTS) {
-      for (const gone of this.events.splice(MAX_EVENTS)) this.drop(gone.id);
-      this.cursor = null; // older pages would fall off again at once
-    }
+  /** Puts events into the list (see mergeEvents); those pushed out leave the page. */
+  merge(incoming) {
+    const { events, dropped } = mergeEvents(this.events, incoming, MAX_EVENTS);
+    this.events = events;
+    for (const id of dropped) this.drop(id);
+    if (dropped.length) this.cursor = null; // older pages would fall off again at once
     this.render();
   }
 
