@@ -4,7 +4,8 @@ A stream plays the sample video; on its live preview the browser draws a polygon
 the canvas (with an undo), closes it on its first point, fills the rule (limits and defaults from
 the API's /openapi.json) and saves: the zone is in the real database, drawn over the preview (read
 back from the overlay's pixels) with its direction arrow. A bow-tie gets the API's own 422 next to
-the form and stores nothing; an edit is a PUT; delete removes the zone and its outline.
+the form and stores nothing; an outline drawn with the keyboard under a name already taken gets the
+API's 409; an edit is a PUT; delete removes the zone and its outline.
 Screenshots go to test-output/dashboard-zones-*.png.
 """
 import time
@@ -171,14 +172,18 @@ def run_zone_scenario(driver, base, video_url):
     shot(driver, "3-bow-tie")
 
     # A duplicate name is the API's 409, shown the same way.
+    # This outline with the keyboard: the preview has the focus while an outline is drawn; the
+    # arrow keys move a cross from the centre (2 % a press), Enter adds it, Escape closes.
     driver.find_element(By.ID, "zone-redraw").click()
-    for i, (x, y) in enumerate([(0.7, 0.2), (0.9, 0.2), (0.9, 0.5)]):
-        click_at(driver, canvas, x, y)
-        wait.until(lambda d: len(points_shown(d)) == i + 1)
-    # Keyboard: the canvas has the focus while drawing; Escape closes the outline.
-    assert driver.switch_to.active_element == canvas or canvas.get_attribute("tabindex") == "0"
-    ActionChains(driver).send_keys_to_element(canvas, Keys.ESCAPE).perform()
+    wait.until(lambda d: d.switch_to.active_element == canvas)
+    assert canvas.get_attribute("tabindex") == "0"
+    keys = ActionChains(driver).send_keys(Keys.ENTER).send_keys(*[Keys.ARROW_RIGHT] * 10).send_keys(Keys.ENTER)
+    keys.send_keys(*[Keys.ARROW_UP] * 10).send_keys(Keys.ENTER).perform()
+    wait.until(lambda d: len(points_shown(d)) == 3)
+    assert points_shown(driver) == ["0.500, 0.500", "0.700, 0.500", "0.700, 0.300"]
+    ActionChains(driver).send_keys(Keys.ESCAPE).perform()
     wait.until(lambda d: "closed" in text(d, "zone-draw-hint"))
+    assert driver.switch_to.active_element == driver.find_element(By.ID, "z-name")
     name = driver.find_element(By.ID, "z-name")
     name.clear()
     name.send_keys("Walkway")

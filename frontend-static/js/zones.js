@@ -413,6 +413,8 @@ export class ZoneEditor {
     $("zone-add").disabled = !has || this.formOpen;
     this.canvas.tabIndex = this.drawing ? 0 : -1;
     this.canvas.classList.toggle("drawing", this.drawing);
+    // While drawing the preview takes keys (arrows, Enter, Escape) itself.
+    this.canvas.setAttribute("role", this.drawing ? "application" : "img");
     this.canvas.setAttribute("aria-label", this.drawing
       ? "Live preview: click to add a point of the zone's outline (or move with the arrow keys and press Enter)"
       : "Live frames of the selected stream");
