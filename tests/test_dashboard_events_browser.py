@@ -166,8 +166,12 @@ def test_events_timeline_live_against_real_worker(spawn, postgres, redis_server,
         browser.find_element(By.ID, "snapshot-close").click()
         wait.until(lambda d: not d.find_element(By.ID, "snapshot-dialog").is_displayed())
 
-        # A fresh page: the first page of GET /events, then "Load more" with its cursor.
-        browser.get(f"{base}/#stream={sid}")
+        # A fresh page (a reload: the same address with its fragment would not load again): the first
+        # page of GET /events, then "Load more" with its cursor.
+        assert severe(browser.get_log("browser")) == []
+        browser.refresh()
+        wait.until(lambda d: f"#stream={sid}" in d.current_url and d.find_elements(
+            By.CSS_SELECTOR, f'tr[data-stream-id="{sid}"].selected'))
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#events-list li.event")) == PAGE)
         more = wait.until(lambda d: (lambda b: b if b.is_displayed() else None)(d.find_element(By.ID, "events-more")))
         more.click()

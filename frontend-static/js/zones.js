@@ -242,7 +242,7 @@ export class ZoneEditor {
     this.points = [];
     this.closed = false;
     this.drawing = true;
-    this.render();
+    this.renderDraft();
     this.canvas.focus();
   }
 
@@ -250,7 +250,7 @@ export class ZoneEditor {
     if (this.closed) this.closed = false;
     else this.points.pop();
     this.drawing = true;
-    this.render();
+    this.renderDraft();
   }
 
   closeOutline() {
@@ -271,7 +271,7 @@ export class ZoneEditor {
     }
     const r = (v) => Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000;
     this.points.push([r(x), r(y)]);
-    this.render();
+    this.renderDraft();
   }
 
   /** A click on the preview adds a point; on the first point (with enough points) it closes the outline. */
@@ -407,6 +407,12 @@ export class ZoneEditor {
   // ---- rendering --------------------------------------------------------------------------
 
   render() {
+    this.renderList();
+    this.renderDraft();
+  }
+
+  /** The drawing state: buttons, the preview's role, the point list and the overlay (not the zone list). */
+  renderDraft() {
     const has = Boolean(this.streamId);
     $("zones-body").hidden = !has;
     $("zones-none").hidden = has;
@@ -418,7 +424,6 @@ export class ZoneEditor {
     this.canvas.setAttribute("aria-label", this.drawing
       ? "Live preview: click to add a point of the zone's outline (or move with the arrow keys and press Enter)"
       : "Live frames of the selected stream");
-    this.renderList();
     this.renderPoints();
     this.redraw();
   }
