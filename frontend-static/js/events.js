@@ -165,7 +165,7 @@ export class EventTimeline {
     const generation = ++this.generation;
     let socket;
     try {
-      socket = new WebSocket(eventsSocketUrl(this.streamId), socketProtocols());
+      socket = new WebSocket(eventsSocketUrl(this.streamId), socketProtocols("vectorflow.events"));
     } catch {
       return;
     }
