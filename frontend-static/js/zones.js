@@ -52,7 +52,7 @@ export function ruleSummary(zone) {
 
 export class ZoneEditor {
   /**
-   * @param {{canvas: HTMLCanvasElement, overlay: HTMLCanvasElement, onBanner?: Function}} opts
+   * @param {{canvas: HTMLCanvasElement, overlay: HTMLCanvasElement}} opts
    * `canvas` is the live preview (clicks on it add points), `overlay` the canvas laid over it.
    */
   constructor({ canvas, overlay }) {
@@ -136,7 +136,7 @@ export class ZoneEditor {
     if (streamId === this.streamId) return;
     this.streamId = streamId;
     this.zones = [];
-    this.active.clear();
+    this.setActive([]); // stops the flashing too
     this.closeForm();
     this.render();
     if (streamId) await this.reload();
@@ -174,11 +174,6 @@ export class ZoneEditor {
     }
     for (const li of $("zone-list").children) li.classList.toggle("active", next.has(li.dataset.zoneId));
     this.redraw();
-  }
-
-  zoneName(id) {
-    const z = this.zones.find((zone) => zone.id === id);
-    return z ? z.name : null;
   }
 
   // ---- drawing ----------------------------------------------------------------------------
