@@ -35,6 +35,8 @@ WORKER_METRICS = ["vector_flow_magnitude_avg", "vector_flow_magnitude_max", "vec
                   "vector_flow_worker_state", "vector_flow_build_info"]
 API_METRICS = ["vector_flow_managed_streams_total", "vector_flow_active_streams_total", "vector_flow_http_requests_total",
                "vector_flow_http_request_duration_seconds", "vector_flow_build_info"]
+# The zones' motion-event series (issue 19): labelled per zone, so a worker without zones has none.
+ZONE_METRICS = ["vector_flow_events_total", "vector_flow_zone_active"]
 # The frame-rate unit of every panel that shows frames per second.
 FPS_UNIT = "suffix: frames/s"
 # The stream picker: each running stream by name, its value the stream id (links carry var-stream_id=<id>).
@@ -59,7 +61,7 @@ def query_result_text(sample):
 def panel_queries(dashboard, stream_id, rate_interval="1m"):
     """Every panel target's expression with the dashboard's variables substituted."""
     return [t["expr"].replace("$stream_id", stream_id).replace("$__rate_interval", rate_interval)
-            for p in all_panels(dashboard) for t in p["targets"]]
+            for p in query_panels(dashboard) for t in p["targets"]]
 
 
 def exported_names(text):
@@ -341,6 +343,11 @@ def all_panels(dashboard):
         yield from panel.get("panels", [])
 
 
+def query_panels(dashboard):
+    """The panels that query Prometheus: all but the rows."""
+    return [p for p in all_panels(dashboard) if p["type"] != "row"]
+
+
 def test_grafana_dashboard_and_provisioning():
     d = load_dashboard()
     assert d["uid"] == "vector-flow" and d["title"] == "Vector Flow Overview"
@@ -364,7 +371,7 @@ def test_grafana_dashboard_and_provisioning():
                 yield from datasources(v)
     assert all(isinstance(ds, dict) and ds.get("uid") == "prometheus" for ds in datasources(d))
     exprs = []
-    for panel in all_panels(d):
+    for panel in query_panels(d):
         assert panel["datasource"]["uid"] == "prometheus", panel["title"]
         assert panel["targets"], panel["title"]
         exprs += [t["expr"] for t in panel["targets"]]
@@ -378,7 +385,7 @@ def test_grafana_dashboard_and_provisioning():
     for metric in API_METRICS:
         assert any(metric in e for e in exprs), metric
     # Frames per second in one unit wherever a panel shows them.
-    for panel in all_panels(d):
+    for panel in query_panels(d):
         texts = " ".join(t["expr"] for t in panel["targets"])
         if "vector_flow_fps" in texts or "frames_processed_total" in texts or "frames_dropped_total" in texts:
             assert panel["fieldConfig"]["defaults"]["unit"] == FPS_UNIT, panel["title"]
@@ -391,6 +398,26 @@ def test_grafana_dashboard_and_provisioning():
         9: "Motion", 10: "Vectors"}
     ids = [p["id"] for p in all_panels(d)]
     assert len(ids) == len(set(ids))
+    # The "Events" row (issue 19), after every panel that was there before it (ids up to 18), with
+    # events per minute by zone and each zone's active state below it.
+    row = next(p for p in all_panels(d) if p["type"] == "row" and p["title"] == "Events")
+    assert row["id"] > 18 and row["gridPos"]["y"] >= max(p["gridPos"]["y"] + p["gridPos"]["h"]
+                                                         for p in all_panels(d) if p["id"] <= 18)
+    by_metric = {m: [p for p in query_panels(d) if any(m in t["expr"] for t in p["targets"])] for m in ZONE_METRICS}
+    for metric, panels in by_metric.items():
+        assert len(panels) == 1, (metric, [p["title"] for p in panels])
+        panel = panels[0]
+        assert panel["id"] > row["id"] and panel["gridPos"]["y"] > row["gridPos"]["y"], panel["title"]
+        expr = panel["targets"][0]["expr"]
+        assert f'{metric}{{stream_id=~"$stream_id"}}' in expr and re.search(r"by \([^)]*\bzone\b", expr), expr
+        assert "{{zone}}" in panel["targets"][0]["legendFormat"], panel["title"]
+    events = by_metric["vector_flow_events_total"][0]
+    assert "[$__rate_interval]" in events["targets"][0]["expr"] and "per minute" in events["title"]
+    assert events["fieldConfig"]["defaults"]["unit"] == "suffix: events/min"
+    active_zone = by_metric["vector_flow_zone_active"][0]
+    assert active_zone["type"] == "state-timeline"
+    mapped = active_zone["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert mapped["0"]["text"] == "quiet" and mapped["1"]["text"] == "active"
 
     ds = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
     assert ds["uid"] == "prometheus" and ds["url"] == "http://prometheus:9090" and ds["isDefault"] is True
@@ -448,6 +475,14 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
     var_query = dashboard["templating"]["list"][0]
     values = {}
 
+    # The zones' series exist only for a stream with zones (this worker has none): their queries must
+    # be valid PromQL (Prometheus answers 400 otherwise), not return data.
+    zone_queries = [q for q in queries if any(m in q for m in ZONE_METRICS)]
+    assert len(zone_queries) == len(ZONE_METRICS), zone_queries
+    for q in zone_queries:
+        prom.query(q)
+    queries = [q for q in queries if q not in zone_queries]
+
     def answered():
         for q in queries:
             if q not in values:
@@ -475,7 +510,7 @@ def test_dashboard_queries_return_data(prometheus_factory, running_api, redis_se
     exported = exported_names(requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text)
     exported |= exported_names(requests.get(f"http://127.0.0.1:{running_api}/metrics", timeout=5).text)
     assert set(WORKER_METRICS) | set(API_METRICS) <= exported, set(WORKER_METRICS) | set(API_METRICS) - exported
-    everything = " ".join(queries)
+    everything = " ".join(queries + zone_queries)
     assert not [n for n in exported if n not in everything], sorted(n for n in exported if n not in everything)
     # The worker-state panel shows the real worker running.
     def running():

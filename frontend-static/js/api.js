@@ -30,25 +30,7 @@ export class ApiError extends Error {
 }
 
 async function request(method, path, body, retried = false) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const sent = currentToken();
-  if (sent) headers.Authorization = `Bearer ${sent}`;
-  let response;
-  try {
-    response = await fetch(apiBase + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (e) {
-    throw new ApiError(0, `The API at ${apiBase || window.location.origin} cannot be reached (${e.message}).`);
-  }
-  // The API wants a token (VF_API_TOKEN): ask for it once, then send the request again.
-  if (response.status === 401 && !retried) {
-    await askForToken(Boolean(sent));
-    return request(method, path, body, true);
-  }
+  const response = await send(method, path, body, "application/json", retried);
   if (response.status === 204) return null;
   const text = await response.text();
   let data = null;
@@ -66,6 +48,49 @@ async function request(method, path, body, retried = false) {
   return data;
 }
 
+/** A binary resource of the API (an event's snapshot) as a Blob, sent with the token like the rest. */
+async function requestBlob(path) {
+  const response = await send("GET", path, undefined, "*/*", false);
+  if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`.trim());
+  return response.blob();
+}
+
+/** Sends one request with the tab's token; a 401 asks for the token once and sends it again. */
+async function send(method, path, body, accept, retried) {
+  const headers = { Accept: accept };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const sent = currentToken();
+  if (sent) headers.Authorization = `Bearer ${sent}`;
+  let response;
+  try {
+    response = await fetch(apiBase + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, `The API at ${apiBase || window.location.origin} cannot be reached (${e.message}).`);
+  }
+  // The API wants a token (VF_API_TOKEN): ask for it once, then send the request again.
+  if (response.status === 401 && !retried) {
+    await askForToken(Boolean(sent));
+    return send(method, path, body, accept, true);
+  }
+  return response;
+}
+
+const enc = encodeURIComponent;
+
+/** A query string of the set values: `{a: 1, b: null}` -> "?a=1". */
+function query(params) {
+  const parts = Object.entries(params)
+    .filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => `${enc(k)}=${enc(String(v))}`);
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
+let openapiOnce = null;
+
 export const api = {
   health: () => request("GET", "/health"),
   list: () => request("GET", "/streams"),
@@ -75,14 +100,38 @@ export const api = {
   remove: (id) => request("DELETE", `/streams/${encodeURIComponent(id)}`),
   activate: (id) => request("POST", `/streams/${encodeURIComponent(id)}/activate`),
   deactivate: (id) => request("POST", `/streams/${encodeURIComponent(id)}/deactivate`),
-  openapi: () => request("GET", "/openapi.json"),
+  /** The API's schema, asked for once per page (the forms' limits, whether /events exists). */
+  openapi: () => {
+    openapiOnce ||= request("GET", "/openapi.json").catch((e) => {
+      openapiOnce = null;
+      throw e;
+    });
+    return openapiOnce;
+  },
+  zones: (id) => request("GET", `/streams/${enc(id)}/zones`),
+  createZone: (id, zone) => request("POST", `/streams/${enc(id)}/zones`, zone),
+  updateZone: (id, zoneId, zone) => request("PUT", `/streams/${enc(id)}/zones/${enc(zoneId)}`, zone),
+  removeZone: (id, zoneId) => request("DELETE", `/streams/${enc(id)}/zones/${enc(zoneId)}`),
+  /** `{events, next_cursor}`, newest first. */
+  events: (streamId, limit, cursor) => request("GET", `/events${query({ stream_id: streamId, limit, cursor })}`),
+  /** `path` is an event's snapshot_url as the API gave it (an API path such as /events/<id>/snapshot.jpg). */
+  snapshot: (path) => requestBlob(path),
 };
+
+function socketUrl(path, streamId) {
+  const base = new URL(apiBase || window.location.origin, window.location.href);
+  base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+  base.pathname = base.pathname.replace(/\/+$/, "") + path;
+  base.search = `?stream_id=${encodeURIComponent(streamId)}`;
+  return base.toString();
+}
 
 /** The WebSocket URL of a stream's live frames. */
 export function framesSocketUrl(streamId) {
-  const base = new URL(apiBase || window.location.origin, window.location.href);
-  base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
-  base.pathname = base.pathname.replace(/\/+$/, "") + "/ws/frames";
-  base.search = `?stream_id=${encodeURIComponent(streamId)}`;
-  return base.toString();
+  return socketUrl("/ws/frames", streamId);
+}
+
+/** The WebSocket URL of a stream's motion events (start, update, end of each). */
+export function eventsSocketUrl(streamId) {
+  return socketUrl("/ws/events", streamId);
 }

@@ -1,4 +1,5 @@
-// The dashboard: fleet table, create/edit form, live preview, live chart and Grafana panel.
+// The dashboard: fleet table, create/edit form, live preview with the stream's zones, the zone
+// editor, the motion event timeline, live chart and Grafana panel.
 
 import { api, ApiError } from "./api.js";
 import { maskUrl, streamState, fixed } from "./format.js";
@@ -6,6 +7,8 @@ import { LivePreview } from "./preview.js";
 import { FlowChart } from "./chart.js";
 import { DirectionRose } from "./rose.js";
 import { GrafanaPanel } from "./grafana.js";
+import { ZoneEditor } from "./zones.js";
+import { EventTimeline } from "./events.js";
 
 const config = window.VF_CONFIG || {};
 const $ = (id) => document.getElementById(id);
@@ -281,6 +284,9 @@ const preview = new LivePreview($("preview-canvas"), {
 });
 const chart = new FlowChart($("flow-chart"));
 const rose = new DirectionRose($("direction-rose"), $("rose-label"));
+const zones = new ZoneEditor({ canvas: $("preview-canvas"), overlay: $("zone-overlay") });
+// Zones flash while an event of theirs is active.
+const events = new EventTimeline({ onActive: (zoneIds) => zones.setActive(zoneIds) });
 const grafana = new GrafanaPanel({
   frame: $("grafana-frame"),
   message: $("grafana-message"),
@@ -296,6 +302,8 @@ function selectStream(id) {
   chart.reset();
   rose.clear();
   preview.select(id);
+  zones.select(id);
+  events.select(id);
   grafana.show(id);
   const hash = id ? `#stream=${id}` : "";
   if (window.location.hash !== hash) history.replaceState(null, "", window.location.pathname + window.location.search + hash);
@@ -307,6 +315,7 @@ function selectStream(id) {
 
 document.addEventListener("visibilitychange", () => {
   preview.setVisible(!document.hidden);
+  events.setVisible(!document.hidden);
   if (document.hidden) clearTimeout(state.pollTimer);
   else refresh();
 });
@@ -456,6 +465,8 @@ async function applySchemaRules() {
   }
 }
 applySchemaRules();
+zones.applySchema();
+events.detect();
 
 const initial = /^#stream=([0-9a-fA-F-]{36})$/.exec(window.location.hash);
 grafana.show(null);

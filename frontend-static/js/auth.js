@@ -39,10 +39,14 @@ export function currentToken() {
   return token() || memory;
 }
 
-/** WebSocket subprotocols that carry the token (browsers cannot set headers on a WebSocket). */
-export function socketProtocols() {
+/**
+ * WebSocket subprotocols that carry the token (browsers cannot set headers on a WebSocket):
+ * the socket's own protocol (`vectorflow.frames`, `vectorflow.events`), which the API picks, and
+ * `bearer.<token>`.
+ */
+export function socketProtocols(protocol = "vectorflow.frames") {
   const t = currentToken();
-  return t ? ["vectorflow.frames", `bearer.${t}`] : [];
+  return t ? [protocol, `bearer.${t}`] : [];
 }
 
 /**
