@@ -28,6 +28,8 @@ public final class EventIngest: Sendable {
     private let onApplied: @Sendable ([AppliedEvent]) -> Void
     private let onDeliveriesQueued: @Sendable () -> Void
     private let running = Locked(false)
+    /// Set while the database fails, so an outage is logged once, and its end once.
+    private let databaseDown = Locked(false)
     private let log = Logger(label: "vectorflow-api.events")
 
     public init(
@@ -178,7 +180,11 @@ public final class EventIngest: Sendable {
             } ?? BatchResult(complete: false, error: "the database pool is stopping")
         if let e = result.error {
             metrics.databaseErrors.increment()
-            log.warning("motion events: database failed (\(e)); \(entries.count - result.ack.count) entries stay pending")
+            if !databaseDown.withLock({ d in defer { d = true }; return d }) {
+                log.warning("motion events: database failed (\(e)); entries stay pending, retried with backoff")
+            }
+        } else if databaseDown.withLock({ d in defer { d = false }; return d }) {
+            log.notice("motion events: database reachable again")
         }
         try reader.acknowledge(result.ack)
         metrics.ingested.increment(by: Int64(result.ack.count - decoded.filter { $0.1 == nil }.count))
