@@ -301,17 +301,35 @@ public enum EventRepository {
     static let get = Statement(
         name: "events_get", sql: "SELECT \(columns) FROM motion_events e WHERE e.id = $1::uuid", idempotent: true)
 
-    /// Newest first; every filter optional (NULL: none); the cursor is the last row of the page before.
-    static let list = Statement(
-        name: "events_list",
-        sql: """
-            SELECT \(columns) FROM motion_events e WHERE ($1::uuid IS NULL OR e.stream_id = $1::uuid) \
-            AND ($2::text IS NULL OR e.zone_id::text = $2::text OR e.zone_name = $2::text) \
-            AND ($3::double precision IS NULL OR e.started_at >= to_timestamp($3::double precision)) \
-            AND ($4::double precision IS NULL OR e.started_at <= to_timestamp($4::double precision)) \
-            AND ($5::timestamptz IS NULL OR (e.started_at, e.id) < ($5::timestamptz, $6::uuid)) \
-            ORDER BY e.started_at DESC, e.id DESC LIMIT $7::integer
-            """, idempotent: true)
+    /// Newest first, with the filters present and only those (one prepared statement per
+    /// combination, 32 at most), so each plan can use the index of its filter; the cursor is the
+    /// last row of the page before.
+    static func listStatement(stream: Bool, zone: Bool, since: Bool, until: Bool, cursor: Bool) -> Statement {
+        var conditions: [String] = []
+        var n = 1  // $1 is the limit
+        func next() -> Int {
+            n += 1
+            return n
+        }
+        if stream { conditions.append("e.stream_id = $\(next())::uuid") }
+        if zone {
+            let k = next()
+            // A zone id (the canonical text of a UUID) or a zone name.
+            conditions.append("(e.zone_id::text = $\(k)::text OR e.zone_name = $\(k)::text)")
+        }
+        if since { conditions.append("e.started_at >= to_timestamp($\(next())::double precision)") }
+        if until { conditions.append("e.started_at <= to_timestamp($\(next())::double precision)") }
+        if cursor {
+            let t = next()
+            conditions.append("(e.started_at, e.id) < ($\(t)::timestamptz, $\(next())::uuid)")
+        }
+        let mask = [stream, zone, since, until, cursor].enumerated().reduce(0) { $0 | ($1.element ? 1 << $1.offset : 0) }
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        return Statement(
+            name: "events_list_\(mask)",
+            sql: "SELECT \(columns) FROM motion_events e\(filter) ORDER BY e.started_at DESC, e.id DESC LIMIT $1::integer",
+            idempotent: true)
+    }
 
     static let snapshot = Statement(
         name: "events_snapshot", sql: "SELECT encode(jpeg, 'hex') FROM motion_event_snapshots WHERE event_id = $1::uuid",
@@ -332,11 +350,16 @@ public enum EventRepository {
 
     /// A page of events and the cursor of the next one (nil: this was the last page).
     public static func list(_ db: Database, _ q: EventQuery) throws(DatabaseError) -> ([StoredEvent], EventCursor?) {
-        func text(_ v: Double?) -> String? { v.map { "\($0)" } }
-        let rows = try db.execute(
-            list,
-            [q.streamID, q.zone, text(q.since), text(q.until), q.cursor?.startedAt, q.cursor?.id, String(q.limit + 1)]
-        ).rows
+        let statement = listStatement(
+            stream: q.streamID != nil, zone: q.zone != nil, since: q.since != nil, until: q.until != nil,
+            cursor: q.cursor != nil)
+        var params: [String?] = [String(q.limit + 1)]
+        if let v = q.streamID { params.append(v) }
+        if let v = q.zone { params.append(v) }
+        if let v = q.since { params.append("\(v)") }
+        if let v = q.until { params.append("\(v)") }
+        if let c = q.cursor { params += [c.startedAt, c.id] }
+        let rows = try db.execute(statement, params).rows
         let page = rows.prefix(q.limit).map(event)
         let next = rows.count > q.limit ? page.last.map { EventCursor(startedAt: $0.1, id: $0.0.id) } : nil
         return (page.map(\.0), next)
