@@ -212,7 +212,9 @@ public final class APIServer: Sendable {
                         }
                         return HTTPResponse(
                             status: 200,
-                            headers: HTTPHeaders([("Content-Type", "image/jpeg"), ("Cache-Control", "private, max-age=60")]),
+                            headers: HTTPHeaders([
+                                ("Content-Type", "image/jpeg"), ("Cache-Control", "private, max-age=60"),
+                            ]),
                             body: jpeg)
                     } catch {
                         return error.apiError.response

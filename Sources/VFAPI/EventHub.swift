@@ -24,7 +24,9 @@ public final class EventHub: Sendable {
 
     public init() {}
 
-    public var clientCount: Int { clients.withLock { c in c.all.count + c.byStream.values.reduce(0) { $0 + $1.count } } }
+    public var clientCount: Int {
+        clients.withLock { c in c.all.count + c.byStream.values.reduce(0) { $0 + $1.count } }
+    }
 
     public func install(on router: inout Router) {
         router.webSocket("/ws/events") { [self] request in

@@ -25,7 +25,9 @@ enum EventRoutes {
                 issues.append(
                     ValidationIssue(
                         type: "uuid_parsing", loc: loc("stream_id"),
-                        msg: "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-]"))
+                        msg:
+                            "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-]"
+                    ))
             }
         }
         if let raw = q["zone"] {
@@ -52,7 +54,9 @@ enum EventRoutes {
                 issues.append(
                     ValidationIssue(
                         type: "datetime_parsing", loc: loc(name),
-                        msg: "Input should be an ISO 8601 date-time with a time zone, or unix seconds (0-\(Int(maxUnixSeconds)))"))
+                        msg:
+                            "Input should be an ISO 8601 date-time with a time zone, or unix seconds (0-\(Int(maxUnixSeconds)))"
+                    ))
             }
         }
         if let raw = q["limit"] {

@@ -46,11 +46,13 @@ public final class EventIngest: Sendable {
     }
 
     public func start() {
-        guard running.withLock({ r -> Bool in
-            if r { return false }
-            r = true
-            return true
-        }) else { return }
+        guard
+            running.withLock({ r -> Bool in
+                if r { return false }
+                r = true
+                return true
+            })
+        else { return }
         let t = Thread { [self] in
             // The reader (a hiredis connection) is made on, and belongs to, this thread.
             do throws(RedisError) {
@@ -102,7 +104,9 @@ public final class EventIngest: Sendable {
                     lastClaim = now
                     (entries, _) = try reader.claim(
                         minIdleMs: Int(settings.claimIdle * 1000), start: "0-0", count: settings.batch)
-                    if !entries.isEmpty { log.notice("motion events: claimed \(entries.count) entries of a stopped consumer") }
+                    if !entries.isEmpty {
+                        log.notice("motion events: claimed \(entries.count) entries of a stopped consumer")
+                    }
                 } else {
                     entries = try reader.read(from: ">", count: settings.batch, blockMs: Self.blockMs)
                 }
@@ -168,7 +172,8 @@ public final class EventIngest: Sendable {
                         if applied.queuedDeliveries > 0 { r.queued = true }
                         if applied.changed {
                             r.applied.append(
-                                AppliedEvent(phase: event.phase, event: StoredEvent(event, hasSnapshot: applied.hasSnapshot)))
+                                AppliedEvent(
+                                    phase: event.phase, event: StoredEvent(event, hasSnapshot: applied.hasSnapshot)))
                         }
                     } catch {
                         r.complete = false
@@ -180,10 +185,16 @@ public final class EventIngest: Sendable {
             } ?? BatchResult(complete: false, error: "the database pool is stopping")
         if let e = result.error {
             metrics.databaseErrors.increment()
-            if !databaseDown.withLock({ d in defer { d = true }; return d }) {
+            if !databaseDown.withLock({ d in
+                defer { d = true }
+                return d
+            }) {
                 log.warning("motion events: database failed (\(e)); entries stay pending, retried with backoff")
             }
-        } else if databaseDown.withLock({ d in defer { d = false }; return d }) {
+        } else if databaseDown.withLock({ d in
+            defer { d = false }
+            return d
+        }) {
             log.notice("motion events: database reachable again")
         }
         try reader.acknowledge(result.ack)

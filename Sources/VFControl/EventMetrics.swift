@@ -19,7 +19,9 @@ public final class EventMetrics: Sendable {
             registry.makeCounter(
                 descriptor: MetricNameDescriptor(
                     metricName: "vector_flow_event_ingest_errors_total", unitName: "",
-                    helpText: "Motion-event ingest failures: undecodable entries (dropped), database or Redis errors (retried)"),
+                    helpText:
+                        "Motion-event ingest failures: undecodable entries (dropped), database or Redis errors (retried)"
+                ),
                 labels: [("reason", reason)])
         }
         decodeErrors = error("decode")
@@ -34,7 +36,8 @@ public final class EventMetrics: Sendable {
             d[result] = registry.makeCounter(
                 descriptor: MetricNameDescriptor(
                     metricName: "vector_flow_webhook_deliveries_total", unitName: "",
-                    helpText: "Webhook delivery attempts by result: delivered, retry (will be tried again), failed (gave up)"),
+                    helpText:
+                        "Webhook delivery attempts by result: delivered, retry (will be tried again), failed (gave up)"),
                 labels: [("result", result)])
         }
         deliveries = d

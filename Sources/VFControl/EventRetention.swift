@@ -26,11 +26,13 @@ public final class EventRetention: Sendable {
     }
 
     public func start() {
-        guard running.withLock({ r -> Bool in
-            if r { return false }
-            r = true
-            return true
-        }) else { return }
+        guard
+            running.withLock({ r -> Bool in
+                if r { return false }
+                r = true
+                return true
+            })
+        else { return }
         let t = Thread { [self] in
             while running.withLock({ $0 }) {
                 if isLeader() { sweep() }
@@ -49,7 +51,9 @@ public final class EventRetention: Sendable {
         var total = 0
         while true {
             let retention = settings.retention
-            guard let n = pool.perform({ db in try? EventRepository.sweep(db, olderThan: retention, batch: Self.batch) }) ?? nil
+            guard
+                let n = pool.perform({ db in try? EventRepository.sweep(db, olderThan: retention, batch: Self.batch) })
+                    ?? nil
             else { break }
             total += n
             if n < Self.batch { break }

@@ -54,7 +54,8 @@ public struct EventSettings: Sendable {
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for u in webhookURLs {
             let lower = u.lowercased()
-            guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")) && u.utf8.count > 8 && u.utf8.count <= 2048,
+            guard
+                (lower.hasPrefix("http://") || lower.hasPrefix("https://")) && u.utf8.count > 8 && u.utf8.count <= 2048,
                 !u.contains(where: { $0.isWhitespace || $0 == "\"" })
             else {
                 throw ConfigurationError(
@@ -76,7 +77,8 @@ public struct EventSettings: Sendable {
         }
         if webhookSecret?.isEmpty == true { webhookSecret = nil }
         if !webhookURLs.isEmpty && webhookSecret == nil {
-            throw ConfigurationError("VF_WEBHOOK_URLS needs VF_WEBHOOK_SECRET or VF_WEBHOOK_SECRET_FILE (the signing key)")
+            throw ConfigurationError(
+                "VF_WEBHOOK_URLS needs VF_WEBHOOK_SECRET or VF_WEBHOOK_SECRET_FILE (the signing key)")
         }
         webhookTimeout = try c.double("VF_WEBHOOK_TIMEOUT", range: 0.1...60)
         webhookMaxAttempts = try c.int("VF_WEBHOOK_MAX_ATTEMPTS", range: 1...100)

@@ -38,11 +38,13 @@ public final class WebhookSender: Sendable {
     /// Starts the sender; without a configured URL it still finishes deliveries queued earlier.
     public func start() {
         guard settings.webhookSecret != nil else { return }  // nothing can be signed: nothing is sent
-        guard state.withLock({ s -> Bool in
-            if s.running { return false }
-            s.running = true
-            return true
-        }) else { return }
+        guard
+            state.withLock({ s -> Bool in
+                if s.running { return false }
+                s.running = true
+                return true
+            })
+        else { return }
         let t = Thread { [self] in run() }
         t.name = "vf-webhooks"
         t.start()
@@ -117,7 +119,8 @@ public final class WebhookSender: Sendable {
         let t = Int(Date().timeIntervalSince1970)
         let headers = [
             "Content-Type: application/json", "User-Agent: vectorflow-api", "X-VectorFlow-Event: \(d.phase)",
-            "X-VectorFlow-Delivery: \(d.id)", "X-VectorFlow-Signature: \(Self.signature(secret: secret, timestamp: t, body: body))",
+            "X-VectorFlow-Delivery: \(d.id)",
+            "X-VectorFlow-Signature: \(Self.signature(secret: secret, timestamp: t, body: body))",
         ]
         let attempts = d.attempts + 1
         let error: String?
@@ -132,9 +135,13 @@ public final class WebhookSender: Sendable {
             let delay = retryDelay(afterAttempts: attempts)
             metrics.delivery(final ? "failed" : "retry")
             if final {
-                log.warning("webhook \(d.phase) of event \(d.eventID) to \(masked) failed \(attempts) times: \(error); giving up")
+                log.warning(
+                    "webhook \(d.phase) of event \(d.eventID) to \(masked) failed \(attempts) times: \(error); giving up"
+                )
             } else {
-                log.info("webhook \(d.phase) of event \(d.eventID) to \(masked): \(error); retry in \(Int(delay.rounded(.up))) s")
+                log.info(
+                    "webhook \(d.phase) of event \(d.eventID) to \(masked): \(error); retry in \(Int(delay.rounded(.up))) s"
+                )
             }
             _ = pool.perform { db in
                 try? EventRepository.markFailed(

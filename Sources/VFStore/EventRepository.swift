@@ -323,16 +323,20 @@ public enum EventRepository {
             let t = next()
             conditions.append("(e.started_at, e.id) < ($\(t)::timestamptz, $\(next())::uuid)")
         }
-        let mask = [stream, zone, since, until, cursor].enumerated().reduce(0) { $0 | ($1.element ? 1 << $1.offset : 0) }
+        let mask = [stream, zone, since, until, cursor].enumerated().reduce(0) {
+            $0 | ($1.element ? 1 << $1.offset : 0)
+        }
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         return Statement(
             name: "events_list_\(mask)",
-            sql: "SELECT \(columns) FROM motion_events e\(filter) ORDER BY e.started_at DESC, e.id DESC LIMIT $1::integer",
+            sql:
+                "SELECT \(columns) FROM motion_events e\(filter) ORDER BY e.started_at DESC, e.id DESC LIMIT $1::integer",
             idempotent: true)
     }
 
     static let snapshot = Statement(
-        name: "events_snapshot", sql: "SELECT encode(jpeg, 'hex') FROM motion_event_snapshots WHERE event_id = $1::uuid",
+        name: "events_snapshot",
+        sql: "SELECT encode(jpeg, 'hex') FROM motion_event_snapshots WHERE event_id = $1::uuid",
         idempotent: true)
 
     static let deliveries = Statement(
@@ -428,7 +432,8 @@ public enum EventRepository {
 
     static let nextDue = Statement(
         name: "deliveries_next_due",
-        sql: "SELECT extract(epoch FROM min(next_attempt_at) - NOW())::text FROM webhook_deliveries WHERE state = 'pending'",
+        sql:
+            "SELECT extract(epoch FROM min(next_attempt_at) - NOW())::text FROM webhook_deliveries WHERE state = 'pending'",
         idempotent: true)
 
     public static func takeDue(_ db: Database, limit: Int, lease: Double) throws(DatabaseError) -> [DueDelivery] {

@@ -65,9 +65,12 @@ final class EventRoutesTests: XCTestCase {
         // Every bad value is reported, not only the first.
         let (s, b) = try get(c, "/events?limit=0&cursor=x&stream_id=y")
         XCTAssertEqual(s, 422)
-        XCTAssertEqual(Set(locs(b).map { $0.joined(separator: ".") }), ["query.limit", "query.cursor", "query.stream_id"])
-        let good = ["since=1764770000", "since=2026-12-03T10:00:00Z", "until=2026-12-03T10:00:00.5%2B01:00", "limit=500",
-                    "zone=Door", "stream_id=\(UUID().uuidString)"]
+        XCTAssertEqual(
+            Set(locs(b).map { $0.joined(separator: ".") }), ["query.limit", "query.cursor", "query.stream_id"])
+        let good = [
+            "since=1764770000", "since=2026-12-03T10:00:00Z", "until=2026-12-03T10:00:00.5%2B01:00", "limit=500",
+            "zone=Door", "stream_id=\(UUID().uuidString)",
+        ]
         for q in good {
             XCTAssertEqual(try get(c, "/events?\(q)").0, 200, q)
         }
@@ -87,8 +90,10 @@ final class EventRoutesTests: XCTestCase {
         XCTAssertEqual(EventRoutes.time("2026-12-03T14:05:06.5Z"), 1_796_306_706.5)
         XCTAssertEqual(EventRoutes.time("2026-12-03T15:05:06+01:00"), 1_796_306_706)
         XCTAssertEqual(EventRoutes.time("2000-02-29t00:00:00z"), 951_782_400)
-        for bad in ["", "yesterday", "-5", "1e3", "nan", "2026-12-03", "2026-12-03T14:05:06", "2026-13-03T14:05:06Z",
-                    "2026-12-03T14:05:06Zjunk", "99999999999999"] {
+        for bad in [
+            "", "yesterday", "-5", "1e3", "nan", "2026-12-03", "2026-12-03T14:05:06", "2026-13-03T14:05:06Z",
+            "2026-12-03T14:05:06Zjunk", "99999999999999",
+        ] {
             XCTAssertNil(EventRoutes.time(bad), bad)
         }
     }

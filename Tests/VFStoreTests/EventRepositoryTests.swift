@@ -47,7 +47,8 @@ final class EventRepositoryTests: XCTestCase {
         var last: [String: MotionEvent] = [:]
         for k in 0..<6 {
             let id = UUID().uuidString.lowercased()
-            let es = Self.entries(id: id, stream: stream, zone: zone, zoneName: "Door", start: 1_764_000_000 + Double(k), updates: k % 3)
+            let es = Self.entries(
+                id: id, stream: stream, zone: zone, zoneName: "Door", start: 1_764_000_000 + Double(k), updates: k % 3)
             all += es
             last[id] = es.last
         }
@@ -68,7 +69,8 @@ final class EventRepositoryTests: XCTestCase {
             XCTAssertEqual(stored.state, "ended")
             let snap = onPool(pool) { db in try? EventRepository.snapshot(db, id: id) } ?? nil
             XCTAssertEqual(snap, end.snapshot, "the newest entry's snapshot wins")
-            let deliveries = try XCTUnwrap(onPool(pool) { db in try? EventRepository.deliveries(db, eventID: id) } ?? nil)
+            let deliveries = try XCTUnwrap(
+                onPool(pool) { db in try? EventRepository.deliveries(db, eventID: id) } ?? nil)
             XCTAssertEqual(deliveries.count, 4, "start and end, once per URL")
             XCTAssertEqual(Set(deliveries.map(\.phase)), ["start", "end"])
             XCTAssertTrue(deliveries.allSatisfy { $0.state == "pending" && $0.attempts == 0 })
@@ -100,7 +102,9 @@ final class EventRepositoryTests: XCTestCase {
             ids[id] = (streams[k % 2], zones[k % 2], start)
             let es = Self.entries(
                 id: id, stream: streams[k % 2], zone: zones[k % 2], zoneName: "Zone \(k % 2)", start: start, updates: 0)
-            XCTAssertNotNil(onPool(pool) { db in try? es.map { e throws(DatabaseError) in try EventRepository.apply(db, e) } } ?? nil)
+            XCTAssertNotNil(
+                onPool(pool) { db in try? es.map { e throws(DatabaseError) in try EventRepository.apply(db, e) } }
+                    ?? nil)
         }
         func page(_ q: EventQuery) throws -> ([StoredEvent], EventCursor?) {
             try XCTUnwrap(onPool(pool) { db in try? EventRepository.list(db, q) } ?? nil)
@@ -119,7 +123,8 @@ final class EventRepositoryTests: XCTestCase {
                         id: UUID().uuidString.lowercased(), stream: streams[0], zone: zones[0], zoneName: "Zone 0",
                         start: 1_764_100_000 + Double(k), updates: 0)
                     XCTAssertNotNil(
-                        onPool(pool) { db in try? es.map { e throws(DatabaseError) in try EventRepository.apply(db, e) } } ?? nil)
+                        onPool(pool) { db in try? es.map { e throws(DatabaseError) in try EventRepository.apply(db, e) }
+                        } ?? nil)
                 }
             }
             guard let next else { break }
@@ -134,8 +139,12 @@ final class EventRepositoryTests: XCTestCase {
         }
         let byStream = try page(EventQuery(streamID: streams[1], limit: 500)).0
         XCTAssertEqual(Set(byStream.map(\.id)), Set(ids.filter { $0.value.stream == streams[1] }.keys))
-        XCTAssertEqual(try page(EventQuery(zone: zones[1], until: 1_764_099_999, limit: 500)).0.count, ids.values.filter { $0.zone == zones[1] }.count)
-        XCTAssertEqual(try page(EventQuery(zone: "Zone 1", until: 1_764_099_999, limit: 500)).0.count, ids.values.filter { $0.zone == zones[1] }.count)
+        XCTAssertEqual(
+            try page(EventQuery(zone: zones[1], until: 1_764_099_999, limit: 500)).0.count,
+            ids.values.filter { $0.zone == zones[1] }.count)
+        XCTAssertEqual(
+            try page(EventQuery(zone: "Zone 1", until: 1_764_099_999, limit: 500)).0.count,
+            ids.values.filter { $0.zone == zones[1] }.count)
         let since = 1_764_000_100.0
         XCTAssertEqual(
             Set(try page(EventQuery(since: since, until: 1_764_099_999, limit: 500)).0.map(\.id)),
@@ -162,7 +171,11 @@ final class EventRepositoryTests: XCTestCase {
                 id: id, stream: UUID().uuidString.lowercased(), zone: UUID().uuidString.lowercased(), zoneName: "Z",
                 start: start, updates: 1)
             XCTAssertNotNil(
-                onPool(pool) { db in try? es.map { e throws(DatabaseError) in try EventRepository.apply(db, e, webhookURLs: ["http://h/x"]) } } ?? nil)
+                onPool(pool) { db in
+                    try? es.map { e throws(DatabaseError) in
+                        try EventRepository.apply(db, e, webhookURLs: ["http://h/x"])
+                    }
+                } ?? nil)
         }
         XCTAssertEqual(onPool(pool) { db in try? EventRepository.sweep(db, olderThan: 3600, batch: 2) }, 2)
         XCTAssertEqual(onPool(pool) { db in try? EventRepository.sweep(db, olderThan: 3600, batch: 2) }, 1)
@@ -170,7 +183,11 @@ final class EventRepositoryTests: XCTestCase {
         for id in old {
             XCTAssertEqual(onPool(pool) { db in try? EventRepository.get(db, id: id) } ?? nil, nil)
         }
-        XCTAssertEqual(try pg.psql("SELECT count(*) FROM motion_event_snapshots", db: "vectorflow").trimmingCharacters(in: .whitespacesAndNewlines), "2")
-        XCTAssertEqual(try pg.psql("SELECT count(*) FROM webhook_deliveries", db: "vectorflow").trimmingCharacters(in: .whitespacesAndNewlines), "4")
+        XCTAssertEqual(
+            try pg.psql("SELECT count(*) FROM motion_event_snapshots", db: "vectorflow").trimmingCharacters(
+                in: .whitespacesAndNewlines), "2")
+        XCTAssertEqual(
+            try pg.psql("SELECT count(*) FROM webhook_deliveries", db: "vectorflow").trimmingCharacters(
+                in: .whitespacesAndNewlines), "4")
     }
 }
