@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from _motion_events import EVENTS_GROUP, EVENTS_KEY, EventScript, Resp
@@ -385,4 +386,35 @@ def test_retention_removes_old_events(request, bin_dir, postgres, redis_own):
     for sc in old:
         assert requests.get(f"{base}/events/{sc.ev['id']}", timeout=5).status_code == 404
     assert [e["id"] for e in requests.get(base + "/events", timeout=5).json()["events"]] == [fresh_id]
+    assert p.alive()
+
+
+def test_events_need_the_token(request, bin_dir, postgres, redis_own):
+    token = "tok-" + uuid.uuid4().hex
+    p, base, db, _ = _api(request, bin_dir, postgres, redis_own, "api-events-auth", VF_API_TOKEN=token)
+    _wait_group(redis_own)
+    eid = str(uuid.uuid4())
+    for path in ["/events", f"/events/{eid}", f"/events/{eid}/snapshot.jpg"]:
+        r = requests.get(base + path, timeout=5)
+        assert r.status_code == 401 and r.json() == {"detail": "Not authenticated"}, path
+    auth = {"Authorization": f"Bearer {token}"}
+    assert requests.get(base + "/events", headers=auth, timeout=5).status_code == 200
+    assert requests.get(f"{base}/events/{eid}", headers=auth, timeout=5).status_code == 404
+    ws_url = base.replace("http", "ws") + "/ws/events"
+    with pytest.raises(InvalidStatus) as refused:
+        with ws_connect(ws_url, open_timeout=5):
+            pass
+    assert refused.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as refused:  # a foreign page may not open it, token or not
+        with ws_connect(ws_url, open_timeout=5, subprotocols=[f"bearer.{token}"], origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+    with ws_connect(ws_url, open_timeout=5, subprotocols=[f"bearer.{token}"]) as ws:
+        sc = EventScript(eid, str(uuid.uuid4()), "Cam", str(uuid.uuid4()), "Gate", time.time(), updates=0)
+        c = Resp(redis_own.port)
+        for _, _, fields in sc.entries:
+            c.xadd(fields)
+        c.close()
+        got = [json.loads(ws.recv(timeout=10)) for _ in sc.entries]
+        assert [(m["phase"], m["event"]["id"]) for m in got] == [("start", eid), ("end", eid)]
     assert p.alive()
