@@ -3,6 +3,7 @@ format (tests/_motion_events.py) are XADDed to vectorflow:events; the API's cons
 them; REST (filters, keyset pages, one event, its snapshot), WS /ws/events, webhooks (signed,
 retried, persisted) and retention are checked from the outside, and exactly-once ingest survives a
 kill -9 of the API and a PostgreSQL stop."""
+import contextlib
 import hashlib
 import hmac
 import json
@@ -84,10 +85,16 @@ def _wait_group(redis, timeout=20):
 def test_ingest_rest_and_websocket(request, bin_dir, postgres, redis_own):
     p, base, db, _ = _api(request, bin_dir, postgres, redis_own, "api-events")
     _wait_group(redis_own)
-    ws_all = ws_connect(base.replace("http", "ws") + "/ws/events", open_timeout=5)
-    streams = [str(uuid.uuid4()) for _ in range(2)]
+    sockets = contextlib.ExitStack()
+    request.addfinalizer(sockets.close)
+    ws_all = sockets.enter_context(ws_connect(base.replace("http", "ws") + "/ws/events", open_timeout=5))
+    # Stream 0 exists in the API (and is deleted at the end: its events stay); stream 1 never did.
+    r = requests.post(base + "/streams", json={"name": "Cam 0", "rtsp_url": "rtsp://cam/live"}, timeout=5)
+    assert r.status_code == 201, r.text
+    streams = [r.json()["id"], str(uuid.uuid4())]
     zones = {s: [str(uuid.uuid4()), str(uuid.uuid4())] for s in streams}
-    ws_one = ws_connect(base.replace("http", "ws") + f"/ws/events?stream_id={streams[0]}", open_timeout=5)
+    ws_one = sockets.enter_context(
+        ws_connect(base.replace("http", "ws") + f"/ws/events?stream_id={streams[0]}", open_timeout=5))
     t0 = float(int(time.time()) - 3600)
     scripts = []
     for k in range(24):
@@ -189,8 +196,11 @@ def test_ingest_rest_and_websocket(request, bin_dir, postgres, redis_own):
         assert mine[-1][1] == sc.ev["frames"]
     one = messages(ws_one, sum(len(s.entries) for s in scripts if s.ev["stream_id"] == streams[0]))
     assert {m["event"]["stream_id"] for m in one} == {streams[0]}
-    ws_all.close()
-    ws_one.close()
+    sockets.close()
+
+    # Deleting a stream keeps its events (history; docs/events.md).
+    assert requests.delete(f"{base}/streams/{streams[0]}", timeout=5).status_code == 204
+    assert ids(stream_id=streams[0]) == by_stream
 
     # Bad input: FastAPI-shaped 422s, unknown ids 404.
     for params, field in [({"limit": 0}, "limit"), ({"limit": 10000}, "limit"), ({"limit": "x"}, "limit"),
