@@ -132,12 +132,14 @@ public final class EventIngest: Sendable {
         }
     }
 
-    /// What applying a batch did: the entries to acknowledge (applied or undecodable), the events
+    /// What applying a batch did: the entries to acknowledge (applied), the events
     /// to tell, and whether every entry was handled (false: the database failed at some entry).
     private struct BatchResult: Sendable {
         var ack: [String] = []
         var applied: [AppliedEvent] = []
         var queued = false
+        /// Entries applied (acknowledged and decodable).
+        var appliedCount = 0
         var complete = true
         var error: String?
     }
@@ -145,30 +147,29 @@ public final class EventIngest: Sendable {
     /// Applies the entries in order, each in one transaction, on a pool thread; then, after the
     /// commits, acknowledges them and tells the listeners.
     private func process(_ entries: [StreamEntry], _ reader: RedisStreamReader) throws(RedisError) -> Bool {
-        var decoded: [(String, MotionEvent?)] = []
-        decoded.reserveCapacity(entries.count)
+        var work: [(String, MotionEvent)] = []
+        work.reserveCapacity(entries.count)
+        // Undecodable entries can never apply: acknowledged (and deleted) whatever the database does.
+        var dropped: [String] = []
         for entry in entries {
             switch MotionEvent.decode(fields: entry.fields) {
-            case .success(let e): decoded.append((entry.id, e))
+            case .success(let e): work.append((entry.id, e))
             case .failure(let why):
                 metrics.decodeErrors.increment()
                 log.error("motion events: dropping entry \(entry.id): \(why)")
-                decoded.append((entry.id, nil))
+                dropped.append(entry.id)
             }
         }
         let urls = settings.webhookURLs
-        let work = decoded.map { ($0.0, $0.1) }
+        let batch = work
         let result =
             pool.perform { db -> BatchResult in
                 var r = BatchResult()
-                for (id, event) in work {
-                    guard let event else {
-                        r.ack.append(id)
-                        continue
-                    }
+                for (id, event) in batch {
                     do throws(DatabaseError) {
                         let applied = try EventRepository.apply(db, event, webhookURLs: urls)
                         r.ack.append(id)
+                        r.appliedCount += 1
                         if applied.queuedDeliveries > 0 { r.queued = true }
                         if applied.changed {
                             r.applied.append(
@@ -197,8 +198,8 @@ public final class EventIngest: Sendable {
         }) {
             log.notice("motion events: database reachable again")
         }
-        try reader.acknowledge(result.ack)
-        metrics.ingested.increment(by: Int64(result.ack.count - decoded.filter { $0.1 == nil }.count))
+        try reader.acknowledge(dropped + result.ack)
+        metrics.ingested.increment(by: Int64(result.appliedCount))
         if !result.applied.isEmpty { onApplied(result.applied) }
         if result.queued { onDeliveriesQueued() }
         return result.complete
