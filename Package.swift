@@ -21,6 +21,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // HMAC-SHA256 of the webhook signatures (no hand-written crypto).
+        .package(url: "https://github.com/apple/swift-crypto.git", .upToNextMinor(from: "3.12.3")),
     ],
     targets: [
         // System libraries: a module map and a one-line shim header each, nothing else.
@@ -57,13 +59,18 @@ let package = Package(
             swiftSettings: strict,
             plugins: ["BuildCommitPlugin"]
         ),
-        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore", "VFSync", logging], swiftSettings: strict),
+        .target(name: "VFStore", dependencies: ["CLibPQ", "VFCore", "VFSync", "VFText", logging], swiftSettings: strict),
         .target(name: "VFBus", dependencies: ["CHiredis", "VFCore", "VFSync"], swiftSettings: strict),
         .target(name: "VFRuntime", dependencies: ["CCurl", "VFCore", "VFSync", "VFText", logging], swiftSettings: strict),
         // The control plane: the streams' operations with typed results (the API maps them to
         // HTTP), and the reconciler's wiring to the store and the live status.
         .target(
-            name: "VFControl", dependencies: ["VFCore", "VFStore", "VFRuntime", "VFBus", "VFLive", logging],
+            name: "VFControl",
+            dependencies: [
+                "VFCore", "VFStore", "VFRuntime", "VFBus", "VFLive", "VFText", "VFSync", logging,
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strict),
         // The HTTP face: routes (one table for the router and /openapi.json), auth, CORS, docs.
         .target(

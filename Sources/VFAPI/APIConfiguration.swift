@@ -1,4 +1,5 @@
 import Foundation
+import VFControl
 import VFCore
 import VFRuntime
 
@@ -30,6 +31,8 @@ public struct APIConfiguration: Sendable {
     public var docsAssetsDir: String
     /// `VF_ACCESS_LOG`: one info line per request.
     public var accessLog: Bool
+    /// The motion events' consumer, webhooks and retention (VF_EVENTS_*, VF_WEBHOOK_*, VF_EVENT_*).
+    public var events: EventSettings
 
     /// `host:port` of the platform's own services, which the source policy always denies to
     /// workers: the database, Redis, and this API (on loopback when it listens on every address).
@@ -70,7 +73,7 @@ public struct APIConfiguration: Sendable {
                 "VF_DOCS_ASSETS_DIR", DocsAssets.defaultDirectory, "Swagger UI's and ReDoc's files for /docs and /redoc"
             ),
             .bool("VF_ACCESS_LOG", true, "one log line per HTTP request (method, route, status, ms), at info"),
-        ] + RuntimeSettings.declarations
+        ] + EventSettings.declarations + RuntimeSettings.declarations
 
     public init(_ c: ConfigurationSource) throws(ConfigurationError) {
         databaseURL = c.string("DATABASE_URL")
@@ -114,5 +117,6 @@ public struct APIConfiguration: Sendable {
         stopWorkersOnExit = try c.bool("VF_STOP_WORKERS_ON_EXIT")
         docsAssetsDir = c.string("VF_DOCS_ASSETS_DIR")
         accessLog = try c.bool("VF_ACCESS_LOG")
+        events = try EventSettings(c)
     }
 }

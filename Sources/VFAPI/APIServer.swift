@@ -16,7 +16,8 @@ public final class APIServer: Sendable {
     let service: StreamService
     let zones: ZoneService
     let validator: StreamValidator
-    let metrics = APIMetrics()
+    /// The API's metrics; the motion events' counters (EventMetrics) register in the same registry.
+    public let metrics = APIMetrics()
     let redis: RedisHealth
     let openAPI: [UInt8]
     let staticFiles: StaticFiles?
@@ -174,6 +175,49 @@ public final class APIServer: Sendable {
                     switch zones.delete(streamID: id, id: zoneID, db) {
                     case .success: return HTTPResponse(status: 204)
                     case .failure(let e): return e.apiError.response
+                    }
+                }
+            },
+            "list_events": { [self] req, res in
+                switch EventRoutes.query(req.query) {
+                case .failure(let e): res.respond(e.response)
+                case .success(let q):
+                    database(res) { db in
+                        do throws(DatabaseError) {
+                            let (events, next) = try EventRepository.list(db, q)
+                            return EventRoutes.listAnswer(events, next: next)
+                        } catch {
+                            return error.apiError.response
+                        }
+                    }
+                }
+            },
+            "get_event": { [self] req, res in
+                withID(req, res) { id, db in
+                    do throws(DatabaseError) {
+                        guard let e = try EventRepository.get(db, id: id) else {
+                            return EventRoutes.eventNotFound.response
+                        }
+                        return EventRoutes.eventAnswer(e, deliveries: try EventRepository.deliveries(db, eventID: id))
+                    } catch {
+                        return error.apiError.response
+                    }
+                }
+            },
+            "get_event_snapshot": { [self] req, res in
+                withID(req, res) { id, db in
+                    do throws(DatabaseError) {
+                        guard let jpeg = try EventRepository.snapshot(db, id: id) else {
+                            return EventRoutes.snapshotNotFound.response
+                        }
+                        return HTTPResponse(
+                            status: 200,
+                            headers: HTTPHeaders([
+                                ("Content-Type", "image/jpeg"), ("Cache-Control", "private, max-age=60"),
+                            ]),
+                            body: jpeg)
+                    } catch {
+                        return error.apiError.response
                     }
                 }
             },

@@ -67,6 +67,86 @@ enum OpenAPIDocument {
     private static let zoneConflict = response(
         "A zone of this stream has this name already, or the stream has \(ZoneRules.maxZonesPerStream) zones", error)
 
+    private static func queryParam(_ name: String, _ schema: J, _ description: String) -> J {
+        o(("name", s(name)), ("in", s("query")), ("required", .bool(false)), ("schema", schema), ("description", s(description)))
+    }
+
+    /// GET /events' filters (checked by EventRoutes.query with the same bounds).
+    private static let eventListParams: [J] = {
+        let time = o(
+            (
+                "anyOf",
+                .array([
+                    o(("type", s("number")), ("minimum", .int(0)), ("maximum", .int(Int(EventRoutes.maxUnixSeconds)))),
+                    o(("type", s("string")), ("format", s("date-time"))),
+                ])
+            ))
+        return [
+            queryParam("stream_id", o(("type", s("string")), ("format", s("uuid"))), "Only this stream's events"),
+            queryParam(
+                "zone", o(("type", s("string")), ("minLength", .int(1)), ("maxLength", .int(EventRoutes.zoneMaxLength))),
+                "Only this zone's events: a zone id or a zone name"),
+            queryParam("since", time, "Events started at or after this time (ISO 8601 with a zone, or unix seconds)"),
+            queryParam("until", time, "Events started at or before this time (ISO 8601 with a zone, or unix seconds)"),
+            queryParam(
+                "limit",
+                o(
+                    ("type", s("integer")), ("minimum", .int(EventRoutes.limitRange.lowerBound)),
+                    ("maximum", .int(EventRoutes.limitRange.upperBound)), ("default", .int(EventRoutes.limitDefault))),
+                "Events per page"),
+            queryParam(
+                "cursor", o(("type", s("string"))),
+                "Where the page starts: the next_cursor of the previous page (opaque; any other value is refused)"),
+        ]
+    }()
+
+    /// A motion event as the API answers it (StoredEvent.write), REST, WebSocket and webhooks alike.
+    private static let eventProperties: [(String, J)] = {
+        let time = o(("type", s("string")), ("format", s("date-time")))
+        let uuid = o(("type", s("string")), ("format", s("uuid")))
+        return [
+            ("id", uuid), ("stream_id", uuid), ("stream_name", o(("type", s("string")))), ("zone_id", uuid),
+            ("zone_name", o(("type", s("string")))),
+            ("state", o(("type", s("string")), ("enum", .array([s("active"), s("ended")])))),
+            ("started_at", time), ("last_motion_at", time),
+            ("ended_at", o(("type", .array([s("string"), s("null")])), ("format", s("date-time")))),
+            ("duration_s", o(("type", s("number")))),
+            ("peak_speed", o(("type", s("number")), ("description", s("Largest mean speed on one frame, px/frame")))),
+            ("peak_at", time), ("mean_speed", o(("type", s("number")))),
+            (
+                "mean_direction_deg",
+                o(
+                    ("type", .array([s("number"), s("null")])),
+                    ("description", s("Direction of the sum of the counted vectors, image axes (0: right, 90: down)")))
+            ),
+            ("vector_count", o(("type", s("integer")))), ("peak_vectors", o(("type", s("integer")))),
+            ("frames", o(("type", s("integer")))), ("has_snapshot", o(("type", s("boolean")))),
+            ("snapshot_url", o(("type", .array([s("string"), s("null")])))),
+        ]
+    }()
+
+    private static func eventSchema(extra: [(String, J)]) -> J {
+        let props = eventProperties + extra
+        return o(
+            ("type", s("object")), ("required", .array(props.map { s($0.0) })), ("additionalProperties", .bool(false)),
+            ("properties", .object(props)))
+    }
+
+    private static let deliverySchema: J = {
+        let nullableTime = o(("type", .array([s("string"), s("null")])), ("format", s("date-time")))
+        let props: [(String, J)] = [
+            ("url", o(("type", s("string")), ("description", s("The webhook URL, credentials masked")))),
+            ("phase", o(("type", s("string")), ("enum", .array([s("start"), s("end")])))),
+            ("state", o(("type", s("string")), ("enum", .array([s("pending"), s("delivered"), s("failed")])))),
+            ("attempts", o(("type", s("integer")))),
+            ("last_error", o(("type", .array([s("string"), s("null")])))),
+            ("next_attempt_at", nullableTime), ("delivered_at", nullableTime),
+        ]
+        return o(
+            ("type", s("object")), ("required", .array(props.map { s($0.0) })), ("additionalProperties", .bool(false)),
+            ("properties", .object(props)))
+    }()
+
     /// The route table, in the document's order.
     static let operations: [Operation] = [
         Operation(
@@ -165,6 +245,35 @@ enum OpenAPIDocument {
             responses: [
                 ("204", response("Deleted")), ("404", zoneNotFound), ("422", validation), ("500", serverError),
                 ("503", unavailable),
+            ]),
+        Operation(
+            method: "GET", path: "/events", id: "list_events",
+            summary: "List motion events, newest first (started_at, then id), a page at a time", authenticated: true,
+            params: eventListParams,
+            responses: [
+                ("200", response("A page of events and the cursor of the next one", ref("EventPage"))),
+                ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "GET", path: "/events/{id}", id: "get_event", summary: "Fetch a motion event and its webhook deliveries",
+            authenticated: true, params: [idParam],
+            responses: [
+                ("200", response("The event", ref("EventDetail"))), ("404", response("Event not found", error)),
+                ("422", validation), ("500", serverError), ("503", unavailable),
+            ]),
+        Operation(
+            method: "GET", path: "/events/{id}/snapshot.jpg", id: "get_event_snapshot",
+            summary: "The JPEG of an event's peak frame, annotated (preview size)", authenticated: true, params: [idParam],
+            responses: [
+                (
+                    "200",
+                    o(
+                        ("description", s("JPEG image")),
+                        ("content", o(("image/jpeg", o(("schema", o(("type", s("string")), ("format", s("binary"))))))))
+                    )
+                ),
+                ("404", response("Event not found, or it has no snapshot", error)), ("422", validation),
+                ("500", serverError), ("503", unavailable),
             ]),
         Operation(
             method: "GET", path: "/metrics", id: "metrics", summary: "Prometheus metrics of the API",
@@ -426,6 +535,24 @@ enum OpenAPIDocument {
                     ))
             ),
             ("Zone", zoneSchema),
+            ("Event", eventSchema(extra: [])),
+            (
+                "EventDetail",
+                eventSchema(extra: [("deliveries", o(("type", s("array")), ("items", ref("WebhookDelivery"))))])
+            ),
+            ("WebhookDelivery", deliverySchema),
+            (
+                "EventPage",
+                o(
+                    ("type", s("object")), ("required", .array([s("events"), s("next_cursor")])),
+                    ("additionalProperties", .bool(false)),
+                    (
+                        "properties",
+                        o(
+                            ("events", o(("type", s("array")), ("items", ref("Event")))),
+                            ("next_cursor", o(("type", .array([s("string"), s("null")])))))
+                    ))
+            ),
             ("ZoneCreate", zoneBody(create: true)),
             ("ZoneUpdate", zoneBody(create: false)),
             (

@@ -53,7 +53,7 @@ final class CurlHTTP: Sendable {
     /// engine cannot be reached or does not answer in time.
     func request(
         _ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json",
-        timeout: Double, onChunk: (([UInt8]) -> Void)? = nil
+        headers extraHeaders: [String] = [], timeout: Double, onChunk: (([UInt8]) -> Void)? = nil
     ) throws(RuntimeError) -> Response {
         guard let handle = curl_easy_init() else { throw RuntimeError(.local, "curl_easy_init failed") }
         defer { curl_easy_cleanup(handle) }
@@ -64,6 +64,7 @@ final class CurlHTTP: Sendable {
         var headers: UnsafeMutablePointer<curl_slist>? = nil
         if body != nil { headers = curl_slist_append(headers, "Content-Type: \(contentType)") }
         headers = curl_slist_append(headers, "Expect:")  // no 100-continue round trip on uploads
+        for h in extraHeaders { headers = curl_slist_append(headers, h) }
         defer { curl_slist_free_all(headers) }
 
         if let unixSocket { vf_curl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, unixSocket) }
@@ -106,5 +107,22 @@ final class CurlHTTP: Sendable {
         var status = 0
         vf_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         return Response(status: status, body: sink.body)
+    }
+}
+
+/// One webhook POST over the same libcurl client: bounded connect and total time, no redirect
+/// followed, the answer's body read and dropped (a receiver cannot make the API hold it).
+public enum WebhookPost {
+    /// The HTTP status, or why no answer came (credentials of the URL masked).
+    public static func send(
+        url: String, body: [UInt8], headers: [String], timeout: Double
+    ) -> Result<Int, RuntimeError> {
+        let client = CurlHTTP(dockerHost: url, connectTimeout: min(timeout, 3), service: "webhook")
+        do throws(RuntimeError) {
+            let r = try client.request("POST", "", body: body, headers: headers, timeout: timeout, onChunk: { _ in })
+            return .success(r.status)
+        } catch {
+            return .failure(error)
+        }
     }
 }

@@ -93,12 +93,24 @@ let api = APIServer(
     config: config, redis: redis, observer: ReconcilingObserver(reconciler: reconciler),
     statuses: live.statusProvider, workerStarted: reconciler.workerStartObserver,
     role: { leaderLock.isLeader ? "leader" : "standby" })
+// Motion events: the consumer of vectorflow:events, the webhook sender and the retention sweep,
+// each on a thread of its own, sharing a small pool of their own (never the requests' pool).
+let eventPool = DatabasePool(url: config.databaseURL, size: 2)
+let eventMetrics = EventMetrics(registry: api.metrics.registry)
+let eventHub = EventHub()
+let webhooks = WebhookSender(settings: config.events, pool: eventPool, metrics: eventMetrics)
+let ingest = EventIngest(
+    settings: config.events, redisURL: config.redisURL, pool: eventPool, metrics: eventMetrics,
+    onApplied: { eventHub.publish($0) }, onDeliveriesQueued: { webhooks.wakeUp() })
+let retention = EventRetention(
+    settings: config.events, pool: eventPool, metrics: eventMetrics, isLeader: { leaderLock.isLeader })
 var serverConfig = HTTPServerConfiguration()
 serverConfig.host = config.host
 serverConfig.port = config.port
 serverConfig.hooks = api.makeHooks()
 var router = api.makeRouter()
 live.install(on: &router)  // WS /ws/frames
+eventHub.install(on: &router)  // WS /ws/events
 let server = HTTPServer(configuration: serverConfig, router: router)
 // Before listening: a replica alone leads from its first request (LeaderLock.start).
 leaderLock.start { isLeader in if isLeader { reconciler.kick() } }  // a new leader acts at once
@@ -111,6 +123,9 @@ do {
 api.connectDatabase()
 live.start()
 reconciler.start()  // a first pass at once, then every VF_RECONCILE_INTERVAL seconds
+ingest.start()
+webhooks.start()
+retention.start()
 if !api.servesDashboard {
     log.warning("static folder \(config.staticDir) not found; serving the API only")
 }
@@ -144,6 +159,9 @@ if config.stopWorkersOnExit && leaderLock.isLeader {
     // Workers keep running: the next API instance adopts them (the run script stops them with the platform).
     reconciler.stop()
 }
+ingest.stop()
+webhooks.stop()
+retention.stop()
 leaderLock.stop()
 live.stop()
 server.stop()

@@ -113,6 +113,42 @@ final class RedisClientTests: XCTestCase {
 
     // MARK: - a real redis-server
 
+    /// The motion events' consumer group: a consumer that read entries and did not acknowledge
+    /// them gets them again from "0" after a restart (same name); another consumer claims them
+    /// once idle; acknowledged entries are deleted from the stream.
+    func testStreamReaderPendingClaimAndAcknowledge() throws {
+        let admin = try RedisClient(url: url)
+        let a = try RedisStreamReader(url: url, stream: "s", group: "g", consumer: "a")
+        try a.createGroup()
+        try a.createGroup()  // BUSYGROUP: fine
+        for k in 0..<3 {
+            let reply = try admin.command(bytes: [
+                Array("XADD".utf8), Array("s".utf8), Array("*".utf8), Array("n".utf8), [UInt8(k), 0xFF],
+            ])
+            guard case .string = reply else { return XCTFail("XADD: \(reply)") }
+        }
+        let first = try a.read(from: ">", count: 10, blockMs: 100)
+        XCTAssertEqual(first.map { $0.fields["n"] ?? [] }, [[0, 0xFF], [1, 0xFF], [2, 0xFF]])
+        XCTAssertEqual(try a.read(from: ">", count: 10, blockMs: 50), [], "nothing new")
+        // "Restart": a new reader with the same name sees its pending entries, in order.
+        let again = try RedisStreamReader(url: url, stream: "s", group: "g", consumer: "a")
+        XCTAssertEqual(try again.read(from: "0", count: 10, blockMs: nil).map(\.id), first.map(\.id))
+        try again.acknowledge([first[0].id])
+        XCTAssertEqual(try again.read(from: "0", count: 10, blockMs: nil).map(\.id), first.dropFirst().map(\.id))
+        XCTAssertEqual(try admin.command(["XLEN", "s"]), .integer(2))
+        // Another consumer claims what "a" left pending once it is idle long enough.
+        let b = try RedisStreamReader(url: url, stream: "s", group: "g", consumer: "b")
+        XCTAssertEqual(try b.claim(minIdleMs: 60_000, start: "0-0", count: 10).0, [], "not idle long enough")
+        usleep(60_000)
+        let (claimed, _) = try b.claim(minIdleMs: 50, start: "0-0", count: 10)
+        XCTAssertEqual(claimed.map(\.id), first.dropFirst().map(\.id))
+        XCTAssertEqual(try a.read(from: "0", count: 10, blockMs: nil), [], "no longer a's")
+        try b.acknowledge(claimed.map(\.id))
+        XCTAssertEqual(try admin.command(["XLEN", "s"]), .integer(0))
+        guard case .array(let summary) = try admin.command(["XPENDING", "s", "g"]) else { return XCTFail("XPENDING") }
+        XCTAssertEqual(summary.first, .integer(0))
+    }
+
     private func startRedis() throws {
         // posix_spawn + waitpid rather than Foundation's Process, whose waitUntilExit can miss the
         // exit of a child that daemonizes.
