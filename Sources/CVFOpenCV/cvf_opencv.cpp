@@ -181,9 +181,17 @@ struct cvf_stream {
         std::vector<unsigned char> jpeg;
         std::vector<int> params;
     } preview;
-    // Motion-event snapshots, one slot per zone (cvf_snapshot_hold), and the last one's JPEG.
+    // Motion-event snapshots: per zone, the frame of its peak and that frame's vectors
+    // (cvf_snapshot_hold); the last encoded one's image and JPEG (cvf_snapshot_encode).
+    struct Snapshot {
+        cv::Mat frame;
+        std::vector<float> vectors;
+        int maxWidth = 0;
+        float arrowScale = 0, colourMax = 0;
+    };
     struct Snapshots {
-        std::vector<cv::Mat> images;
+        std::vector<Snapshot> held;
+        cv::Mat image;
         std::vector<unsigned char> jpeg;
         std::vector<int> params;
     } snapshots;
@@ -570,27 +578,37 @@ extern "C" int cvf_snapshot_hold(cvf_stream *s, int slot, const float *vectors, 
     return guard(s, [&]() -> int {
         if (slot < 0 || slot >= CVF_SNAPSHOT_SLOTS) return s->fail("no such snapshot slot");
         if (s->frame.empty()) return s->fail("no frame");
-        if (int(s->snapshots.images.size()) <= slot) s->snapshots.images.resize(size_t(slot) + 1);
-        cv::Mat &image = s->snapshots.images[size_t(slot)];
-        double scale = 1.0;
-        if (max_width > 0 && s->frame.cols > max_width) {
-            scale = double(max_width) / s->frame.cols;
-            const int h = std::max(1, int(std::lround(s->frame.rows * scale)));
-            cv::resize(s->frame, image, cv::Size(max_width, h), 0, 0, cv::INTER_LINEAR);
-        } else {
-            s->frame.copyTo(image);  // a copy: the next read overwrites the frame
-        }
-        drawVectors(image, scale, vectors, count, arrow_scale, colour_max);
+        if (int(s->snapshots.held.size()) <= slot) s->snapshots.held.resize(size_t(slot) + 1);
+        // Only copies (into buffers reused from the slot's last hold): the frame, which the next
+        // read overwrites, and its vectors. Scaling and drawing wait for cvf_snapshot_encode, as
+        // most held frames are replaced by a higher peak before any entry needs them.
+        cvf_stream::Snapshot &held = s->snapshots.held[size_t(slot)];
+        s->frame.copyTo(held.frame);
+        held.vectors.assign(vectors, vectors + size_t(std::max(count, 0)) * 4);
+        held.maxWidth = max_width;
+        held.arrowScale = arrow_scale;
+        held.colourMax = colour_max;
         return 0;
     });
 }
 
 extern "C" int cvf_snapshot_encode(cvf_stream *s, int slot, int quality, const unsigned char **data, size_t *length) {
     return guard(s, [&]() -> int {
-        if (slot < 0 || slot >= int(s->snapshots.images.size()) || s->snapshots.images[size_t(slot)].empty())
+        if (slot < 0 || slot >= int(s->snapshots.held.size()) || s->snapshots.held[size_t(slot)].frame.empty())
             return s->fail("no snapshot held in this slot");
+        const cvf_stream::Snapshot &held = s->snapshots.held[size_t(slot)];
+        double scale = 1.0;
+        if (held.maxWidth > 0 && held.frame.cols > held.maxWidth) {
+            scale = double(held.maxWidth) / held.frame.cols;
+            const int h = std::max(1, int(std::lround(held.frame.rows * scale)));
+            cv::resize(held.frame, s->snapshots.image, cv::Size(held.maxWidth, h), 0, 0, cv::INTER_LINEAR);
+        } else {
+            held.frame.copyTo(s->snapshots.image);
+        }
+        drawVectors(s->snapshots.image, scale, held.vectors.data(), int(held.vectors.size() / 4), held.arrowScale,
+                    held.colourMax);
         s->snapshots.params = {cv::IMWRITE_JPEG_QUALITY, std::clamp(quality, 1, 100)};
-        if (!cv::imencode(".jpg", s->snapshots.images[size_t(slot)], s->snapshots.jpeg, s->snapshots.params))
+        if (!cv::imencode(".jpg", s->snapshots.image, s->snapshots.jpeg, s->snapshots.params))
             return s->fail("JPEG encoding failed");
         *data = s->snapshots.jpeg.data();
         *length = s->snapshots.jpeg.size();

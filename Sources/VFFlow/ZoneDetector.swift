@@ -287,3 +287,36 @@ public struct ZoneDetector {
         }
     }
 }
+
+/// The snapshots of a stream's zones: the frame of each zone's peak is kept (copied into the
+/// shim's slot, `VideoStream.holdSnapshot`) when the peak rises, and JPEG-encoded only when an
+/// entry needs it; the JPEG is kept too, so an entry whose peak has not moved since the last one
+/// (an end entry, most often) reuses it instead of encoding the same frame again.
+public struct ZoneSnapshots {
+    private var jpegs: [[UInt8]?]
+    /// Frames kept and JPEGs encoded so far (the bench reports them).
+    public private(set) var holds = 0
+    public private(set) var encodes = 0
+
+    public init(zoneCount: Int) { jpegs = Array(repeating: nil, count: zoneCount) }
+
+    /// After `detector.process`: keeps the current frame for every zone whose peak rose.
+    public mutating func keepRisingPeaks(of detector: ZoneDetector, stream: VideoStream, kept: [Float], maxWidth: Int) {
+        var rose = detector.peakRose
+        while rose != 0 {
+            let k = rose.trailingZeroBitCount
+            rose &= rose - 1
+            jpegs[k] = nil
+            if (try? stream.holdSnapshot(slot: k, vectors: kept, maxWidth: maxWidth)) != nil { holds += 1 }
+        }
+    }
+
+    /// The JPEG of zone `k`'s peak frame; nil when none could be made.
+    public mutating func jpeg(zone k: Int, stream: VideoStream, quality: Int) -> [UInt8]? {
+        if let cached = jpegs[k] { return cached }
+        guard let data = try? stream.encodeSnapshot(slot: k, quality: quality) else { return nil }
+        encodes += 1
+        jpegs[k] = data
+        return data
+    }
+}

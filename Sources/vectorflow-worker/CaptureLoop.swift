@@ -179,10 +179,12 @@ struct Session {
     var fpsWindowFrames = 0
     var fps = 0.0
     var detector: ZoneDetector
+    var snapshots: ZoneSnapshots
 
     init(settings: WorkerSettings) {
         self.settings = settings
         detector = ZoneDetector(zones: settings.zones, streamID: settings.streamID, streamName: settings.streamName)
+        snapshots = ZoneSnapshots(zoneCount: detector.zones.count)
     }
 
     mutating func play(_ stream: VideoStream, loop: CaptureLoop) -> Outcome {
@@ -272,21 +274,16 @@ struct Session {
     /// Keeps the frame of each zone whose peak rose (copied, not encoded), and hands the
     /// detector's entries to the event publisher, with the snapshot JPEG when one goes with them.
     private mutating func deliverZoneOutput(_ stream: VideoStream, loop: CaptureLoop) {
-        var rose = detector.peakRose
-        while rose != 0 {
-            let k = rose.trailingZeroBitCount
-            rose &= rose - 1
-            try? stream.holdSnapshot(slot: k, vectors: kept, maxWidth: settings.previewMaxWidth)
-        }
+        snapshots.keepRisingPeaks(of: detector, stream: stream, kept: kept, maxWidth: settings.previewMaxWidth)
         deliverEntries(stream, loop: loop)
     }
 
-    private func deliverEntries(_ stream: VideoStream, loop: CaptureLoop) {
+    private mutating func deliverEntries(_ stream: VideoStream, loop: CaptureLoop) {
         let metrics = loop.workerMetrics
         for entry in detector.entries {
             var event = entry.event
             if entry.needsSnapshot {
-                event.snapshot = try? stream.encodeSnapshot(slot: entry.zoneIndex, quality: settings.jpegQuality)
+                event.snapshot = snapshots.jpeg(zone: entry.zoneIndex, stream: stream, quality: settings.jpegQuality)
             }
             switch event.phase {
             case .start:

@@ -159,3 +159,37 @@ final class ZoneDetectorTests: XCTestCase {
         XCTAssertEqual(d.zonesAt(x: 104, y: 8), 1)  // 0.325 of 320
     }
 }
+
+/// The snapshot slots of the shim, on real frames: a held frame survives the next one and is
+/// encoded at preview size only when asked; the JPEG is reused until the zone's peak rises again.
+final class ZoneSnapshotsTests: XCTestCase {
+    func testHeldFrameIsEncodedOnDemandAndReused() throws {
+        let png = try VideoStreamTests.writeTexture()
+        defer { try? FileManager.default.removeItem(atPath: png) }
+        let s = VideoStream()
+        XCTAssertThrowsError(try s.encodeSnapshot(slot: 0, quality: 80))  // nothing held
+        try s.loadImage(png)
+        XCTAssertThrowsError(try s.holdSnapshot(slot: VideoStream.snapshotSlots, vectors: [], maxWidth: 64))
+        // Zone 2 of 3 peaks on this frame: its slot keeps it.
+        let all = [ZonePoint(x: 0, y: 0), ZonePoint(x: 1, y: 0), ZonePoint(x: 1, y: 1), ZonePoint(x: 0, y: 1)]
+        let zones = (0..<3).map {
+            Zone(id: "z\($0)", streamID: "s", name: "z\($0)", polygon: $0 == 2 ? all : [all[0], all[1], all[0]],
+                rule: ZoneRule(minVectors: 1, minDurationS: 0), createdAt: "")
+        }
+        var d = ZoneDetector(zones: zones, streamID: "s", streamName: "s")
+        d.prepare(width: s.width, height: s.height, gridSize: 16)
+        d.process(kept: [8, 8, 5, 0], at: 0)
+        XCTAssertEqual(d.peakRose, 0b100)
+        var snapshots = ZoneSnapshots(zoneCount: 3)
+        snapshots.keepRisingPeaks(of: d, stream: s, kept: [8, 8, 5, 0], maxWidth: 64)
+        XCTAssertEqual(snapshots.holds, 1)
+        XCTAssertEqual(snapshots.encodes, 0)
+        try s.loadImage(png)  // the next frame replaces the current one, not the held copy
+        let jpeg = try XCTUnwrap(snapshots.jpeg(zone: 2, stream: s, quality: 80))
+        XCTAssertEqual(Array(jpeg.prefix(2)), [0xFF, 0xD8])
+        XCTAssertEqual(Array(jpeg.suffix(2)), [0xFF, 0xD9])
+        XCTAssertEqual(snapshots.jpeg(zone: 2, stream: s, quality: 80), jpeg)
+        XCTAssertEqual(snapshots.encodes, 1, "the same peak is encoded once")
+        XCTAssertNil(snapshots.jpeg(zone: 0, stream: s, quality: 80), "zone 0 never peaked")
+    }
+}
