@@ -55,8 +55,8 @@ let benchDeclarations: [Setting] = [
     .bool("PREVIEW", false, "annotate and JPEG-encode every frame too"),
     .bool("DECODE_ONLY", false, "time decoding alone"),
     .string("DUMP_VECTORS", nil, "write each frame's reported vectors to this file, one JSON line per frame"),
-    .string("ZONES_FILE", nil, "a file holding ZONES (the zones' JSON): detect motion events in them too"),
-] + ZoneEnvironment.declarations
+    .string("ZONES_FILE", nil, "a file holding ZONES (the zones' JSON, as run reads it): detect motion events in them too"),
+]
 
 /// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
 /// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's reported vectors
@@ -72,7 +72,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     let quality = try c.int("JPEG_QUALITY", range: 1...100)
     let threads = try c.int("VF_THREADS", range: 1...64)
     let dumpPath = c.raw("DUMP_VECTORS")
-    var zones = try ZoneEnvironment.zones(c, streamID: "bench")
+    var zones: [Zone] = []
     if let path = c.raw("ZONES_FILE") {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError("ZONES_FILE \(path) cannot be read")
