@@ -100,15 +100,15 @@ public enum ZoneEnvironment {
                 polygon.append(ZonePoint(x: x.value, y: y.value))
             }
             guard polygon.count >= 3 else { throw bad("zone \(n + 1): a polygon needs 3 points") }
-            let F = ZoneRule.Field.self
+            let field = ZoneRule.Field.self
             let d = ZoneRule()
-            let minVectors = try number(F.minVectors.rawValue).map { Int($0) } ?? d.minVectors
+            let minVectors = try number(field.minVectors.rawValue).map { Int($0) } ?? d.minVectors
             let rule = ZoneRule(
-                minVectors: max(1, minVectors), minMeanSpeed: try number(F.minMeanSpeed.rawValue),
-                directionDeg: try number(F.directionDeg.rawValue),
-                directionToleranceDeg: try number(F.directionToleranceDeg.rawValue),
-                minDurationS: try number(F.minDurationS.rawValue) ?? d.minDurationS,
-                quietTimeS: try number(F.quietTimeS.rawValue) ?? d.quietTimeS)
+                minVectors: max(1, minVectors), minMeanSpeed: try number(field.minMeanSpeed.rawValue),
+                directionDeg: try number(field.directionDeg.rawValue),
+                directionToleranceDeg: try number(field.directionToleranceDeg.rawValue),
+                minDurationS: try number(field.minDurationS.rawValue) ?? d.minDurationS,
+                quietTimeS: try number(field.quietTimeS.rawValue) ?? d.quietTimeS)
             zones.append(Zone(id: id, streamID: streamID, name: name, polygon: polygon, rule: rule, createdAt: ""))
         }
         return zones

@@ -71,8 +71,10 @@ final class EventPublisher: Sendable {
             }
             if let stopBy, monotonicNow() >= stopBy { return }
             let args: [[UInt8]] =
-                [Array("XADD".utf8), Array(RedisKeys.events.utf8), Array("MAXLEN".utf8), Array("~".utf8),
-                    Array(maxLen.utf8), Array("*".utf8)] + next.streamFields
+                [
+                    Array("XADD".utf8), Array(RedisKeys.events.utf8), Array("MAXLEN".utf8), Array("~".utf8),
+                    Array(maxLen.utf8), Array("*".utf8),
+                ] + next.streamFields
             let appended: Bool
             if case .string? = try? client.command(bytes: args) { appended = true } else { appended = false }
             if appended {

@@ -10,15 +10,20 @@ final class ZoneEnvironmentTests: XCTestCase {
         }
         return Zone(
             id: "00000000-0000-4000-8000-\(String(format: "%012d", i))", streamID: "s", name: name, polygon: polygon,
-            rule: ZoneRule(minVectors: 7, minMeanSpeed: 1.25, directionDeg: 270, directionToleranceDeg: 30,
+            rule: ZoneRule(
+                minVectors: 7, minMeanSpeed: 1.25, directionDeg: 270, directionToleranceDeg: 30,
                 minDurationS: 0.75, quietTimeS: 3),
             createdAt: "2026-01-01T00:00:00.000000Z")
     }
 
     func testRoundTripKeepsRulesAndPointsToSixDecimals() throws {
-        let zones = [zone(1, points: 5, name: "door \"A\" é"), Zone(
-            id: "z2", streamID: "s", name: "any", polygon: [ZonePoint(x: 0, y: 0), ZonePoint(x: 1, y: 0), ZonePoint(x: 1, y: 1)],
-            rule: ZoneRule(), createdAt: "")]
+        let zones = [
+            zone(1, points: 5, name: "door \"A\" é"),
+            Zone(
+                id: "z2", streamID: "s", name: "any",
+                polygon: [ZonePoint(x: 0, y: 0), ZonePoint(x: 1, y: 0), ZonePoint(x: 1, y: 1)],
+                rule: ZoneRule(), createdAt: ""),
+        ]
         let text = ZoneEnvironment.encode(zones)
         let back = try ZoneEnvironment.decode(text, streamID: "s")
         XCTAssertEqual(back.count, 2)
@@ -51,9 +56,10 @@ final class ZoneEnvironmentTests: XCTestCase {
     }
 
     func testBadTextIsAConfigurationError() {
-        for bad in ["{", "{}", "[{\"name\":\"x\"}]", "[{\"id\":\"a\",\"name\":\"x\",\"polygon\":[[0,0],[1,1]]}]",
-            "[{\"id\":\"a\",\"name\":\"x\",\"polygon\":[[0,0],[1,0],[1,1]],\"min_vectors\":\"5\"}]"]
-        {
+        for bad in [
+            "{", "{}", "[{\"name\":\"x\"}]", "[{\"id\":\"a\",\"name\":\"x\",\"polygon\":[[0,0],[1,1]]}]",
+            "[{\"id\":\"a\",\"name\":\"x\",\"polygon\":[[0,0],[1,0],[1,1]],\"min_vectors\":\"5\"}]",
+        ] {
             XCTAssertThrowsError(try ZoneEnvironment.decode(bad), bad)
         }
     }

@@ -43,8 +43,10 @@ final class ZoneDetectorTests: XCTestCase {
     }
 
     func testDirectionRuleSplitsOpposedMotion() {
-        let rightward = zone("r", all, ZoneRule(minVectors: 3, directionDeg: 0, directionToleranceDeg: 45, minDurationS: 0))
-        let leftward = zone("l", all, ZoneRule(minVectors: 3, directionDeg: 180, directionToleranceDeg: 45, minDurationS: 0))
+        let rightward = zone(
+            "r", all, ZoneRule(minVectors: 3, directionDeg: 0, directionToleranceDeg: 45, minDurationS: 0))
+        let leftward = zone(
+            "l", all, ZoneRule(minVectors: 3, directionDeg: 180, directionToleranceDeg: 45, minDurationS: 0))
         let down = zone("d", all, ZoneRule(minVectors: 3, directionDeg: 90, directionToleranceDeg: 30, minDurationS: 0))
         var d = detector([rightward, leftward, down])
         d.process(kept: vectors(col: 2, n: 5, dx: -4, dy: 1), at: 0)
@@ -173,7 +175,8 @@ final class ZoneSnapshotsTests: XCTestCase {
         // Zone 2 of 3 peaks on this frame: its slot keeps it.
         let all = [ZonePoint(x: 0, y: 0), ZonePoint(x: 1, y: 0), ZonePoint(x: 1, y: 1), ZonePoint(x: 0, y: 1)]
         let zones = (0..<3).map {
-            Zone(id: "z\($0)", streamID: "s", name: "z\($0)", polygon: $0 == 2 ? all : [all[0], all[1], all[0]],
+            Zone(
+                id: "z\($0)", streamID: "s", name: "z\($0)", polygon: $0 == 2 ? all : [all[0], all[1], all[0]],
                 rule: ZoneRule(minVectors: 1, minDurationS: 0), createdAt: "")
         }
         var d = ZoneDetector(zones: zones, streamID: "s", streamName: "s")

@@ -18,7 +18,8 @@ final class WorkerSpecZonesTests: XCTestCase {
     func testHashWithoutZonesIsUnchanged() {
         let spec = WorkerSpec(streamID: "s", streamName: "cam", settings: settings)
         XCTAssertEqual(spec.configHash, "cfd2c3716cc0cf45")
-        XCTAssertNil(spec.environment(redisURL: "redis://r", metricsHost: "h", metricsPort: 1)[ZoneEnvironment.variable])
+        XCTAssertNil(
+            spec.environment(redisURL: "redis://r", metricsHost: "h", metricsPort: 1)[ZoneEnvironment.variable])
     }
 
     func testZonesChangeTheHashAndReachTheEnvironment() throws {

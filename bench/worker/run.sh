@@ -12,7 +12,8 @@
 #               of `flow`; fast-nf (`bench --no-filter`) is the same path unfiltered, for the filter's cost
 #   fast+8z     `bench --zones-file` with 8 zones covering the frame (4 x 2, half of them with a direction
 #               rule): motion-event detection, the snapshot copies of rising peaks and the JPEGs of the
-#               entries that carry one, side by side with `fast` (goal: within 5% of it)
+#               entries that carry one (at the worker's JPEG_QUALITY default, 80, as run encodes them),
+#               side by side with `fast` (goal: within 5% of it)
 # JPEG quality is the same on both sides (JPEG_QUALITY, default 95 = OpenCV's own default).
 # Prints frames/s, per-stage ms, the ratios fast/python and fast/decode, and how many real-time
 # streams one core sustains (vtest.avi at 10 fps, vtest720.mp4 at 25 fps).
@@ -64,7 +65,7 @@ exact $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --exact
 fast $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS
 fast-nf $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --no-filter
 fast+pv $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --preview --jpeg-quality $QUALITY
-fast+8z $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --zones-file $ZONES8 --jpeg-quality $QUALITY
+fast+8z $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --zones-file $ZONES8
 EOF
   done
 done
