@@ -286,3 +286,45 @@ def test_zones_from_the_api_reach_the_worker(spawn, bin_dir, postgres, redis_ser
             requests.delete(f"{api.base}/streams/{sid}", timeout=30)
             wait_until(lambda: sid not in proc_workers(worker, [sid]), 20, what="the worker to stop")
         api.stop()
+
+
+def test_entries_wait_for_redis_in_order(spawn, worker_bin, samples):  # noqa: F811
+    """Redis down for a while: the analysis goes on (events keep starting, counted on /metrics) and
+    their entries wait in the worker's queue; once Redis is back they are all appended, each event's
+    entries complete and in order (seq 1, 2, ...). The Redis of this test is its own (it restarts
+    it empty, so only what the worker kept can be there afterwards)."""
+    from conftest import Redis
+    redis = Redis()
+    try:
+        # The strip: people walk through it every few seconds (the whole frame would make one long event).
+        z = zone("strip", STRIP, min_vectors=4, min_duration_s=0.3, quiet_time_s=0.5)
+        w = start_worker(spawn, worker_bin, redis, "motion-outage", samples / "vtest.avi", ZONES=json.dumps([z]))
+
+        def counter(name):
+            text = requests.get(f"http://127.0.0.1:{w.metrics_port}/metrics", timeout=2).text
+            return sum(v for _, v in series_of(text, name))
+        wait_until(lambda: counter("vector_flow_event_entries_total") >= 1, 30, interval=0.2,
+                   what="a first entry appended")
+        redis.stop()
+        started_before = counter("vector_flow_events_total")
+        wait_until(lambda: counter("vector_flow_events_total") >= started_before + 2, 60, interval=0.2,
+                   what="two events to start while Redis is down")
+        appended_during = counter("vector_flow_event_entries_total")
+        assert counter("vector_flow_event_entries_dropped_total") == 0
+        redis.start()
+        started = counter("vector_flow_events_total")
+
+        def complete():
+            entries = events_of(redis, "motion-outage")
+            return entries if sum(e["phase"] == "start" for e in entries) >= started - started_before else None
+        entries = wait_until(complete, 30, interval=0.2, what="the queued entries to reach Redis")
+        assert counter("vector_flow_event_entries_total") > appended_during
+        per_event = {}
+        for e in entries:
+            per_event.setdefault(e["event_id"], []).append(e)
+        whole = [es for es in per_event.values() if es[0]["phase"] == "start"]
+        assert len(whole) >= 2, per_event.keys()
+        for es in whole:
+            assert [e["seq"] for e in es] == list(range(1, len(es) + 1)), [(e["phase"], e["seq"]) for e in es]
+    finally:
+        redis.close()
