@@ -47,3 +47,26 @@ final class WorkerSpecZonesTests: XCTestCase {
         XCTAssertEqual(oldSpec.configHash, "cfd2c3716cc0cf45")
     }
 }
+
+/// The swarm service body carries ZONES like the other runtimes (they share `environment`), and
+/// its config-hash label changes with the zones.
+final class SwarmZonesTests: XCTestCase {
+    func testServiceEnvironmentCarriesTheZones() throws {
+        let zone = Zone(
+            id: "z1", streamID: "s-1", name: "door",
+            polygon: [ZonePoint(x: 0, y: 0), ZonePoint(x: 1, y: 0), ZonePoint(x: 1, y: 1)], rule: ZoneRule(),
+            createdAt: "")
+        let spec = WorkerSpec(
+            streamID: "s-1", streamName: "Gate", settings: StreamSettings(source: "file:///samples/vtest.avi"),
+            zones: [zone])
+        let c = SwarmRuntimeConfiguration(redisURL: "redis://198.18.0.1:6379/0")
+        let body = SwarmRuntime.serviceSpec(
+            spec, configuration: c, image: "w", metricsPort: 19123, hostNetwork: "hostid")
+        let task = try XCTUnwrap(body["TaskTemplate"] as? [String: Any])
+        let container = try XCTUnwrap(task["ContainerSpec"] as? [String: Any])
+        let env = try XCTUnwrap(container["Env"] as? [String])
+        XCTAssertTrue(env.contains("ZONES=" + ZoneEnvironment.encode([zone])), "\(env)")
+        let labels = try XCTUnwrap(body["Labels"] as? [String: String])
+        XCTAssertEqual(labels["vectorflow.config_hash"], spec.configHash)
+    }
+}
