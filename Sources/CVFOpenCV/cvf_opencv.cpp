@@ -181,6 +181,20 @@ struct cvf_stream {
         std::vector<unsigned char> jpeg;
         std::vector<int> params;
     } preview;
+    // Motion-event snapshots: per zone, the frame of its peak and that frame's vectors
+    // (cvf_snapshot_hold); the last encoded one's image and JPEG (cvf_snapshot_encode).
+    struct Snapshot {
+        cv::Mat frame;
+        std::vector<float> vectors;
+        int maxWidth = 0;
+        float arrowScale = 0, colourMax = 0;
+    };
+    struct Snapshots {
+        std::vector<Snapshot> held;
+        cv::Mat image;
+        std::vector<unsigned char> jpeg;
+        std::vector<int> params;
+    } snapshots;
     std::string lastError;
 
     int fail(const std::string &message) {
@@ -521,6 +535,23 @@ extern "C" const char *cvf_reject_reason_name(int reason) {
 
 extern "C" double cvf_flow_filter_seconds(const cvf_stream *s) { return s->filter.seconds; }
 
+namespace {
+// The preview's arrows on `image`, a copy of the frame scaled by `scale`.
+void drawVectors(cv::Mat &image, double scale, const float *vectors, int count, float arrow_scale, float colour_max) {
+    const float cmax = colour_max > 0 ? colour_max : 1.0f;
+    for (int i = 0; i < count; i++) {
+        const float x = vectors[4 * i], y = vectors[4 * i + 1];
+        const float dx = vectors[4 * i + 2], dy = vectors[4 * i + 3];
+        const float t = std::min(1.0f, std::sqrt(dx * dx + dy * dy) / cmax);
+        // Green (slow) → yellow → red (fast), in BGR.
+        const cv::Scalar colour = t < 0.5f ? cv::Scalar(0, 255, 510 * t) : cv::Scalar(0, 510 * (1 - t), 255);
+        const cv::Point2f from(float(x * scale), float(y * scale));
+        const cv::Point2f to(float((x + dx * arrow_scale) * scale), float((y + dy * arrow_scale) * scale));
+        cv::arrowedLine(image, from, to, colour, 1, cv::LINE_AA, 0, 0.3);
+    }
+}
+}  // namespace
+
 extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int max_width, float arrow_scale,
                             float colour_max, int *width, int *height) {
     return guard(s, [&]() -> int {
@@ -535,19 +566,52 @@ extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int 
             // the next read overwrites it, so a copy would only cost time.
             s->preview.image = s->frame;
         }
-        const float cmax = colour_max > 0 ? colour_max : 1.0f;
-        for (int i = 0; i < count; i++) {
-            const float x = vectors[4 * i], y = vectors[4 * i + 1];
-            const float dx = vectors[4 * i + 2], dy = vectors[4 * i + 3];
-            const float t = std::min(1.0f, std::sqrt(dx * dx + dy * dy) / cmax);
-            // Green (slow) → yellow → red (fast), in BGR.
-            const cv::Scalar colour = t < 0.5f ? cv::Scalar(0, 255, 510 * t) : cv::Scalar(0, 510 * (1 - t), 255);
-            const cv::Point2f from(float(x * scale), float(y * scale));
-            const cv::Point2f to(float((x + dx * arrow_scale) * scale), float((y + dy * arrow_scale) * scale));
-            cv::arrowedLine(s->preview.image, from, to, colour, 1, cv::LINE_AA, 0, 0.3);
-        }
+        drawVectors(s->preview.image, scale, vectors, count, arrow_scale, colour_max);
         *width = s->preview.image.cols;
         *height = s->preview.image.rows;
+        return 0;
+    });
+}
+
+extern "C" int cvf_snapshot_hold(cvf_stream *s, int slot, const float *vectors, int count, int max_width,
+                                 float arrow_scale, float colour_max) {
+    return guard(s, [&]() -> int {
+        if (slot < 0 || slot >= CVF_SNAPSHOT_SLOTS) return s->fail("no such snapshot slot");
+        if (s->frame.empty()) return s->fail("no frame");
+        if (int(s->snapshots.held.size()) <= slot) s->snapshots.held.resize(size_t(slot) + 1);
+        // Only copies (into buffers reused from the slot's last hold): the frame, which the next
+        // read overwrites, and its vectors. Scaling and drawing wait for cvf_snapshot_encode, as
+        // most held frames are replaced by a higher peak before any entry needs them.
+        cvf_stream::Snapshot &held = s->snapshots.held[size_t(slot)];
+        s->frame.copyTo(held.frame);
+        held.vectors.assign(vectors, vectors + size_t(std::max(count, 0)) * 4);
+        held.maxWidth = max_width;
+        held.arrowScale = arrow_scale;
+        held.colourMax = colour_max;
+        return 0;
+    });
+}
+
+extern "C" int cvf_snapshot_encode(cvf_stream *s, int slot, int quality, const unsigned char **data, size_t *length) {
+    return guard(s, [&]() -> int {
+        if (slot < 0 || slot >= int(s->snapshots.held.size()) || s->snapshots.held[size_t(slot)].frame.empty())
+            return s->fail("no snapshot held in this slot");
+        const cvf_stream::Snapshot &held = s->snapshots.held[size_t(slot)];
+        double scale = 1.0;
+        if (held.maxWidth > 0 && held.frame.cols > held.maxWidth) {
+            scale = double(held.maxWidth) / held.frame.cols;
+            const int h = std::max(1, int(std::lround(held.frame.rows * scale)));
+            cv::resize(held.frame, s->snapshots.image, cv::Size(held.maxWidth, h), 0, 0, cv::INTER_LINEAR);
+        } else {
+            held.frame.copyTo(s->snapshots.image);
+        }
+        drawVectors(s->snapshots.image, scale, held.vectors.data(), int(held.vectors.size() / 4), held.arrowScale,
+                    held.colourMax);
+        s->snapshots.params = {cv::IMWRITE_JPEG_QUALITY, std::clamp(quality, 1, 100)};
+        if (!cv::imencode(".jpg", s->snapshots.image, s->snapshots.jpeg, s->snapshots.params))
+            return s->fail("JPEG encoding failed");
+        *data = s->snapshots.jpeg.data();
+        *length = s->snapshots.jpeg.size();
         return 0;
     });
 }

@@ -19,10 +19,12 @@ public final class PostgresDesiredState: DesiredStateStore {
 
     public func desiredWorkers() throws -> [WorkerSpec] {
         try run { db in
-            try StreamRepository.desiredWorkers(db).map { w in
+            // The zones of all active streams in one query, not one per stream.
+            let zones = try ZoneRepository.ofActiveStreams(db)
+            return try StreamRepository.desiredWorkers(db).map { w in
                 WorkerSpec(
                     streamID: w.id, streamName: w.name, settings: w.settings, recordedContainerName: w.workerContainerName,
-                    recordedStartedAt: w.workerStartedAt)
+                    recordedStartedAt: w.workerStartedAt, zones: zones[w.id] ?? [])
             }
         }
     }

@@ -186,6 +186,29 @@ public final class VideoStream: @unchecked Sendable {
         if cvf_encode_jpeg(handle, Int32(quality), &data, &length) != 0 { throw FlowError(lastError) }
         if let data { out.append(contentsOf: UnsafeBufferPointer(start: data, count: length)) }
     }
+
+    /// How many snapshot slots a stream has (one per zone: ZoneRules.maxZonesPerStream).
+    public static let snapshotSlots = Int(CVF_SNAPSHOT_SLOTS)
+
+    /// Keeps the current frame annotated like the preview (`annotate`'s drawing, at most
+    /// `maxWidth` wide) in `slot`, for a motion event's snapshot; the preview is untouched.
+    public func holdSnapshot(slot: Int, vectors: [Float], maxWidth: Int, arrowScale: Float = 3, colourMax: Float = 8)
+        throws(FlowError)
+    {
+        let rc = vectors.withUnsafeBufferPointer {
+            cvf_snapshot_hold(handle, Int32(slot), $0.baseAddress, Int32($0.count / 4), Int32(maxWidth), arrowScale, colourMax)
+        }
+        if rc != 0 { throw FlowError(lastError) }
+    }
+
+    /// The JPEG of the snapshot held in `slot`.
+    public func encodeSnapshot(slot: Int, quality: Int) throws(FlowError) -> [UInt8] {
+        var data: UnsafePointer<UInt8>?
+        var length = 0
+        if cvf_snapshot_encode(handle, Int32(slot), Int32(quality), &data, &length) != 0 { throw FlowError(lastError) }
+        guard let data else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: length))
+    }
 }
 
 public struct FlowError: Error, CustomStringConvertible, Sendable {

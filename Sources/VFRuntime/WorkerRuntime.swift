@@ -13,14 +13,17 @@ public struct WorkerSpec: Sendable, Equatable {
     /// The `worker_started_at` the database holds now (seconds since 1970), if the store reads it:
     /// lets the reconciler record a restart the runtime did on its own.
     public var recordedStartedAt: Double?
+    /// The stream's zones (`stream_zones`), handed to the worker as `ZONES`.
+    public var zones: [Zone]
 
     public init(
         streamID: String, streamName: String, settings: StreamSettings, recordedContainerName: String? = nil,
-        recordedStartedAt: Double? = nil
+        recordedStartedAt: Double? = nil, zones: [Zone] = []
     ) {
         self.streamID = streamID
         self.streamName = streamName
         self.settings = settings
+        self.zones = zones
         self.recordedContainerName = recordedContainerName
         self.recordedStartedAt = recordedStartedAt
     }
@@ -31,12 +34,16 @@ public struct WorkerSpec: Sendable, Equatable {
     public static func workerName(streamID: String) -> String { "vector-worker-\(streamID)" }
 
     /// A stable digest of the settings that need a restart when they change (all of
-    /// StreamSettings). The name is left out on purpose: renaming a stream should not interrupt
-    /// its analysis. The formula is that of every earlier version, so a new API adopts old workers.
+    /// StreamSettings, and the zones). The name is left out on purpose: renaming a stream should
+    /// not interrupt its analysis. Without zones the formula is that of every earlier version, so a
+    /// new API adopts old workers; zones add their `ZONES` text, so a zone change restarts the
+    /// worker with its new zones.
     public var configHash: String {
         // FNV-1a 64: stable across processes and versions, unlike Hasher.
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "\(settings.source)\u{0}\(settings.gridSize)\u{0}\(settings.threshold)".utf8 {
+        var text = "\(settings.source)\u{0}\(settings.gridSize)\u{0}\(settings.threshold)"
+        if !zones.isEmpty { text += "\u{0}" + ZoneEnvironment.encode(zones) }
+        for byte in text.utf8 {
             h ^= UInt64(byte)
             h &*= 0x0000_0100_0000_01b3
         }
@@ -44,11 +51,14 @@ public struct WorkerSpec: Sendable, Equatable {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    /// The worker's environment: the settings' own codec, and where the worker reports.
+    /// The worker's environment: the settings' own codec, the zones' (`ZONES`, left out when there
+    /// are none), and where the worker reports.
     public func environment(redisURL: String, metricsHost: String, metricsPort: Int, loop: Bool = true) -> [String:
         String]
     {
-        settings.environment.merging(
+        var env = settings.environment
+        if !zones.isEmpty { env[ZoneEnvironment.variable] = ZoneEnvironment.encode(zones) }
+        return env.merging(
             [
                 "STREAM_ID": streamID,
                 "STREAM_NAME": streamName,
@@ -65,6 +75,8 @@ public struct WorkerSpec: Sendable, Equatable {
 extension WorkerSpec: Codable {
     enum CodingKeys: String, CodingKey {
         case streamID, streamName, sourceURL, gridSize, threshold, recordedContainerName, recordedStartedAt
+        /// `ZONES`' text; absent in records without zones (and in those of earlier versions).
+        case zones
     }
 
     public init(from decoder: any Decoder) throws {
@@ -76,6 +88,12 @@ extension WorkerSpec: Codable {
             threshold: try c.decode(Double.self, forKey: .threshold))
         recordedContainerName = try c.decodeIfPresent(String.self, forKey: .recordedContainerName)
         recordedStartedAt = try c.decodeIfPresent(Double.self, forKey: .recordedStartedAt)
+        let zonesText = try c.decodeIfPresent(String.self, forKey: .zones) ?? ""
+        do {
+            zones = try ZoneEnvironment.decode(zonesText, streamID: streamID)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: .zones, in: c, debugDescription: error.description)
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -87,6 +105,7 @@ extension WorkerSpec: Codable {
         try c.encode(settings.threshold, forKey: .threshold)
         try c.encodeIfPresent(recordedContainerName, forKey: .recordedContainerName)
         try c.encodeIfPresent(recordedStartedAt, forKey: .recordedStartedAt)
+        if !zones.isEmpty { try c.encode(ZoneEnvironment.encode(zones), forKey: .zones) }
     }
 }
 

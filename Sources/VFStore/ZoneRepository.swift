@@ -14,6 +14,13 @@ public enum ZoneRepository {
     static let get = Statement(
         name: "zones_get",
         sql: "SELECT \(columns) FROM stream_zones WHERE stream_id = $1::uuid AND id = $2::uuid", idempotent: true)
+    /// Every zone of the active streams, for the reconciler's desired state: one query per pass.
+    static let ofActiveStreams = Statement(
+        name: "zones_of_active_streams",
+        sql: """
+            SELECT \(columns) FROM stream_zones \
+            WHERE stream_id IN (SELECT id FROM camera_streams WHERE is_active) ORDER BY stream_id, created_at, id
+            """, idempotent: true)
     static let getAny = Statement(
         name: "zones_get_by_id", sql: "SELECT \(columns) FROM stream_zones WHERE id = $1::uuid", idempotent: true)
     /// The id comes from the service (a retry after a lost reply finds the row by it). Inserts
@@ -50,6 +57,16 @@ public enum ZoneRepository {
 
     public static func list(_ db: Database, streamID: String) throws(DatabaseError) -> [Zone] {
         try db.execute(list, [streamID]).rows.map(zone)
+    }
+
+    /// The zones of every active stream, by stream id (in each stream's list order).
+    public static func ofActiveStreams(_ db: Database) throws(DatabaseError) -> [String: [Zone]] {
+        var out: [String: [Zone]] = [:]
+        for row in try db.execute(ofActiveStreams, []).rows {
+            let z = zone(row)
+            out[z.streamID, default: []].append(z)
+        }
+        return out
     }
 
     public static func get(_ db: Database, streamID: String, id: String) throws(DatabaseError) -> Zone? {

@@ -11,6 +11,7 @@ final class CaptureLoop: Sendable {
     private let metrics: WorkerMetrics
     private let housekeeper: Housekeeper
     private let publisher: FramePublisher
+    private let events: EventPublisher
     /// Source errors and reconnects (carries `stream_id`); URLs in them are masked.
     private let log: Logger
     private let stopFlag = Atomic<Bool>(false)
@@ -24,8 +25,9 @@ final class CaptureLoop: Sendable {
 
     init(
         settings: WorkerSettings, metrics: WorkerMetrics, housekeeper: Housekeeper, publisher: FramePublisher,
-        log: Logger
+        events: EventPublisher, log: Logger
     ) {
+        self.events = events
         self.log = log
         self.settings = settings
         self.metrics = metrics
@@ -100,7 +102,11 @@ final class CaptureLoop: Sendable {
             firstAttempt = false
             if openFailures > 0 { log.info("source opened after \(openFailures) failed attempt(s)") }
             openFailures = 0
-            switch session.play(stream, loop: self) {
+            let outcome = session.play(stream, loop: self)
+            // Whatever ended the session (a stop, the source's end or its loss), the events going
+            // on end with it: their end entries leave with the frames they saw.
+            session.endEvents(stream, loop: self)
+            switch outcome {
             case .stopped:
                 return
             case .finished:
@@ -152,6 +158,7 @@ final class CaptureLoop: Sendable {
     func markRunning() { housekeeper.update(state: .running, lastError: "") }
     var viewersPresent: Bool { housekeeper.viewers.load(ordering: .relaxed) }
     func publish(_ message: [UInt8]) { publisher.offer(message) }
+    func append(_ event: MotionEvent) { events.offer(event) }
     var workerMetrics: WorkerMetrics { metrics }
 }
 
@@ -171,8 +178,14 @@ struct Session {
     var fpsWindowStart = 0.0
     var fpsWindowFrames = 0
     var fps = 0.0
+    var detector: ZoneDetector
+    var snapshots: ZoneSnapshots
 
-    init(settings: WorkerSettings) { self.settings = settings }
+    init(settings: WorkerSettings) {
+        self.settings = settings
+        detector = ZoneDetector(zones: settings.zones, streamID: settings.streamID, streamName: settings.streamName)
+        snapshots = ZoneSnapshots(zoneCount: detector.zones.count)
+    }
 
     mutating func play(_ stream: VideoStream, loop: CaptureLoop) -> Outcome {
         let finite = settings.sourceKind != .rtsp && stream.sourceFrameCount > 0
@@ -235,6 +248,11 @@ struct Session {
             metrics.vectorCount.set(Double(stats.vectorCount))
             for (k, gauge) in metrics.directions.enumerated() { gauge.set(Double(stats.directions[k])) }
             metrics.framesProcessed.increment()
+            if !detector.isEmpty {
+                detector.prepare(width: stream.width, height: stream.height, gridSize: settings.flow.gridSize)
+                detector.process(kept: kept, at: capturedAt)
+                if detector.peakRose != 0 || !detector.entries.isEmpty { deliverZoneOutput(stream, loop: loop) }
+            }
             let now = monotonicNow()
             fpsWindowFrames += 1
             if now - fpsWindowStart >= 1 {
@@ -251,6 +269,40 @@ struct Session {
             }
         }
         return .stopped
+    }
+
+    /// Keeps the frame of each zone whose peak rose (copied, not encoded), and hands the
+    /// detector's entries to the event publisher, with the snapshot JPEG when one goes with them.
+    private mutating func deliverZoneOutput(_ stream: VideoStream, loop: CaptureLoop) {
+        snapshots.keepRisingPeaks(of: detector, stream: stream, kept: kept, maxWidth: settings.previewMaxWidth)
+        deliverEntries(stream, loop: loop)
+    }
+
+    private mutating func deliverEntries(_ stream: VideoStream, loop: CaptureLoop) {
+        let metrics = loop.workerMetrics
+        for entry in detector.entries {
+            var event = entry.event
+            if entry.needsSnapshot {
+                event.snapshot = snapshots.jpeg(zone: entry.zoneIndex, stream: stream, quality: settings.jpegQuality)
+            }
+            switch event.phase {
+            case .start:
+                metrics.eventsStarted[entry.zoneIndex].increment()
+                metrics.zoneActive[entry.zoneIndex].set(1.0)
+            case .end:
+                metrics.zoneActive[entry.zoneIndex].set(0.0)
+            case .update:
+                break
+            }
+            loop.append(event)
+        }
+    }
+
+    /// Ends the events going on (the session is over).
+    mutating func endEvents(_ stream: VideoStream, loop: CaptureLoop) {
+        guard !detector.isEmpty else { return }
+        detector.finish(at: unixNow())
+        deliverEntries(stream, loop: loop)
     }
 
     private mutating func publishPreview(_ stream: VideoStream, stats: FlowStats, capturedAt: Double, loop: CaptureLoop)

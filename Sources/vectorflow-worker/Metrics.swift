@@ -21,8 +21,14 @@ final class WorkerMetrics: Sendable {
     let directions: [Gauge]
     /// `vector_flow_worker_state{state=...}`: 1 for the state the worker reports in its status.
     let state: StateGauge
+    /// Per zone (indexed like the worker's zones): events started, and whether one goes on.
+    let eventsStarted: [Counter]
+    let zoneActive: [Gauge]
+    /// Motion-event entries appended to Redis, and those dropped because the queue was full.
+    let eventEntries: Counter
+    let eventEntriesDropped: Counter
 
-    init(streamID: String, streamName: String) {
+    init(streamID: String, streamName: String, zones: [Zone] = []) {
         let labels = [("stream_id", streamID), ("stream_name", streamName)]
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
@@ -66,6 +72,21 @@ final class WorkerMetrics: Sendable {
             registry: registry, name: "vector_flow_worker_state",
             help: "1 for the worker's current state (the state of its status in Redis), 0 for the others",
             states: WorkerState.allCases.map(\.rawValue), labels: labels, initial: WorkerState.connecting.rawValue)
+        eventsStarted = zones.map { z in
+            registry.makeCounter(
+                descriptor: Self.describe("vector_flow_events_total", "Motion events started in the zone"),
+                labels: labels + [("zone_id", z.id), ("zone", z.name)])
+        }
+        zoneActive = zones.map { z in
+            registry.makeGauge(
+                descriptor: Self.describe("vector_flow_zone_active", "1 while a motion event of the zone goes on, else 0"),
+                labels: labels + [("zone_id", z.id), ("zone", z.name)])
+        }
+        eventEntries = counter(
+            "vector_flow_event_entries_total", "Motion-event entries appended to the Redis events stream")
+        eventEntriesDropped = counter(
+            "vector_flow_event_entries_dropped_total",
+            "Motion-event entries dropped because the queue for Redis was full (Redis down too long)")
         BuildInfoMetric.register(in: registry)
     }
 

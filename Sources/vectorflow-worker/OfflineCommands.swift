@@ -1,3 +1,4 @@
+import Foundation
 import VFText
 import Glibc
 import Logging
@@ -54,6 +55,7 @@ let benchDeclarations: [Setting] = [
     .bool("PREVIEW", false, "annotate and JPEG-encode every frame too"),
     .bool("DECODE_ONLY", false, "time decoding alone"),
     .string("DUMP_VECTORS", nil, "write each frame's reported vectors to this file, one JSON line per frame"),
+    .string("ZONES_FILE", nil, "a file holding ZONES (the zones' JSON, as run reads it): detect motion events in them too"),
 ]
 
 /// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
@@ -70,6 +72,13 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     let quality = try c.int("JPEG_QUALITY", range: 1...100)
     let threads = try c.int("VF_THREADS", range: 1...64)
     let dumpPath = c.raw("DUMP_VECTORS")
+    var zones: [Zone] = []
+    if let path = c.raw("ZONES_FILE") {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("ZONES_FILE \(path) cannot be read")
+        }
+        zones = try ZoneEnvironment.decode(String(decoding: data, as: UTF8.self), streamID: "bench")
+    }
     guard c.positional.count == 2 else {
         throw ConfigurationError("usage: vectorflow-worker bench SOURCE [options] (see vectorflow-worker --help)")
     }
@@ -110,6 +119,14 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     var line = JSONWriter()
     var checksum = 0
     var frameStats = FlowStats.zero
+    // The worker's zone work per frame: detection, the snapshot copies of rising peaks and the
+    // JPEGs of the entries that carry one (capture time: the frame's place in the file).
+    var detector = ZoneDetector(zones: zones, streamID: "bench", streamName: "bench")
+    var zoneTime = 0.0
+    var detectTime = 0.0
+    var entries = 0
+    var zoneSnapshots = ZoneSnapshots(zoneCount: zones.count)
+    let frameInterval = 1 / ((1...240).contains(stream.sourceFPS) ? stream.sourceFPS : 25)
     let start = monotonicNow()
     while frames < maxFrames {
         let t0 = monotonicNow()
@@ -133,8 +150,22 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
                 stats.rejected += n
             }
             frameStats = stats
-            let t2 = monotonicNow()
+            var t2 = monotonicNow()
             flow += t2 - t1
+            if !detector.isEmpty {
+                detector.prepare(width: stream.width, height: stream.height, gridSize: settings.gridSize)
+                detector.process(kept: kept, at: Double(frames) * frameInterval)
+                let td = monotonicNow()
+                detectTime += td - t2
+                zoneSnapshots.keepRisingPeaks(of: detector, stream: stream, kept: kept, maxWidth: 640)
+                for entry in detector.entries where entry.needsSnapshot {
+                    _ = zoneSnapshots.jpeg(zone: entry.zoneIndex, stream: stream, quality: quality)
+                }
+                entries += detector.entries.count
+                let t = monotonicNow()
+                zoneTime += t - t2
+                t2 = t
+            }
             if preview {
                 _ = try stream.annotate(vectors: kept, maxWidth: 0)
                 let t3 = monotonicNow()
@@ -176,10 +207,22 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     w.number(annotate / n * 1000, decimals: 4)
     w.raw(",\"encode_ms\":")
     w.number(encode / n * 1000, decimals: 4)
+    w.raw(",\"zones_ms\":")
+    w.number(zoneTime / n * 1000, decimals: 4)
+    w.raw(",\"zone_detect_ms\":")
+    w.number(detectTime / n * 1000, decimals: 4)
     w.raw("},\"lk_points_per_frame\":")
     w.number(Double(activePoints) / n, decimals: 1)
     w.raw(",\"vectors_above_threshold\":")
     w.int(checksum)
+    w.raw(",\"zones\":")
+    w.int(zones.count)
+    w.raw(",\"event_entries\":")
+    w.int(entries)
+    w.raw(",\"snapshot_holds\":")
+    w.int(zoneSnapshots.holds)
+    w.raw(",\"snapshot_jpegs\":")
+    w.int(zoneSnapshots.encodes)
     w.raw(",\"rejected\":{")
     for (r, name) in VectorFilter.reasons.enumerated() {
         if r > 0 { w.bytes.append(0x2C) }

@@ -99,6 +99,12 @@ struct WorkerSettings {
     var threads: Int
     /// VF_SOURCE_ALLOW / VF_SOURCE_DENY, with the worker's own Redis always denied.
     var sourcePolicy: SourcePolicy
+    /// The stream's zones (ZONES): motion events are detected in them.
+    var zones: [Zone]
+    /// The approximate length the worker trims `RedisKeys.events` to (XADD MAXLEN ~).
+    var eventsStreamMaxLen: Int
+    /// Entries waiting for Redis, at most; more are dropped (and counted).
+    var eventsQueueSize: Int
 
     /// Settings of `run` and `bench` alike.
     static let encodingDeclarations: [Setting] = [
@@ -119,6 +125,13 @@ struct WorkerSettings {
             .double("PREVIEW_FPS", 10, "cap of the live preview's rate (0.1-120)"),
             .int("PREVIEW_MAX_WIDTH", 640, "cap of the live preview's width (16-7680)"),
             .bool("PREVIEW_ALWAYS", false, "encode previews even when nobody watches"),
+        ] + ZoneEnvironment.declarations + [
+            .int(
+                "EVENTS_STREAM_MAXLEN", 10000,
+                "motion-event entries the events stream keeps (XADD MAXLEN ~): what a long API outage can keep (100-10000000)"),
+            .int(
+                "EVENTS_QUEUE_SIZE", 1000,
+                "motion-event entries waiting while Redis is down, at most; more are dropped and counted (1-100000)"),
         ] + SourcePolicy.declarations
 
     init(_ c: ConfigurationSource) throws(ConfigurationError) {
@@ -136,6 +149,9 @@ struct WorkerSettings {
         previewAlways = try c.bool("PREVIEW_ALWAYS")
         jpegQuality = try c.int("JPEG_QUALITY", range: 1...100)
         threads = try c.int("VF_THREADS", range: 1...64)
+        zones = try ZoneEnvironment.zones(c, streamID: streamID)
+        eventsStreamMaxLen = try c.int("EVENTS_STREAM_MAXLEN", range: 100...10_000_000)
+        eventsQueueSize = try c.int("EVENTS_QUEUE_SIZE", range: 1...100_000)
         sourcePolicy = try SourcePolicy(c, services: [SourceEndpoint(redisURL, defaultPort: 6379)?.rule].compactMap { $0 })
     }
 }

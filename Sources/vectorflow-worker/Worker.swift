@@ -32,11 +32,21 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     var log = Logger(label: "vectorflow-worker")
     log[metadataKey: "stream_id"] = "\(settings.streamID)"
     VideoStream.routeFFmpegLog(to: log)
-    let metrics = WorkerMetrics(streamID: settings.streamID, streamName: settings.streamName)
+    let metrics = WorkerMetrics(streamID: settings.streamID, streamName: settings.streamName, zones: settings.zones)
     let housekeeper = Housekeeper(
         client: client, streamID: settings.streamID, previewAlways: settings.previewAlways, log: log,
         stateGauge: metrics.state)
     let publisher = FramePublisher(client: client, channel: RedisKeys.frames(settings.streamID), metrics: metrics)
+    // A client of its own: an entry waiting on a slow Redis never delays a frame, nor the reverse.
+    let eventsClient: RedisClient
+    do {
+        eventsClient = try RedisClient(url: settings.redisURL, timeout: 1)
+    } catch {
+        throw ConfigurationError(error.description)
+    }
+    let events = EventPublisher(
+        client: eventsClient, maxLen: settings.eventsStreamMaxLen, capacity: settings.eventsQueueSize,
+        metrics: metrics, log: log)
     let server: MetricsServer
     do {
         server = try MetricsServer(
@@ -46,7 +56,8 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
         return 1
     }
     let capture = CaptureLoop(
-        settings: settings, metrics: metrics, housekeeper: housekeeper, publisher: publisher, log: log)
+        settings: settings, metrics: metrics, housekeeper: housekeeper, publisher: publisher,
+        events: events, log: log)
     log.info(
         "starting: source \(Credentials.maskURL(settings.source)), metrics on port \(server.port)",
         metadata: [
@@ -55,6 +66,7 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
         ])
     housekeeper.start()
     publisher.start()
+    events.start()
     capture.start()
 
     var stoppedBySignal = false
@@ -72,6 +84,8 @@ func runCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
     log.info(stoppedBySignal ? "stopping (signal)" : "stopping (the source ended)")
     capture.stop()
     _ = capture.join(timeout: 1.0)
+    // The capture thread ended the events going on: their end entries get a short while to reach Redis.
+    events.stop(flushWithin: 0.5)
     publisher.stop()
     housekeeper.stop(removeStatus: stoppedBySignal)
     server.stop()

@@ -10,6 +10,10 @@
 #   fast        `bench` (Lucas-Kanade only where the picture changed, the reliability filter on: the
 #               default), fast+pv (`bench --preview`); the `filter` column is the filter's own share
 #               of `flow`; fast-nf (`bench --no-filter`) is the same path unfiltered, for the filter's cost
+#   fast+8z     `bench --zones-file` with 8 zones covering the frame (4 x 2, half of them with a direction
+#               rule): motion-event detection, the snapshot copies of rising peaks and the JPEGs of the
+#               entries that carry one (at the worker's JPEG_QUALITY default, 80, as run encodes them),
+#               side by side with `fast` (goal: within 5% of it)
 # JPEG quality is the same on both sides (JPEG_QUALITY, default 95 = OpenCV's own default).
 # Prints frames/s, per-stage ms, the ratios fast/python and fast/decode, and how many real-time
 # streams one core sustains (vtest.avi at 10 fps, vtest720.mp4 at 25 fps).
@@ -32,7 +36,21 @@ echo "==> building release (scratch path $SCRATCH)" >&2
 swift build -c release --scratch-path "$SCRATCH" --product vectorflow-worker >&2
 BIN="$SCRATCH/release/vectorflow-worker"
 OUT=$(mktemp)
-trap 'rm -f "$OUT"' EXIT
+ZONES8=$(mktemp)
+trap 'rm -f "$OUT" "$ZONES8"' EXIT
+/usr/bin/python3 - "$ZONES8" <<'PY'
+import json, sys
+zones = []
+for i in range(8):
+    c, r = i % 4, i // 4
+    x0, x1, y0, y1 = c / 4, (c + 1) / 4, r / 2, (r + 1) / 2
+    z = {"id": f"00000000-0000-4000-8000-{i:012d}", "name": f"z{i}", "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
+         "min_vectors": 5, "min_duration_s": 0.5, "quiet_time_s": 2}
+    if i % 2:
+        z.update(direction_deg=0 if i % 4 == 1 else 180, direction_tolerance_deg=60)
+    zones.append(z)
+open(sys.argv[1], "w").write(json.dumps(zones))
+PY
 for round in $(seq "$ROUNDS"); do
   for src in $SOURCES; do
     # Interleaved, so that a neighbour's load on the shared machine hits every variant alike.
@@ -47,6 +65,7 @@ exact $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --exact
 fast $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS
 fast-nf $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --no-filter
 fast+pv $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --preview --jpeg-quality $QUALITY
+fast+8z $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --zones-file $ZONES8
 EOF
   done
 done
@@ -63,13 +82,17 @@ print(f"{'source':<14}{'variant':<10}{'fps':>8}{'decode':>9}{'flow':>9}{'filter'
       f"{'LK pts':>8}{'vectors':>9}   (ms/frame)")
 realtime = {"vtest.avi": 10, "vtest.mp4": 10, "vtest720.mp4": 25}  # others: 25 fps
 for src in sys.argv[5:]:
-    for name in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv"):
+    for name in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv", "fast+8z"):
         r = best[(src, name)]
         st = r["stages"]
         print(f"{src:<14}{name:<10}{r['fps']:>8.1f}{st['decode_ms']:>9.2f}{st['flow_ms']:>9.2f}"
               f"{st.get('filter_ms', 0):>9.2f}{st['annotate_ms']:>9.2f}"
               f"{st['encode_ms']:>9.2f}{r.get('lk_points_per_frame', 0):>8.0f}{r['vectors_above_threshold']:>9}")
-    b = {k: best[(src, k)]["fps"] for k in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv")}
+    b = {k: best[(src, k)]["fps"] for k in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv", "fast+8z")}
+    z = best[(src, "fast+8z")]
+    print(f"{'':<14}zones: fast+8z/fast {b['fast+8z'] / b['fast']:.3f} (goal >= 0.95), zones "
+          f"{z['stages']['zones_ms']:.3f} ms/frame of which detection {z['stages']['zone_detect_ms']:.3f}, "
+          f"{z['event_entries']} entries, {z['snapshot_holds']} frames kept, {z['snapshot_jpegs']} snapshot JPEGs")
     print(f"{'':<14}ratios: fast/python {b['fast'] / b['python']:.2f}x, fast+pv/python+pv "
           f"{b['fast+pv'] / b['python+pv']:.2f}x, fast/exact {b['fast'] / b['exact']:.2f}x, "
           f"fast/decode {b['fast'] / b['decode']:.2f} (cost {b['decode'] / b['fast']:.2f}x decode), "

@@ -119,6 +119,17 @@ int cvf_annotate(cvf_stream *s, const float *vectors, int count, int max_width, 
  * Returns 0 or CVF_ERROR. */
 int cvf_encode_jpeg(cvf_stream *s, int quality, const unsigned char **data, size_t *length);
 
+/* Motion-event snapshots: keeps a copy of the current frame and its `count` vectors in slot `slot`
+ * (0 .. CVF_SNAPSHOT_SLOTS - 1, one per zone), without touching the preview; the slot's buffers
+ * are reused. 0 or CVF_ERROR. */
+#define CVF_SNAPSHOT_SLOTS 64
+int cvf_snapshot_hold(cvf_stream *s, int slot, const float *vectors, int count, int max_width, float arrow_scale,
+                      float colour_max);
+/* JPEG-encodes a held snapshot, annotated as cvf_annotate draws it (scaled to at most max_width
+ * px wide, the held vectors as arrows). *data stays valid until the next call on the handle.
+ * Returns 0 or CVF_ERROR (nothing held in the slot). */
+int cvf_snapshot_encode(cvf_stream *s, int slot, int quality, const unsigned char **data, size_t *length);
+
 #ifdef __cplusplus
 }
 #endif
