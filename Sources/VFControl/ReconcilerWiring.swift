@@ -1,6 +1,5 @@
 import Foundation
 import VFBus
-import VFControl
 import VFCore
 import VFLive
 import VFRuntime
