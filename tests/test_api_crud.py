@@ -54,8 +54,10 @@ def own_state_dir() -> str:
 
 def start_api(request, bin_dir, name, env):
     """Starts vectorflow-api on a free port; returns (proc, base_url)."""
+    # VF_STOP_WORKERS_ON_EXIT: the workers of streams a test (or schemathesis) activated end with
+    # its API, instead of outliving the run (the default keeps them for the next API to adopt).
     full = {"VF_HOST": "127.0.0.1", "VF_PORT": "0", "VF_STATIC_DIR": str(OUT / "no-static"),
-            "VF_STATE_DIR": own_state_dir()}
+            "VF_STATE_DIR": own_state_dir(), "VF_STOP_WORKERS_ON_EXIT": "true"}
     full.update(env)
     p = Proc(name, [str(bin_dir / "vectorflow-api")], env=full)
     request.addfinalizer(p.stop)

@@ -131,6 +131,9 @@ struct cvf_stream {
         double frameCount = 0;
     } source;
     cv::Mat frame;  // BGR, as decoded
+    // A snapshot slot shares `frame`'s buffer (cvf_snapshot_hold): the next read must decode into
+    // a new one, and drawing on `frame` in place must not reach the held picture.
+    bool frameHeld = false;
     bool exact = false;
     bool havePrevious = false;
     cv::Size previousSize;
@@ -438,6 +441,10 @@ extern "C" double cvf_source_frame_count(const cvf_stream *s) { return s->source
 extern "C" int cvf_read(cvf_stream *s) {
     return guard(s, [&]() -> int {
         if (!s->source.capture.isOpened()) return s->fail("source is not open");
+        if (s->frameHeld) {  // the held snapshot keeps the buffer; decode into a fresh one
+            s->frame.release();
+            s->frameHeld = false;
+        }
         if (!s->source.capture.read(s->frame)) return CVF_READ_END;
         if (s->frame.empty() || s->frame.type() != CV_8UC3 || s->frame.cols < 2 || s->frame.rows < 2) {
             return CVF_READ_CORRUPT;
@@ -451,6 +458,7 @@ extern "C" int cvf_load_image(cvf_stream *s, const char *path) {
         cv::Mat image = cv::imread(path, cv::IMREAD_COLOR);
         if (image.empty()) return s->fail("cannot read image " + std::string(path));
         s->frame = image;
+        s->frameHeld = false;  // a new buffer: a held snapshot keeps the old one
         return 0;
     });
 }
@@ -563,8 +571,13 @@ extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int 
             cv::resize(s->frame, s->preview.image, cv::Size(max_width, h), 0, 0, cv::INTER_LINEAR);
         } else {
             // Drawn in place: the grey image and pyramid are already taken from this frame, and
-            // the next read overwrites it, so a copy would only cost time.
-            s->preview.image = s->frame;
+            // the next read overwrites it, so a copy would only cost time (unless a snapshot
+            // slot shares it: then the held picture must stay as decoded).
+            if (s->frameHeld) {
+                s->frame.copyTo(s->preview.image);
+            } else {
+                s->preview.image = s->frame;
+            }
         }
         drawVectors(s->preview.image, scale, vectors, count, arrow_scale, colour_max);
         *width = s->preview.image.cols;
@@ -579,11 +592,14 @@ extern "C" int cvf_snapshot_hold(cvf_stream *s, int slot, const float *vectors, 
         if (slot < 0 || slot >= CVF_SNAPSHOT_SLOTS) return s->fail("no such snapshot slot");
         if (s->frame.empty()) return s->fail("no frame");
         if (int(s->snapshots.held.size()) <= slot) s->snapshots.held.resize(size_t(slot) + 1);
-        // Only copies (into buffers reused from the slot's last hold): the frame, which the next
-        // read overwrites, and its vectors. Scaling and drawing wait for cvf_snapshot_encode, as
-        // most held frames are replaced by a higher peak before any entry needs them.
+        // No copy of the frame: the slot shares its buffer, and the next read decodes into a new
+        // one (cvf_read), which costs an allocation instead of a 1.3 MB copy per hold (slots
+        // holding the same frame share one buffer). The vectors are copied. Scaling and drawing
+        // wait for cvf_snapshot_encode, as most held frames are replaced by a higher peak before
+        // any entry needs them.
         cvf_stream::Snapshot &held = s->snapshots.held[size_t(slot)];
-        s->frame.copyTo(held.frame);
+        held.frame = s->frame;
+        s->frameHeld = true;
         held.vectors.assign(vectors, vectors + size_t(std::max(count, 0)) * 4);
         held.maxWidth = max_width;
         held.arrowScale = arrow_scale;

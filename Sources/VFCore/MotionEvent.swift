@@ -40,8 +40,9 @@ public struct MotionEvent: Sendable, Equatable {
     public var peakVectors: Int
     /// Frames on which the rule held.
     public var frames: Int
-    /// A JPEG of the frame at the peak, annotated; on the end entry always, on others when the
-    /// peak changed since the previous entry. Absent otherwise.
+    /// A JPEG of the frame at the peak, annotated: on the end entry always, on an update when the
+    /// peak changed and a few seconds passed since the last one (ZoneDetector.snapshotInterval).
+    /// Absent otherwise.
     public var snapshot: [UInt8]?
 
     public init(

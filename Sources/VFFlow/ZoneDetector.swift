@@ -15,8 +15,11 @@ import VFCore
 ///
 /// The per-frame path allocates nothing: fixed per-zone accumulators, the reused `entries`.
 public struct ZoneDetector {
-    /// One entry to append; `needsSnapshot` when the frame at the peak goes with it (the end entry
-    /// always, others when the peak changed since the zone's previous entry).
+    /// One entry to append; `needsSnapshot` when the frame at the peak goes with it: the end entry
+    /// always; an update when the peak changed and `snapshotInterval` has passed since the event's
+    /// start or its last snapshot (a long event's picture is refreshed); a start never (its peak
+    /// is seconds old at most: the end's snapshot follows). Each snapshot is a JPEG encoded on
+    /// the analysis thread, so they are kept few (bench/worker: 8 zones within 5% of none).
     public struct Entry: Sendable {
         public var zoneIndex: Int
         public var event: MotionEvent
@@ -33,6 +36,8 @@ public struct ZoneDetector {
 
     /// At most one update entry per this many seconds while an event goes on.
     public static let updateInterval = 1.0
+    /// At most one snapshot per event per this many seconds before its end.
+    public static let snapshotInterval = 5.0
 
     // The grid the membership was computed for.
     private var builtWidth = -1
@@ -74,7 +79,8 @@ public struct ZoneDetector {
         var frames = 0
         var lastEntryAt = 0.0
         var changedSinceEntry = false
-        var peakChangedSinceEntry = false
+        var peakChangedSinceSnapshot = false
+        var lastSnapshotAt = 0.0
 
         mutating func reset(at t: Double) {
             self = ZoneState()
@@ -229,7 +235,7 @@ public struct ZoneDetector {
             if mean > s.peakSpeed || s.frames == 1 {
                 s.peakSpeed = mean
                 s.peakAt = t
-                s.peakChangedSinceEntry = true
+                s.peakChangedSinceSnapshot = true
                 peakRose |= 1 << UInt64(k)
             }
             s.changedSinceEntry = true
@@ -268,10 +274,17 @@ public struct ZoneDetector {
             endedAt: phase == .end ? t : nil, peakSpeed: s.peakSpeed, peakAt: s.peakAt,
             meanSpeed: s.vectorCount > 0 ? s.speedSum / Double(s.vectorCount) : 0, meanDirectionDeg: direction,
             vectorCount: s.vectorCount, peakVectors: s.peakVectors, frames: s.frames)
-        entries.append(Entry(zoneIndex: k, event: event, needsSnapshot: phase == .end || s.peakChangedSinceEntry))
+        if phase == .start { s.lastSnapshotAt = t }
+        let snapshot =
+            phase == .end
+            || (phase == .update && s.peakChangedSinceSnapshot && t - s.lastSnapshotAt >= Self.snapshotInterval)
+        entries.append(Entry(zoneIndex: k, event: event, needsSnapshot: snapshot))
         s.lastEntryAt = t
         s.changedSinceEntry = false
-        s.peakChangedSinceEntry = false
+        if snapshot {
+            s.peakChangedSinceSnapshot = false
+            s.lastSnapshotAt = t
+        }
     }
 
     /// Ends every event going on (a clean stop, or the source's end): fills `entries`.

@@ -1,4 +1,5 @@
 import VFCore
+import VFTestSupport
 import XCTest
 
 @testable import VFFlow
@@ -119,12 +120,31 @@ final class ZoneDetectorTests: XCTestCase {
         XCTAssertEqual(d.entries.first?.event.endedAt, 7)
     }
 
+    func testSnapshotsOnTheEndAndOnUpdatesEveryFewSecondsWhenThePeakRose() {
+        var d = detector([zone("a", all, ZoneRule(minVectors: 1, minDurationS: 0, quietTimeS: 10))])
+        var withSnapshot: [(MotionEvent.Phase, Double)] = []
+        for i in 0...100 {  // 10 s at 10 fps, the speed rising all along: the peak rises every frame
+            let v = Float(1 + Double(i) * 0.05)
+            d.process(kept: [8, 8, v, 0], at: Double(i) * 0.1)
+            for e in d.entries where e.needsSnapshot { withSnapshot.append((e.event.phase, Double(i) * 0.1)) }
+        }
+        // Updates come every second; a snapshot only once 5 s have passed since the start or the last one.
+        XCTAssertEqual(withSnapshot.map(\.0), [.update, .update])
+        XCTAssertEqual(withSnapshot.map(\.1), [5.0, 10.0])
+        for i in 101..<170 {  // slower: the peak no longer rises, so no update carries a snapshot
+            d.process(kept: [8, 8, 1, 0], at: Double(i) * 0.1)
+            XCTAssertFalse(d.entries.contains(where: \.needsSnapshot), "at \(Double(i) * 0.1) s")
+        }
+        d.finish(at: 16)
+        XCTAssertEqual(d.entries.map(\.needsSnapshot), [true], "the end always has one")
+    }
+
     func testPeakMeanSpeedDirectionAndCounts() {
         var d = detector([zone("a", all, ZoneRule(minVectors: 1, minDurationS: 0, quietTimeS: 0.5))])
         // Frame 1: two vectors, (3,4) and (0,2): mean speed 3.5, sum (3, 6).
         d.process(kept: [8, 8, 3, 4, 8, 24, 0, 2], at: 10)
         XCTAssertEqual(d.peakRose, 1)
-        XCTAssertEqual(d.entries.first?.needsSnapshot, true)
+        XCTAssertEqual(d.entries.first?.needsSnapshot, false, "a start has no snapshot; its end has")
         // Frame 2: one vector (-6, 0): mean speed 6 (the new peak), sum (-3, 6).
         d.process(kept: [40, 40, -6, 0], at: 10.2)
         XCTAssertEqual(d.peakRose, 1)
@@ -194,5 +214,30 @@ final class ZoneSnapshotsTests: XCTestCase {
         XCTAssertEqual(snapshots.jpeg(zone: 2, stream: s, quality: 80), jpeg)
         XCTAssertEqual(snapshots.encodes, 1, "the same peak is encoded once")
         XCTAssertNil(snapshots.jpeg(zone: 0, stream: s, quality: 80), "zone 0 never peaked")
+    }
+
+    /// A slot shares the decoded frame's buffer rather than copying it: the frames read after it
+    /// and a preview drawn in place on the held frame (full size) leave the held picture as it was.
+    func testAHeldFrameStaysAsDecodedThroughReadsAndPreviews() throws {
+        guard let samples = samplesDirectory(holding: "vtest.mp4") else {
+            throw XCTSkip("VF_SAMPLES_DIR with vtest.mp4 is not set (scripts/fetch-samples.sh)")
+        }
+        let s = VideoStream()
+        try s.open(samples + "/vtest.mp4")
+        defer { s.close() }
+        XCTAssertEqual(s.read(), .frame)
+        try s.holdSnapshot(slot: 0, vectors: [], maxWidth: 0)
+        try s.holdSnapshot(slot: 1, vectors: [], maxWidth: 0)  // two zones peaking on one frame
+        let before = try s.encodeSnapshot(slot: 0, quality: 90)
+        // Drawn in place (no scaling) on the very frame the slots hold.
+        let arrows: [Float] = stride(from: 20, to: 700, by: 40).flatMap { x in [Float(x), 200, 30, 30] }
+        _ = try s.annotate(vectors: arrows, maxWidth: 0)
+        for _ in 0..<5 { XCTAssertEqual(s.read(), .frame) }
+        XCTAssertEqual(try s.encodeSnapshot(slot: 0, quality: 90), before)
+        XCTAssertEqual(try s.encodeSnapshot(slot: 1, quality: 90), before)
+        // A new hold takes the new frame: a different picture.
+        try s.holdSnapshot(slot: 0, vectors: [], maxWidth: 0)
+        XCTAssertNotEqual(try s.encodeSnapshot(slot: 0, quality: 90), before)
+        XCTAssertEqual(try s.encodeSnapshot(slot: 1, quality: 90), before)
     }
 }
