@@ -48,6 +48,27 @@ public struct ZoneRule: Sendable, Equatable {
         self.quietTimeS = quietTimeS
     }
 
+    /// Writes the rule's members (`,"min_vectors":5,...`) into an open JSON object: the API's zone
+    /// JSON and the worker's ZONES share this one spelling.
+    public func writeMembers(to w: inout JSONWriter) {
+        func key(_ f: Field) { w.raw(Array(",\"\(f.rawValue)\":".utf8)) }
+        func number(_ v: Double?) {
+            if let v { w.raw(Array(JSONSerializer.number(v).utf8)) } else { w.raw("null") }
+        }
+        key(.minVectors)
+        w.int(minVectors)
+        key(.minMeanSpeed)
+        number(minMeanSpeed)
+        key(.directionDeg)
+        number(directionDeg)
+        key(.directionToleranceDeg)
+        number(directionToleranceDeg)
+        key(.minDurationS)
+        number(minDurationS)
+        key(.quietTimeS)
+        number(quietTimeS)
+    }
+
     /// The members of a zone's JSON that hold the rule.
     public enum Field: String, CaseIterable, Sendable {
         case minVectors = "min_vectors"
@@ -97,10 +118,6 @@ public struct Zone: Sendable, Equatable {
 
     /// Writes the zone's JSON object (the API's response shape).
     public func write(to w: inout JSONWriter) {
-        func key(_ k: String) { w.raw(Array(",\"\(k)\":".utf8)) }
-        func number(_ v: Double?) {
-            if let v { w.raw(Array(JSONSerializer.number(v).utf8)) } else { w.raw("null") }
-        }
         w.raw("{\"id\":")
         w.string(id)
         w.raw(",\"stream_id\":")
@@ -109,18 +126,7 @@ public struct Zone: Sendable, Equatable {
         w.string(name)
         w.raw(",\"polygon\":")
         w.raw(Array(Self.polygonJSON(polygon).utf8))
-        key(ZoneRule.Field.minVectors.rawValue)
-        w.int(rule.minVectors)
-        key(ZoneRule.Field.minMeanSpeed.rawValue)
-        number(rule.minMeanSpeed)
-        key(ZoneRule.Field.directionDeg.rawValue)
-        number(rule.directionDeg)
-        key(ZoneRule.Field.directionToleranceDeg.rawValue)
-        number(rule.directionToleranceDeg)
-        key(ZoneRule.Field.minDurationS.rawValue)
-        number(rule.minDurationS)
-        key(ZoneRule.Field.quietTimeS.rawValue)
-        number(rule.quietTimeS)
+        rule.writeMembers(to: &w)
         w.raw(",\"created_at\":")
         w.string(createdAt)
         w.raw("}")

@@ -35,10 +35,6 @@ public enum ZoneEnvironment {
     }
 
     private static func write(_ z: Zone, to w: inout JSONWriter) {
-        func key(_ k: String) { w.raw(Array(",\"\(k)\":".utf8)) }
-        func number(_ v: Double?) {
-            if let v { w.raw(Array(JSONSerializer.number(v).utf8)) } else { w.raw("null") }
-        }
         w.raw("{\"id\":")
         w.string(z.id)
         w.raw(",\"name\":")
@@ -52,19 +48,7 @@ public enum ZoneEnvironment {
             w.raw("]")
         }
         w.raw("]")
-        let r = z.rule
-        key(ZoneRule.Field.minVectors.rawValue)
-        w.int(r.minVectors)
-        key(ZoneRule.Field.minMeanSpeed.rawValue)
-        number(r.minMeanSpeed)
-        key(ZoneRule.Field.directionDeg.rawValue)
-        number(r.directionDeg)
-        key(ZoneRule.Field.directionToleranceDeg.rawValue)
-        number(r.directionToleranceDeg)
-        key(ZoneRule.Field.minDurationS.rawValue)
-        number(r.minDurationS)
-        key(ZoneRule.Field.quietTimeS.rawValue)
-        number(r.quietTimeS)
+        z.rule.writeMembers(to: &w)
         w.raw("}")
     }
 
