@@ -98,6 +98,22 @@ platform_workers() {
     tr '\0' '\n' 2>/dev/null < "$d/environ" | grep -qxF "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" && echo "${d#/proc/}"
   done
 }
+# This script's own children but the tee (it ends by itself once the API's output closes). A
+# signal's trap can run between `cmd &` and the `$!` that records the pid, and bash forks before
+# the exec: PIDS alone could miss the API or Prometheus, even one not yet exec'd. Builtins only;
+# the subshell this runs in (a child too) is left out by its own pid.
+own_children() {
+  local d stat ppid comm
+  for d in /proc/[0-9]*; do
+    [ "${d#/proc/}" = "$BASHPID" ] && continue
+    read -r stat 2>/dev/null < "$d/stat" || continue
+    stat=${stat##*) }
+    read -r _ ppid _ <<< "$stat"
+    [ "$ppid" = "$$" ] || continue
+    read -r comm 2>/dev/null < "$d/comm" || continue
+    [ "$comm" = tee ] || [ "${d#/proc/}" = "$TEE_PID" ] || [ "${d#/proc/}" = "$WATCH_PID" ] || echo "${d#/proc/}"
+  done
+}
 cleanup() {
   [ -z "$CLEANED" ] || return 0   # once: a signal's handler and then EXIT both lead here
   CLEANED=1
@@ -105,12 +121,15 @@ cleanup() {
   trap '' INT TERM HUP PIPE
   say "$(step "stopping")"
   [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
-  # The API first (so it restarts no worker), then Prometheus.
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
+  # The API first (so it restarts no worker), then Prometheus, then any child PIDS missed.
+  local services=()
+  mapfile -t services < <(own_children)
+  services=("${PIDS[@]}" "${services[@]}")
+  for pid in "${services[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${services[@]}"; do
     wait_gone 50 "$pid" || kill -KILL "$pid" 2>/dev/null
   done
-  wait_gone 20 "${PIDS[@]}"
+  wait_gone 20 "${services[@]}"
   # Process-runtime workers outlive an API restart on purpose (it adopts them); the platform's
   # stop ends them too. Each is its own process group leader.
   local workers=()

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -383,3 +384,45 @@ def test_workers_log_as_the_api_was_told(spawn, bin_dir, postgres, redis_server,
     assert objects[0]["message"].startswith("starting: source file://"), objects[0]
     assert requests.post(f"{base}/streams/{sid}/deactivate", timeout=30).status_code == 200
     assert p.stop() == 0
+
+
+def _main_thread_waits_for_signals(pid):
+    """Whether the API's main thread sits in sigwait (rt_sigtimedwait): its start-up is over,
+    the "listening" line written (or not)."""
+    number = {"x86_64": 128, "aarch64": 137}[os.uname().machine]
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0] == str(number)
+    except (OSError, IndexError):
+        return False
+
+
+def test_api_whose_output_reader_is_gone_keeps_running_and_stops_on_sighup(bin_dir, postgres, redis_server):
+    """`make run | tee run.log`, Ctrl-C: the tee dies first, and every line the API writes after
+    that meets a closed pipe (EPIPE, SIGPIPE ignored). It used to trap on its "listening" line and
+    crash (issue 13); now the lines are lost and the API serves on, then stops on SIGHUP (a
+    terminal hang-up) with status 0."""
+    db = f"cli_{uuid.uuid4().hex[:10]}"
+    postgres.psql(f"CREATE DATABASE {db} OWNER vectorflow")
+    port = free_port()
+    env = {**os.environ, "VF_HOST": "127.0.0.1", "VF_PORT": str(port),
+           "VF_STATE_DIR": tempfile.mkdtemp(prefix="vf-cli-state-"), "VF_RUNTIME": "process",
+           "VF_STATIC_DIR": str(ROOT / "test-output" / "no-static"), "VF_WORKER_BIN": worker_bin(bin_dir),
+           "VF_FILE_SD_PATH": os.path.join(tempfile.mkdtemp(), "workers.json"),
+           "DATABASE_URL": f"postgresql://vectorflow:vectorflow@127.0.0.1:{postgres.port}/{db}",
+           "REDIS_URL": redis_server.url}
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first line
+    p = subprocess.Popen([api_bin(bin_dir)], stdout=w, stderr=w, env=env)
+    os.close(w)
+    try:
+        wait_until(lambda: p.poll() is not None or _main_thread_waits_for_signals(p.pid), 30,
+                   what="the API's start-up to end")
+        assert p.poll() is None, f"the API ended with status {p.returncode}"
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        p.send_signal(signal.SIGHUP)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)

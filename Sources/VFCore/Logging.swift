@@ -47,21 +47,9 @@ public struct LineLogHandler: LogHandler {
     public let format: LogFormat
     private let sink: Sink
 
-    /// One `write(2)` per line: lines from several threads never interleave (each is well under
-    /// PIPE_BUF in practice, and stderr is unbuffered).
-    public static let standardError: Sink = { bytes in
-        bytes.withUnsafeBytes { p in
-            var off = 0
-            while off < p.count {
-                let n = write(2, p.baseAddress.map { $0 + off }, p.count - off)
-                if n <= 0 {
-                    if n < 0 && errno == EINTR { continue }
-                    return
-                }
-                off += n
-            }
-        }
-    }
+    /// One `write(2)` per line (`Console`): lines from several threads never interleave (each is
+    /// well under PIPE_BUF in practice, and stderr is unbuffered), and a closed stderr loses lines only.
+    public static let standardError: Sink = { bytes in Console.write(2, bytes) }
 
     public init(
         label: String, level: Logger.Level = .info, format: LogFormat = .text, sink: @escaping Sink = standardError

@@ -11,16 +11,19 @@ import VFStore
 
 // Block the stop signals before any thread starts, so every thread inherits the mask and the
 // main thread alone takes them with sigwait: a clean stop, no async-signal-safety concerns.
+// SIGHUP too (a terminal hanging up stops the API like Ctrl-C does); a signal the parent set to
+// be ignored (`nohup`, a non-interactive shell's `&` for SIGINT) stays ignored: sigwait never sees it.
 var stopSignals = sigset_t()
 sigemptyset(&stopSignals)
 sigaddset(&stopSignals, SIGTERM)
 sigaddset(&stopSignals, SIGINT)
+sigaddset(&stopSignals, SIGHUP)
 pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 signal(SIGPIPE, SIG_IGN)
 
 /// A bad configuration, or a start that cannot go on: one line on stderr, exit 2.
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("vectorflow-api: \(message)\n".utf8))
+    Console.error("vectorflow-api: \(message)\n")
     exit(2)
 }
 
@@ -38,11 +41,10 @@ case .help:
 
 
         """
-    FileHandle.standardOutput.write(
-        Data((usage + SettingsHelp.render(title: "Settings:", APIConfiguration.declarations)).utf8))
+    Console.out(usage + SettingsHelp.render(title: "Settings:", APIConfiguration.declarations))
     exit(0)
 case .version:
-    FileHandle.standardOutput.write(Data((SettingsHelp.versionLine(program: "vectorflow-api") + "\n").utf8))
+    Console.out(SettingsHelp.versionLine(program: "vectorflow-api") + "\n")
     exit(0)
 case .run:
     break
@@ -132,11 +134,21 @@ if !api.servesDashboard {
 log.info(
     "listening on http://\(config.host):\(port)",
     metadata: ["version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)"])
-// Unbuffered write: scripts and tests wait for this line.
-FileHandle.standardOutput.write(Data("vectorflow-api listening on http://\(config.host):\(port)\n".utf8))
+// Unbuffered write: scripts and tests wait for this line. Best-effort: with nobody reading (a
+// `make run | tee` whose tee Ctrl-C ended) the API goes on to its stop rather than trapping.
+Console.out("vectorflow-api listening on http://\(config.host):\(port)\n")
 
 var received: Int32 = 0
 sigwait(&stopSignals, &received)
+// The stop is bounded: past the bound (the workers' stop when it is asked for, plus a margin)
+// the process ends anyway, so a stop signal always ends the API and whoever waits on it (a
+// supervisor, the run script) never meets one that lingers.
+let stopBound = (config.stopWorkersOnExit ? runtimeSettings.stopTimeout + 15 : 0) + 10
+Thread {
+    Thread.sleep(forTimeInterval: stopBound)
+    log.error("the stop did not finish within \(Int(stopBound)) s; exiting")
+    _exit(1)
+}.start()
 // A standby replica leaves the workers to the leader.
 if config.stopWorkersOnExit && leaderLock.isLeader {
     // Compose: no worker may outlive `docker compose down`. The stops run in parallel, each bounded
@@ -167,4 +179,8 @@ live.stop()
 server.stop()
 api.pool.shutdown()
 reconcilerPool.shutdown()
-exit(0)
+// _exit, not exit: the background threads above were told to stop, not joined, and exit's
+// teardown (atexit handlers, library destructors) would run under them. Nothing is buffered:
+// the log and Console write straight to their descriptors; fflush covers any stdio output.
+fflush(nil)
+_exit(0)

@@ -22,9 +22,9 @@ func sleep(until deadline: Double, unless stop: () -> Bool) {
 
 /// A bad command line or configuration: one plain line on stderr before the log exists (exit 2).
 func printUsageError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    Console.error(message + "\n")
 }
 
 func printLine(_ bytes: [UInt8]) {
-    FileHandle.standardOutput.write(Data(bytes + [0x0A]))
+    Console.write(1, bytes + [0x0A])
 }

@@ -53,10 +53,10 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 let code: Int32
 switch CommandLineRequest.of(arguments) {
 case .help:
-    FileHandle.standardOutput.write(Data(WorkerCommand.helpText.utf8))
+    Console.out(WorkerCommand.helpText)
     code = 0
 case .version:
-    FileHandle.standardOutput.write(Data((SettingsHelp.versionLine(program: "vectorflow-worker") + "\n").utf8))
+    Console.out(SettingsHelp.versionLine(program: "vectorflow-worker") + "\n")
     code = 0
 case .run:
     do {
