@@ -112,21 +112,27 @@ def test_pipelined_requests_answered_in_order(server):
     assert bodies == [b'{"id":"1","query":{}}', b"hello", b"slow\n", b'{"id":"2","query":{}}']
 
 
-def test_deep_pipeline_with_a_slow_reader_keeps_order(server):
+def test_deep_pipeline_with_a_slow_reader_keeps_order(spawn, bin_dir):
     """400 pipelined echo requests sent before reading a byte: output backpressure pauses
-    parsing, nothing is lost or reordered."""
+    parsing, nothing is lost or reordered. The reader starts only after twice the header timeout:
+    while the server itself does not read (its answers wait for the client), no read deadline
+    runs, only the idle one (30 s here); the next head's 1 s deadline used to fire there (408)."""
+    proc, port = start(spawn, bin_dir, "--max-body", "65536", "--header-timeout", "1", "--idle-timeout", "30",
+                       name="vfnet-http-pipeline")
     n = 400
-    reqs = b"".join(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + (b"%05d" % i) * 400
+    reqs = b"".join(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 32000\r\n\r\n" + (b"%05d" % i) * 6400
                     for i in range(n))
-    with socket.create_connection(("127.0.0.1", server), timeout=10) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         sender = threading.Thread(target=s.sendall, args=(reqs,))
         sender.start()
-        time.sleep(0.5)
+        time.sleep(2)  # the slow reader (the stimulus, not a wait for an outcome)
         rest = b""
         for i in range(n):
             status, _, body, rest = read_response(s, rest)
-            assert status == 200 and body == (b"%05d" % i) * 400
-        sender.join(5)
+            assert status == 200 and body == (b"%05d" % i) * 6400, (i, status)
+        sender.join(30)
+        assert not sender.is_alive()
+    assert proc.alive()
 
 
 def test_chunked_request_body(server):

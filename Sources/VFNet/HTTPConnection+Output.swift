@@ -36,11 +36,12 @@ extension HTTPConnection {
                 if pending < limits.outputLowWatermark {
                     readPaused = false
                     resumed = true
+                    // Reading again: the body's read deadline runs again (a head's: in process()).
+                    if phase == .body && timeoutKind == .idle { setDeadline(after: limits.bodyReadTimeout, .body) }
                 }
             } else if pending > limits.outputHighWatermark {
                 readPaused = true
-                // A client that stops reading its answers is idle from our side.
-                if phase == .head { setDeadline(after: limits.idleTimeout, .idle) }
+                pauseReadDeadline()
             }
             if phase == .upgraded, pending < limits.outputHighWatermark, let ws = webSocket, !ws.closeSent,
                 let frame = ws.takeLatest()
@@ -172,6 +173,13 @@ extension HTTPConnection {
             timerAt = at
             timer = loop.scheduleOnLoop(at: at) { [self] in timerFired() }
         }
+    }
+
+    /// While the server does not read (its output is above the high watermark), no read deadline
+    /// runs: the request's bytes may all be in, and only the client's slow reading of its answers
+    /// holds them, which makes it idle from our side (idleTimeout), not slow to send (408).
+    func pauseReadDeadline() {
+        if timeoutKind == .header || timeoutKind == .body { setDeadline(after: limits.idleTimeout, .idle) }
     }
 
     func timerFired() {

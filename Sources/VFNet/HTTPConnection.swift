@@ -214,6 +214,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
                 // Pipelined answers pile up within one read burst too: stop parsing above the mark.
                 if readPaused || pendingOutput > limits.outputHighWatermark {
                     readPaused = true
+                    pauseReadDeadline()
                     return
                 }
                 let pending = input.count - inputStart
