@@ -419,7 +419,10 @@ def test_api_whose_output_reader_is_gone_keeps_running_and_stops_on_sighup(bin_d
         wait_until(lambda: p.poll() is not None or _main_thread_waits_for_signals(p.pid), 30,
                    what="the API's start-up to end")
         assert p.poll() is None, f"the API ended with status {p.returncode}"
-        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        # The database connects in the background: wait for it (a 503 until then), not for luck.
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200, 30,
+                   what="/health 200")
+        assert p.poll() is None, f"the API ended with status {p.returncode}"
         p.send_signal(signal.SIGHUP)
         assert p.wait(30) == 0
     finally:
