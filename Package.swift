@@ -4,7 +4,7 @@ import PackageDescription
 // OpenCV's headers live in /usr/include/opencv4, an absolute path SwiftPM's header-path
 // setting cannot name; an unsafe flag is fine for a root package.
 let openCVLibraries: [LinkerSetting] = [
-    "opencv_core", "opencv_imgproc", "opencv_video", "opencv_videoio", "opencv_imgcodecs", "m",
+    "opencv_core", "opencv_imgproc", "opencv_video", "opencv_videoio", "opencv_imgcodecs", "swscale", "avutil", "m",
 ].map { .linkedLibrary($0) }
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -33,12 +33,13 @@ let package = Package(
         .target(
             name: "CVFOpenCV",
             cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2"])],
-            // decoder_threads.cpp's avcodec_open2 must sit in the executable's dynamic symbol table
-            // to come before FFmpeg's in OpenCV's lookup.
+            // decoder_threads.cpp's avcodec_open2 and avcodec_receive_frame must sit in the
+            // executable's dynamic symbol table to come before FFmpeg's in OpenCV's lookup.
             // connect_guard.cpp's `connect` likewise, before libc's in FFmpeg's lookup.
             linkerSettings: openCVLibraries + [
                 .unsafeFlags([
-                    "-Xlinker", "--export-dynamic-symbol=avcodec_open2", "-Xlinker", "--export-dynamic-symbol=connect",
+                    "-Xlinker", "--export-dynamic-symbol=avcodec_open2",
+                    "-Xlinker", "--export-dynamic-symbol=avcodec_receive_frame", "-Xlinker", "--export-dynamic-symbol=connect",
                 ])
             ]
         ),

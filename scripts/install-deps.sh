@@ -3,7 +3,7 @@
 # Idempotent: only missing packages are installed. Needs root (or sudo) for apt-get.
 set -euo pipefail
 APT_PACKAGES=(
-  pkg-config libopencv-dev libhiredis-dev libpq-dev libcurl4-openssl-dev   # build
+  pkg-config libopencv-dev libavutil-dev libswscale-dev libhiredis-dev libpq-dev libcurl4-openssl-dev   # build
   postgresql redis-server prometheus                                        # local platform
   ffmpeg python3-opencv python3-venv wrk nginx-light curl docker-compose docker.io docker-registry chromium chromium-driver   # tests and benchmarks
   gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi   # RTSP test server

@@ -43,10 +43,14 @@ def test_fast_path_finds_the_exact_paths_vectors(bin_dir, samples, video, max_lk
     exact_file, fast_file = out / f"{video}.exact.jsonl", out / f"{video}.fast.jsonl"
     exact = bench(bin_dir, samples / video, "--exact", "--dump-vectors", exact_file)
     # Unfiltered: the comparison is of the gate and the tracker; the filter drops exact vectors on purpose.
-    fast = bench(bin_dir, samples / video, "--no-filter", "--dump-vectors", fast_file)
+    # On the exact path's pixels (its grey from OpenCV's BGR frame): the luma plane the shipping path
+    # reads differs by a grey level here and there, which moves the untrustworthy vectors the filter
+    # exists to drop (test_luma_grey_keeps_the_reported_vectors compares the shipping path on both).
+    fast = bench(bin_dir, samples / video, "--no-filter", "--grey-from-bgr", "--dump-vectors", fast_file)
     assert exact["mode"] == "exact" and fast["mode"] == "fast"
     assert not exact["vector_filter"] and not fast["vector_filter"]
     assert exact["frames"] == fast["frames"] == FRAMES
+    assert exact["frames_from_decoder"] == fast["frames_from_decoder"] == 0  # both through OpenCV's read
     a, b = load(exact_file), load(fast_file)
     assert set(a) == set(b) == set(range(1, FRAMES + 1)), "one line per frame in both dumps"
     total = found = extra = 0
@@ -110,3 +114,45 @@ def test_kernels_and_threads_agree_exactly(bin_dir, samples, video, tmp_path):
     assert sum(len(json.loads(line)["vectors"]) for line in dumps["avx2-1"].splitlines()) > 500
     assert dumps["avx2-2"] == dumps["avx2-1"], "threads changed the answer"
     assert dumps["portable"] == dumps["avx2-1"], "the portable kernels disagree with the AVX2 ones"
+
+
+# The shipping path takes its grey image from the decoder's luma plane (no BGR conversion of frames
+# nothing draws); --grey-from-bgr gives it OpenCV's BGR frame's grey instead, the exact path's pixels.
+# The two differ by a grey level or two in places (the chroma's rounding in the conversion), which
+# must not change what the filtered path reports beyond the vectors at its thresholds' edges:
+# measured 94-97% of the vectors within 0.5 px, 3-6% others, per-frame magnitude_max equal to
+# 0.01-0.07 px in the median frame.
+@pytest.mark.parametrize("video", ["vtest.avi", "vtest.mp4", "vtest720.mp4", "Megamind.avi"])
+def test_luma_grey_keeps_the_reported_vectors(bin_dir, samples, video, tmp_path):
+    luma_file, bgr_file = tmp_path / "luma.jsonl", tmp_path / "bgr.jsonl"
+    luma = bench(bin_dir, samples / video, "--dump-vectors", luma_file)
+    bgr = bench(bin_dir, samples / video, "--grey-from-bgr", "--dump-vectors", bgr_file)
+    assert luma["vector_filter"] and bgr["vector_filter"]
+    # Every frame came as the decoder's own picture on the one, through OpenCV's read on the other.
+    assert luma["frames_from_decoder"] == FRAMES and bgr["frames_from_decoder"] == 0
+
+    def frames(path):
+        out = {}
+        with open(path) as f:
+            for line in f:
+                d = json.loads(line)
+                out[d["frame"]] = ({(v[0], v[1]): (v[2], v[3]) for v in d["vectors"]}, d["magnitude_max"])
+        return out
+
+    a, b = frames(bgr_file), frames(luma_file)
+    assert set(a) == set(b) == set(range(1, FRAMES + 1))
+    total = found = extra = 0
+    max_diff = []
+    for frame, (va, ma) in a.items():
+        vb, mb = b[frame]
+        max_diff.append(abs(ma - mb))
+        for point, (dx, dy) in va.items():
+            total += 1
+            if point in vb and math.hypot(dx - vb[point][0], dy - vb[point][1]) <= 0.5:
+                found += 1
+        extra += sum(1 for point in vb if point not in va)
+    assert total > 10 * FRAMES, f"{video}: too few reported vectors to compare ({total})"
+    assert found >= 0.92 * total, f"{video}: the luma grey kept {found}/{total} of the BGR grey's vectors"
+    assert extra <= 0.08 * total, f"{video}: the luma grey added {extra} vectors to {total}"
+    max_diff.sort()
+    assert max_diff[len(max_diff) // 2] <= 0.2, f"{video}: magnitude_max moved by {max_diff[len(max_diff) // 2]} px"

@@ -2,6 +2,7 @@
 // exception unwinding into Swift frames is undefined behaviour, so failures become return codes
 // plus a message kept in the handle.
 #include "cvf_opencv.h"
+#include "decoder_tap.hpp"
 #include "sparse_lk.hpp"
 #include "vector_filter.hpp"
 
@@ -12,11 +13,18 @@
 #include <opencv2/video/tracking.hpp>
 #include <opencv2/videoio.hpp>
 
+extern "C" {
+#include <libavutil/frame.h>
+#include <libavutil/pixfmt.h>
+#include <libswscale/swscale.h>
+}
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -54,15 +62,15 @@ const int kOwnDerivativeSpacing = 12;
 // Cell (cx, cy) holds the pixels nearest to grid point (cx, cy); the last row/column take the
 // remainder of the frame. Each band of cell rows is first folded column by column (a loop the
 // compiler turns into whole-register byte max/min), then each cell reduces its columns.
-// With `bgr`, the current grey image is converted from it band by band, just before the band is
-// folded (so the fold reads it from the cache).
+// With `source`, the current grey image is converted from it band by band, just before the band
+// is folded (so the fold reads it from the cache).
 // Compiled twice: for the baseline CPU and, chosen at run time, with AVX2 (32 bytes per step).
 __attribute__((always_inline)) inline void cellStatisticsBody(const cv::Mat &prev, cv::Mat &cur, int g, int gw,
                                                               int gh, std::vector<unsigned char> &diff,
                                                               std::vector<unsigned char> &lo,
                                                               std::vector<unsigned char> &hi,
                                                               std::vector<unsigned char> &columns,
-                                                              const cv::Mat *bgr) {
+                                                              const cvf::GreySource *source) {
     const size_t n = size_t(gw) * size_t(gh);
     diff.resize(n);
     lo.resize(n);
@@ -72,7 +80,7 @@ __attribute__((always_inline)) inline void cellStatisticsBody(const cv::Mat &pre
     unsigned char *__restrict cd = columns.data(), *__restrict cl = cd + w, *__restrict ch = cl + w;
     for (int cy = 0; cy < gh; cy++) {
         const int y0 = cy * g, y1 = cy == gh - 1 ? cur.rows : std::min(cur.rows, y0 + g);
-        if (bgr) cvf::bgrToGrey(*bgr, cur, y0, y1);
+        if (source) source->rows(cur, y0, y1);
         std::memset(cd, 0, size_t(w));
         std::memset(cl, 255, size_t(w));
         std::memset(ch, 0, size_t(w));
@@ -107,17 +115,18 @@ __attribute__((target("avx2"))) void cellStatisticsAVX2(const cv::Mat &prev, cv:
                                                         std::vector<unsigned char> &diff,
                                                         std::vector<unsigned char> &lo,
                                                         std::vector<unsigned char> &hi,
-                                                        std::vector<unsigned char> &columns, const cv::Mat *bgr) {
-    cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);
+                                                        std::vector<unsigned char> &columns,
+                                                        const cvf::GreySource *source) {
+    cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns, source);
 }
 
 void cellStatistics(const cv::Mat &prev, cv::Mat &cur, int g, int gw, int gh, std::vector<unsigned char> &diff,
                     std::vector<unsigned char> &lo, std::vector<unsigned char> &hi, std::vector<unsigned char> &columns,
-                    const cv::Mat *bgr) {
+                    const cvf::GreySource *source) {
     if (cvf::useAVX2()) {  // VECTORFLOW_PORTABLE_LK=1 chooses the portable loops here too
-        cellStatisticsAVX2(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);
+        cellStatisticsAVX2(prev, cur, g, gw, gh, diff, lo, hi, columns, source);
     } else {
-        cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns, bgr);
+        cellStatisticsBody(prev, cur, g, gw, gh, diff, lo, hi, columns, source);
     }
 }
 
@@ -129,12 +138,29 @@ struct cvf_stream {
         cv::VideoCapture capture;
         double fps = 0;
         double frameCount = 0;
+        // Whether the fast path's reads take the decoder's own picture (decoder_tap.hpp): off for
+        // a source OpenCV would rotate (its orientation metadata), which this path does not.
+        bool decoderPicture = false;
     } source;
-    cv::Mat frame;  // BGR, as decoded
+    // The current frame. `frame` is it in BGR, unless `decoded.picture` is set: then the frame
+    // is the decoder's picture, and `frame` holds it in BGR only once ensureBGR converted it.
+    cv::Mat frame;
+    cv::Size frameSize;
+    struct Decoded {
+        const AVFrame *picture = nullptr;  // the capture's, valid until its next grab or release
+        bool fullRange = false;            // its luma's range (see lumaFormat)
+        bool bgrReady = false;             // `frame` holds its BGR conversion
+        SwsContext *sws = nullptr;         // the conversion OpenCV's retrieve() would make
+        Decoded() = default;
+        Decoded(const Decoded &) = delete;
+        Decoded &operator=(const Decoded &) = delete;
+        ~Decoded() { sws_freeContext(sws); }
+    } decoded;
     // A snapshot slot shares `frame`'s buffer (cvf_snapshot_hold): the next read must decode into
     // a new one, and drawing on `frame` in place must not reach the held picture.
     bool frameHeld = false;
     bool exact = false;
+    bool greyFromBGR = false;  // cvf_set_grey_from_bgr
     bool havePrevious = false;
     cv::Size previousSize;
     // The sample points: set once per stream (cvf_set_grid_size), rebuilt when the frame size changes.
@@ -186,14 +212,26 @@ struct cvf_stream {
     } preview;
     // Motion-event snapshots: per zone, the frame of its peak and that frame's vectors
     // (cvf_snapshot_hold); the last encoded one's image and JPEG (cvf_snapshot_encode).
+    struct FreePicture {
+        void operator()(AVFrame *f) const { av_frame_free(&f); }
+    };
     struct Snapshot {
-        cv::Mat frame;
+        cv::Mat frame;  // the held frame in BGR, or empty when `picture` holds it
+        // A reference to the decoder's picture (its buffers are reference-counted and never written
+        // again): converted to BGR only when an entry needs the JPEG.
+        std::unique_ptr<AVFrame, FreePicture> picture;
         std::vector<float> vectors;
         int maxWidth = 0;
         float arrowScale = 0, colourMax = 0;
     };
     struct Snapshots {
         std::vector<Snapshot> held;
+        cv::Mat bgr;                 // a held picture's BGR conversion
+        SwsContext *sws = nullptr;  // its conversion
+        Snapshots() = default;
+        Snapshots(const Snapshots &) = delete;
+        Snapshots &operator=(const Snapshots &) = delete;
+        ~Snapshots() { sws_freeContext(sws); }
         cv::Mat image;
         std::vector<unsigned char> jpeg;
         std::vector<int> params;
@@ -219,6 +257,74 @@ int guard(cvf_stream *s, Body body) {
 }
 
 namespace {
+
+// Pixel formats whose first plane is the frame's 8-bit luma at full size (the formats software
+// decoders give for H.264, HEVC, MPEG-4, VP8/9, MJPEG, ...); `fullRange` as libswscale reads them
+// (the JPEG-style formats and grey are full range, the rest 16-235). Any other format (more bits,
+// packed, a hardware surface) takes OpenCV's own conversion.
+bool lumaFormat(int format, bool *fullRange) {
+    switch (format) {
+        case AV_PIX_FMT_YUV420P:
+        case AV_PIX_FMT_YUV422P:
+        case AV_PIX_FMT_YUV444P:
+        case AV_PIX_FMT_YUV440P:
+        case AV_PIX_FMT_YUV411P:
+        case AV_PIX_FMT_YUV410P:
+        case AV_PIX_FMT_NV12:
+        case AV_PIX_FMT_NV21:
+            *fullRange = false;
+            return true;
+        case AV_PIX_FMT_YUVJ420P:
+        case AV_PIX_FMT_YUVJ422P:
+        case AV_PIX_FMT_YUVJ444P:
+        case AV_PIX_FMT_YUVJ440P:
+        case AV_PIX_FMT_GRAY8:
+            *fullRange = true;
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Makes `frame` the current frame in BGR: converts the decoder's picture the way OpenCV's
+// retrieve() does (libswscale to BGR24, SWS_BICUBIC, which at the same size is a plain colour
+// conversion; the tests compare every frame with OpenCV's). Into a new buffer when a snapshot
+// slot holds the old one (cvf_read released it then).
+void convertPicture(SwsContext *&sws, const AVFrame *f, cv::Mat &bgr) {
+    sws = sws_getCachedContext(sws, f->width, f->height, AVPixelFormat(f->format), f->width, f->height,
+                               AV_PIX_FMT_BGR24, SWS_BICUBIC, nullptr, nullptr, nullptr);
+    if (!sws) throw std::runtime_error("no conversion from the decoder's pixel format to BGR");
+    bgr.create(f->height, f->width, CV_8UC3);
+    uint8_t *dst[4] = {bgr.data, nullptr, nullptr, nullptr};
+    const int dstStride[4] = {int(bgr.step[0]), 0, 0, 0};
+    sws_scale(sws, f->data, f->linesize, 0, f->height, dst, dstStride);
+}
+
+void ensureBGR(cvf_stream *s) {
+    cvf_stream::Decoded &d = s->decoded;
+    if (!d.picture || d.bgrReady) return;
+    convertPicture(d.sws, d.picture, s->frame);
+    d.bgrReady = true;
+}
+
+// Where the current frame's grey image comes from: the decoder's luma plane, or the BGR frame.
+cvf::GreySource greySource(const cvf_stream *s) {
+    cvf::GreySource source;
+    if (s->decoded.picture) {
+        source.luma = s->decoded.picture->data[0];
+        source.lumaStride = size_t(s->decoded.picture->linesize[0]);
+        source.lumaFullRange = s->decoded.fullRange;
+    } else {
+        source.bgr = &s->frame;
+    }
+    return source;
+}
+
+// Forgets the decoder's picture (before the capture that owns it is released or reopened).
+void dropPicture(cvf_stream *s) {
+    s->decoded.picture = nullptr;
+    s->decoded.bgrReady = false;
+}
 
 // Rebuilds the grid points when the grid size or the frame size changed.
 void ensureGrid(cvf_stream *s, int grid_size, cv::Size size) {
@@ -259,7 +365,8 @@ void appendVector(cvf_stream *s, cv::Point2f p, cv::Point2f q) {
 // The current frame's grey image goes into level 0 of fastPyramid: converted along with the
 // gate's statistics when there is a previous frame to compare with, on its own otherwise.
 int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
-    cv::Mat grey = s->fast.pyramid.greyTarget(s->frame.size());
+    cv::Mat grey = s->fast.pyramid.greyTarget(s->frameSize);
+    const cvf::GreySource source = greySource(s);
     const cv::Mat &prevGrey = prevInFastPyramid ? s->fast.prevPyramid.grey() : s->exactPath.grey;
     const cv::Size size = grey.size();
     const bool comparable = s->havePrevious && s->previousSize == size;
@@ -271,11 +378,11 @@ int fastFlow(cvf_stream *s, int grid_size, bool prevInFastPyramid) {
     s->filter.seconds = 0;
     if (comparable) ensureGrid(s, grid_size, size);
     if (!comparable || s->grid.points.empty()) {
-        cvf::bgrToGrey(s->frame, grey);
+        source.rows(grey, 0, grey.rows);
         return 0;
     }
     const int gw = s->grid.cols, gh = s->grid.rows;
-    cellStatistics(prevGrey, grey, grid_size, gw, gh, s->fast.cellDiff, s->fast.cellLo, s->fast.cellHi, s->fast.columnStats, &s->frame);
+    cellStatistics(prevGrey, grey, grid_size, gw, gh, s->fast.cellDiff, s->fast.cellLo, s->fast.cellHi, s->fast.columnStats, &source);
     const size_t n = size_t(gw) * size_t(gh);
     s->fast.changed.assign(n, 0);
     s->fast.active.assign(n, 0);
@@ -379,6 +486,7 @@ extern "C" const char *cvf_last_error(const cvf_stream *s) { return s->lastError
 extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, int read_timeout_ms,
                         const char *http_proxy) {
     return guard(s, [&]() -> int {
+        dropPicture(s);
         s->source.capture.release();
         s->havePrevious = false;
         s->lastError.clear();
@@ -423,12 +531,15 @@ extern "C" int cvf_open(cvf_stream *s, const char *source, int open_timeout_ms, 
         if (!std::isfinite(s->source.fps) || s->source.fps < 0) s->source.fps = 0;
         s->source.frameCount = s->source.capture.get(cv::CAP_PROP_FRAME_COUNT);
         if (!std::isfinite(s->source.frameCount)) s->source.frameCount = 0;
+        const double rotation = s->source.capture.get(cv::CAP_PROP_ORIENTATION_META);
+        s->source.decoderPicture = !std::isfinite(rotation) || std::fmod(rotation, 360.0) == 0;
         return 0;
     });
 }
 
 extern "C" void cvf_close(cvf_stream *s) {
     try {
+        dropPicture(s);
         s->source.capture.release();
         s->havePrevious = false;
     } catch (...) {
@@ -445,10 +556,34 @@ extern "C" int cvf_read(cvf_stream *s) {
             s->frame.release();
             s->frameHeld = false;
         }
-        if (!s->source.capture.read(s->frame)) return CVF_READ_END;
+        dropPicture(s);
+        s->frameSize = cv::Size();
+        if (!s->exact && !s->greyFromBGR && s->source.decoderPicture) {
+            // The fast path: grab() decodes, and the decoder's picture is the frame (no BGR yet).
+            const AVFrame *picture;
+            {
+                cvf::DecoderTap tap;
+                if (!s->source.capture.grab()) return CVF_READ_END;
+                picture = static_cast<const AVFrame *>(tap.frame());
+            }
+            bool fullRange = false;
+            if (picture && lumaFormat(picture->format, &fullRange) && picture->data[0] &&
+                picture->linesize[0] >= picture->width) {
+                if (picture->width < 2 || picture->height < 2) return CVF_READ_CORRUPT;
+                s->decoded.picture = picture;
+                s->decoded.fullRange = fullRange;
+                s->frameSize = cv::Size(picture->width, picture->height);
+                return CVF_READ_FRAME;
+            }
+            // Another pixel format: OpenCV's own conversion of the frame grab() decoded.
+            if (!s->source.capture.retrieve(s->frame)) return CVF_READ_END;
+        } else if (!s->source.capture.read(s->frame)) {
+            return CVF_READ_END;
+        }
         if (s->frame.empty() || s->frame.type() != CV_8UC3 || s->frame.cols < 2 || s->frame.rows < 2) {
             return CVF_READ_CORRUPT;
         }
+        s->frameSize = s->frame.size();
         return CVF_READ_FRAME;
     });
 }
@@ -457,14 +592,28 @@ extern "C" int cvf_load_image(cvf_stream *s, const char *path) {
     return guard(s, [&]() -> int {
         cv::Mat image = cv::imread(path, cv::IMREAD_COLOR);
         if (image.empty()) return s->fail("cannot read image " + std::string(path));
+        dropPicture(s);
         s->frame = image;
+        s->frameSize = image.size();
         s->frameHeld = false;  // a new buffer: a held snapshot keeps the old one
         return 0;
     });
 }
 
-extern "C" int cvf_frame_width(const cvf_stream *s) { return s->frame.cols; }
-extern "C" int cvf_frame_height(const cvf_stream *s) { return s->frame.rows; }
+extern "C" int cvf_frame_width(const cvf_stream *s) { return s->frameSize.width; }
+extern "C" int cvf_frame_height(const cvf_stream *s) { return s->frameSize.height; }
+
+extern "C" int cvf_frame_from_decoder(const cvf_stream *s) { return s->decoded.picture != nullptr; }
+
+extern "C" int cvf_frame_bgr(cvf_stream *s, const unsigned char **data, size_t *step) {
+    return guard(s, [&]() -> int {
+        if (s->frameSize.empty()) return s->fail("no frame");
+        ensureBGR(s);
+        *data = s->frame.data;
+        *step = s->frame.step[0];
+        return 0;
+    });
+}
 
 extern "C" int cvf_set_grid_size(cvf_stream *s, int grid_size) {
     if (grid_size < 1) return s->fail("grid size must be positive");
@@ -474,7 +623,7 @@ extern "C" int cvf_set_grid_size(cvf_stream *s, int grid_size) {
 
 extern "C" int cvf_flow(cvf_stream *s) {
     return guard(s, [&]() -> int {
-        if (s->frame.empty()) return s->fail("no frame");
+        if (s->frameSize.empty()) return s->fail("no frame");
         const int grid_size = s->grid.step;
         if (grid_size < 1) return s->fail("no grid size set (cvf_set_grid_size)");
         if (!s->exact) {
@@ -488,6 +637,7 @@ extern "C" int cvf_flow(cvf_stream *s) {
         // The exact path: OpenCV's own conversion, pyramids and tracker, on every grid point.
         const bool lastWasFast = s->fast.greyInPyramid;
         s->fast.greyInPyramid = false;
+        ensureBGR(s);
         cv::cvtColor(s->frame, s->exactPath.grey, cv::COLOR_BGR2GRAY);
         std::swap(s->exactPath.prevPyramid, s->exactPath.pyramid);
         s->fast.activePoints = 0;
@@ -523,6 +673,8 @@ extern "C" const float *cvf_vectors(const cvf_stream *s) { return s->vectors.dat
 extern "C" void cvf_reset_flow(cvf_stream *s) { s->havePrevious = false; }
 
 extern "C" void cvf_set_exact_flow(cvf_stream *s, int exact) { s->exact = exact != 0; }
+
+extern "C" void cvf_set_grey_from_bgr(cvf_stream *s, int on) { s->greyFromBGR = on != 0; }
 
 extern "C" int cvf_flow_active_points(const cvf_stream *s) { return s->fast.activePoints; }
 
@@ -563,7 +715,8 @@ void drawVectors(cv::Mat &image, double scale, const float *vectors, int count, 
 extern "C" int cvf_annotate(cvf_stream *s, const float *vectors, int count, int max_width, float arrow_scale,
                             float colour_max, int *width, int *height) {
     return guard(s, [&]() -> int {
-        if (s->frame.empty()) return s->fail("no frame");
+        if (s->frameSize.empty()) return s->fail("no frame");
+        ensureBGR(s);
         double scale = 1.0;
         if (max_width > 0 && s->frame.cols > max_width) {
             scale = double(max_width) / s->frame.cols;
@@ -590,16 +743,23 @@ extern "C" int cvf_snapshot_hold(cvf_stream *s, int slot, const float *vectors, 
                                  float arrow_scale, float colour_max) {
     return guard(s, [&]() -> int {
         if (slot < 0 || slot >= CVF_SNAPSHOT_SLOTS) return s->fail("no such snapshot slot");
-        if (s->frame.empty()) return s->fail("no frame");
+        if (s->frameSize.empty()) return s->fail("no frame");
         if (int(s->snapshots.held.size()) <= slot) s->snapshots.held.resize(size_t(slot) + 1);
-        // No copy of the frame: the slot shares its buffer, and the next read decodes into a new
-        // one (cvf_read), which costs an allocation instead of a 1.3 MB copy per hold (slots
-        // holding the same frame share one buffer). The vectors are copied. Scaling and drawing
-        // wait for cvf_snapshot_encode, as most held frames are replaced by a higher peak before
-        // any entry needs them.
+        // No copy of the frame. The decoder's picture is held by reference, undrawn and not yet
+        // converted (most held frames are replaced by a higher peak before any entry needs them,
+        // so the BGR conversion waits for cvf_snapshot_encode); a BGR frame shares its buffer, and
+        // the next read decodes into a new one (cvf_read): an allocation instead of a 1.3 MB copy
+        // per hold. The vectors are copied. Scaling and drawing wait for cvf_snapshot_encode too.
         cvf_stream::Snapshot &held = s->snapshots.held[size_t(slot)];
-        held.frame = s->frame;
-        s->frameHeld = true;
+        if (s->decoded.picture) {
+            held.picture.reset(av_frame_clone(s->decoded.picture));
+            if (!held.picture) return s->fail("out of memory holding a snapshot");
+            held.frame.release();
+        } else {
+            held.picture.reset();
+            held.frame = s->frame;
+            s->frameHeld = true;
+        }
         held.vectors.assign(vectors, vectors + size_t(std::max(count, 0)) * 4);
         held.maxWidth = max_width;
         held.arrowScale = arrow_scale;
@@ -610,16 +770,22 @@ extern "C" int cvf_snapshot_hold(cvf_stream *s, int slot, const float *vectors, 
 
 extern "C" int cvf_snapshot_encode(cvf_stream *s, int slot, int quality, const unsigned char **data, size_t *length) {
     return guard(s, [&]() -> int {
-        if (slot < 0 || slot >= int(s->snapshots.held.size()) || s->snapshots.held[size_t(slot)].frame.empty())
+        if (slot < 0 || slot >= int(s->snapshots.held.size()) ||
+            (s->snapshots.held[size_t(slot)].frame.empty() && !s->snapshots.held[size_t(slot)].picture))
             return s->fail("no snapshot held in this slot");
         const cvf_stream::Snapshot &held = s->snapshots.held[size_t(slot)];
+        const cv::Mat *frame = &held.frame;
+        if (held.picture) {
+            convertPicture(s->snapshots.sws, held.picture.get(), s->snapshots.bgr);
+            frame = &s->snapshots.bgr;
+        }
         double scale = 1.0;
-        if (held.maxWidth > 0 && held.frame.cols > held.maxWidth) {
-            scale = double(held.maxWidth) / held.frame.cols;
-            const int h = std::max(1, int(std::lround(held.frame.rows * scale)));
-            cv::resize(held.frame, s->snapshots.image, cv::Size(held.maxWidth, h), 0, 0, cv::INTER_LINEAR);
+        if (held.maxWidth > 0 && frame->cols > held.maxWidth) {
+            scale = double(held.maxWidth) / frame->cols;
+            const int h = std::max(1, int(std::lround(frame->rows * scale)));
+            cv::resize(*frame, s->snapshots.image, cv::Size(held.maxWidth, h), 0, 0, cv::INTER_LINEAR);
         } else {
-            held.frame.copyTo(s->snapshots.image);
+            frame->copyTo(s->snapshots.image);
         }
         drawVectors(s->snapshots.image, scale, held.vectors.data(), int(held.vectors.size() / 4), held.arrowScale,
                     held.colourMax);

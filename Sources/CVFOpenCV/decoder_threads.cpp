@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "cvf_opencv.h"
+#include "decoder_tap.hpp"
 
 namespace {
 
@@ -52,4 +53,47 @@ extern "C" __attribute__((visibility("default"))) int avcodec_open2(void *contex
         if (const SetIntFn setInt = optSetInt()) setInt(context, "threads", threads, 0);
     }
     return open(context, codec, options);
+}
+
+// The decoder's own picture of each frame, before OpenCV converts it to BGR (decoder_tap.hpp).
+// OpenCV's grab() decodes through `avcodec_receive_frame` on the calling thread; this definition
+// is the one OpenCV's call binds to (as for avcodec_open2 above), calls FFmpeg's, and, while a
+// DecoderTap is open on that thread, records the frame each successful call filled in.
+namespace {
+
+thread_local bool tTapping = false;
+thread_local const void *tTapped = nullptr;
+
+using ReceiveFn = int (*)(void *, void *);
+
+ReceiveFn realReceive() {
+    static const ReceiveFn fn = reinterpret_cast<ReceiveFn>(dlsym(RTLD_NEXT, "avcodec_receive_frame"));
+    return fn;
+}
+
+}  // namespace
+
+namespace cvf {
+
+DecoderTap::DecoderTap() {
+    tTapped = nullptr;
+    tTapping = true;
+}
+
+DecoderTap::~DecoderTap() {
+    tTapping = false;
+    tTapped = nullptr;
+}
+
+const void *DecoderTap::frame() const { return tTapped; }
+
+}  // namespace cvf
+
+// FFmpeg's signature: int avcodec_receive_frame(AVCodecContext *, AVFrame *).
+extern "C" __attribute__((visibility("default"))) int avcodec_receive_frame(void *context, void *frame) {
+    const ReceiveFn receive = realReceive();
+    if (!receive) return -38;  // AVERROR(ENOSYS), as above
+    const int result = receive(context, frame);
+    if (result == 0 && tTapping) tTapped = frame;
+    return result;
 }

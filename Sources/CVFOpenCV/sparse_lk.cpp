@@ -500,6 +500,54 @@ __attribute__((target("avx2"))) void bgrToGreyAVX2(const cv::Mat &bgr, cv::Mat &
     bgrToGreyRows<true>(bgr, grey, y0, y1);
 }
 
+// Limited-range luma (16-235) to full-range grey: (Y - 16) * 255 / 219, in 16-bit steps
+// ((Y - 16) * 149 + 64) >> 7, 1.1641 for 1.1644: within one level of the exact ratio), clamped.
+// The AVX2 loop takes 32 pixels a step (saturating subtract, widen, multiply, pack with
+// saturation); both give the same bytes.
+inline uint8_t lumaToGreyPixel(uint8_t v) {
+    const int g = ((v > 16 ? v - 16 : 0) * 149 + 64) >> 7;
+    return uint8_t(g > 255 ? 255 : g);
+}
+
+// The AVX2 part of a row: 32 pixels a step; returns where the scalar loop goes on.
+__attribute__((target("avx2"))) int lumaRowAVX2(const uint8_t *p, uint8_t *g, int w) {
+    const __m256i sixteen = _mm256_set1_epi8(16), zero = _mm256_setzero_si256();
+    const __m256i gain = _mm256_set1_epi16(149), half = _mm256_set1_epi16(64);
+    int x = 0;
+    for (; x + 32 <= w; x += 32) {
+        const __m256i v = _mm256_subs_epu8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + x)), sixteen);
+        // unpack and packus both work per 128-bit half, so the bytes come back in order.
+        const __m256i lo =
+            _mm256_srli_epi16(_mm256_add_epi16(_mm256_mullo_epi16(_mm256_unpacklo_epi8(v, zero), gain), half), 7);
+        const __m256i hi =
+            _mm256_srli_epi16(_mm256_add_epi16(_mm256_mullo_epi16(_mm256_unpackhi_epi8(v, zero), gain), half), 7);
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(g + x), _mm256_packus_epi16(lo, hi));
+    }
+    return x;
+}
+
+template <bool AVX2>
+__attribute__((always_inline)) inline void lumaRows(const uint8_t *luma, size_t stride, bool fullRange,
+                                                    cv::Mat &grey, int y0, int y1) {
+    const int w = grey.cols;
+    for (int y = y0; y < y1; y++) {
+        const uint8_t *p = luma + size_t(y) * stride;
+        uint8_t *g = grey.ptr<uint8_t>(y);
+        if (fullRange) {
+            std::memcpy(g, p, size_t(w));
+            continue;
+        }
+        int x = 0;
+        if constexpr (AVX2) x = lumaRowAVX2(p, g, w);
+        for (; x < w; x++) g[x] = lumaToGreyPixel(p[x]);
+    }
+}
+
+__attribute__((target("avx2"))) void lumaRowsAVX2(const uint8_t *luma, size_t stride, bool fullRange, cv::Mat &grey,
+                                                  int y0, int y1) {
+    lumaRows<true>(luma, stride, fullRange, grey, y0, y1);
+}
+
 // Fills the kLKBorder-pixel frame around the size-sized interior of a bordered buffer with the
 // interior's reflection (BORDER_REFLECT_101, as copyMakeBorder makes it).
 // With w > kLKBorder each side is the 16 pixels next to the edge pixel, reversed: one shuffle.
@@ -638,6 +686,22 @@ void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey, int y0, int y1) {
         bgrToGreyAVX2(bgr, grey, y0, y1);
     } else {
         bgrToGreyRows<false>(bgr, grey, y0, y1);
+    }
+}
+
+void lumaToGrey(const uint8_t *luma, size_t stride, bool fullRange, cv::Mat &grey, int y0, int y1) {
+    if (gHasAVX2) {
+        lumaRowsAVX2(luma, stride, fullRange, grey, y0, y1);
+    } else {
+        lumaRows<false>(luma, stride, fullRange, grey, y0, y1);
+    }
+}
+
+void GreySource::rows(cv::Mat &grey, int y0, int y1) const {
+    if (luma) {
+        lumaToGrey(luma, lumaStride, lumaFullRange, grey, y0, y1);
+    } else {
+        bgrToGrey(*bgr, grey, y0, y1);
     }
 }
 

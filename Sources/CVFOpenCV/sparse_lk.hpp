@@ -91,6 +91,20 @@ void trackPoints(LKPyramid &prev, const LKPyramid &next, int maxLevel, const cv:
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey);
 // The same for rows [y0, y1) only, into a grey image already allocated.
 void bgrToGrey(const cv::Mat &bgr, cv::Mat &grey, int y0, int y1);
+// Rows [y0, y1) of a decoder's 8-bit luma plane (`stride` bytes a row) as grey, into `grey`
+// (allocated, the plane's size): copied when the plane is full range (JPEG-style formats, grey),
+// else expanded from the limited range 16-235 to 0-255 as a BGR conversion would (cvtColor of
+// that BGR frame gives the same grey within a level or two: the chroma's rounding).
+void lumaToGrey(const uint8_t *luma, size_t stride, bool fullRange, cv::Mat &grey, int y0, int y1);
+
+// Where a frame's grey image comes from: the decoder's luma plane when set, else the BGR frame.
+struct GreySource {
+    const cv::Mat *bgr = nullptr;
+    const uint8_t *luma = nullptr;
+    size_t lumaStride = 0;
+    bool lumaFullRange = false;
+    void rows(cv::Mat &grey, int y0, int y1) const;
+};
 
 // Whether the AVX2 kernels run (here and in the shim's per-cell statistics): the CPU has AVX2
 // and VECTORFLOW_PORTABLE_LK is not 1. The portable loops give the very same numbers; the tests

@@ -109,6 +109,21 @@ public final class VideoStream: @unchecked Sendable {
         }
     }
 
+    /// Whether the current frame came as the decoder's own picture (the fast path's reads of a
+    /// common 8-bit YUV or grey format) rather than through OpenCV's read and its BGR conversion.
+    public var frameFromDecoder: Bool { cvf_frame_from_decoder(handle) != 0 }
+
+    /// The current frame in BGR, as OpenCV's capture delivers it (the fast path's reads keep the
+    /// decoder's own picture and convert it only for what draws or keeps it: this converts it now).
+    /// `body` gets the pixels (`height` rows of `width` × 3 bytes, `step` bytes apart), valid only
+    /// inside it.
+    public func withBGR<R>(_ body: (_ pixels: UnsafeRawBufferPointer, _ step: Int) -> R) throws(FlowError) -> R {
+        var data: UnsafePointer<UInt8>?
+        var step = 0
+        guard cvf_frame_bgr(handle, &data, &step) == 0, let data else { throw FlowError(lastError) }
+        return body(UnsafeRawBufferPointer(start: data, count: step * height), step)
+    }
+
     /// Loads a still image as the current frame.
     public func loadImage(_ path: String) throws(FlowError) {
         if cvf_load_image(handle, path) != 0 { throw FlowError(lastError) }
@@ -147,6 +162,12 @@ public final class VideoStream: @unchecked Sendable {
     /// texture makes even a small change count, do; the others get a zero vector.
     public var exactFlow = false {
         didSet { cvf_set_exact_flow(handle, exactFlow ? 1 : 0) }
+    }
+
+    /// The fast path's grey image from OpenCV's BGR frame (the exact path's very pixels) instead of
+    /// the decoder's luma plane: for comparing the two paths' answers. From the next read.
+    public var greyFromBGR = false {
+        didSet { cvf_set_grey_from_bgr(handle, greyFromBGR ? 1 : 0) }
     }
 
     /// How many grid points the last `flow` call ran Lucas-Kanade on.

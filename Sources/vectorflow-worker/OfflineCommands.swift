@@ -53,13 +53,15 @@ func flowCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
 let benchDeclarations: [Setting] = [
     .int("FRAMES", nil, shown: "all", "frames to analyse (at least 1)"),
     .bool("PREVIEW", false, "annotate and JPEG-encode every frame too"),
-    .bool("DECODE_ONLY", false, "time decoding alone"),
+    .bool("DECODE_ONLY", false, "time OpenCV's read alone: decoding and the BGR conversion (the seed's cost of a frame)"),
+    .bool("DECODE_RAW", false, "time the decoder alone (its own picture, no BGR conversion)"),
     .string("DUMP_VECTORS", nil, "write each frame's reported vectors to this file, one JSON line per frame"),
     .string("ZONES_FILE", nil, "a file holding ZONES (the zones' JSON, as run reads it): detect motion events in them too"),
 ]
 
 /// `vectorflow-worker bench SOURCE`: the analysis loop unpaced and without Redis, timed per stage.
-/// `--decode-only` times decoding alone; `--dump-vectors FILE` writes each frame's reported vectors
+/// `--decode-only` times OpenCV's read alone (decoding and the BGR conversion), `--decode-raw` the
+/// decoder alone; `--dump-vectors FILE` writes each frame's reported vectors
 /// above the threshold, its `magnitude_max` and the vectors the filter rejected as one JSON line
 /// (`{"frame":N,"vectors":[[x,y,dx,dy],…],"magnitude_max":M,"rejected":R}`) for comparing paths.
 func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 {
@@ -68,7 +70,8 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     let settings = try FlowSettings(c)
     let maxFrames = try c.int("FRAMES", default: Int.max, range: 1...Int.max)
     let preview = try c.bool("PREVIEW")
-    let decodeOnly = try c.bool("DECODE_ONLY")
+    let decodeRaw = try c.bool("DECODE_RAW")
+    let decodeOnly = try c.bool("DECODE_ONLY") || decodeRaw
     let quality = try c.int("JPEG_QUALITY", range: 1...100)
     let threads = try c.int("VF_THREADS", range: 1...64)
     let dumpPath = c.raw("DUMP_VECTORS")
@@ -100,6 +103,8 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     defer { if let dump { fclose(dump) } }
     let stream = VideoStream()
     settings.configure(stream)
+    // OpenCV's own read (decode, BGR conversion, copy), as the exact path reads: the seed's cost of a frame.
+    if decodeOnly && !decodeRaw { stream.exactFlow = true }
     do {
         try stream.open(source)
     } catch {
@@ -113,6 +118,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     var filter = 0.0
     var rejected = [Int](repeating: 0, count: VectorFilter.reasons.count)
     var frames = 0
+    var decoderFrames = 0  // frames that came as the decoder's own picture (no BGR conversion at read)
     var activePoints = 0
     var kept: [Float] = []
     var jpeg: [UInt8] = []
@@ -136,6 +142,7 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
         if r == .corrupt { continue }
         guard r == .frame else { break }
         frames += 1
+        if stream.frameFromDecoder { decoderFrames += 1 }
         if decodeOnly { continue }
         do {
             var stats = try stream.flow { v in
@@ -187,12 +194,14 @@ func benchCommand(_ c: ConfigurationSource) throws(ConfigurationError) -> Int32 
     var w = JSONWriter()
     w.raw("{\"frames\":")
     w.int(frames)
+    w.raw(",\"frames_from_decoder\":")
+    w.int(decoderFrames)
     w.raw(",\"seconds\":")
     w.number(seconds, decimals: 4)
     w.raw(",\"fps\":")
     w.number(seconds > 0 ? Double(frames) / seconds : 0, decimals: 2)
     w.raw(",\"mode\":\"")
-    w.raw(decodeOnly ? "decode-only" : (settings.exact ? "exact" : "fast"))
+    w.raw(decodeRaw ? "decode-raw" : decodeOnly ? "decode-only" : (settings.exact ? "exact" : "fast"))
     w.raw("\",\"vector_filter\":")
     w.bool(!decodeOnly && !settings.vectorFilter.isEmpty)
     w.raw(",\"threads\":")

@@ -37,6 +37,9 @@ struct FlowSettings {
     /// to be reported. FILTER_CHECKS (a comma-separated list of `VectorFilter.names`, `all`,
     /// `none`) picks other checks, for measuring them. Empty on the exact path, which never filters.
     var vectorFilter: VectorFilter
+    /// The fast path's grey image from the BGR frame as the exact path makes it (GREY_FROM_BGR),
+    /// not from the decoder's luma plane: for comparing the two paths' answers.
+    var greyFromBGR: Bool
 
     /// The settings of every subcommand that computes flow.
     static let declarations: [Setting] = StreamSettings.samplingDeclarations + [
@@ -44,6 +47,10 @@ struct FlowSettings {
         .bool("EXACT_FLOW", false, "same as EXACT"),
         .bool("VECTOR_FILTER", true, "report only vectors whose tracking can be trusted (fast path)"),
         .bool("NO_FILTER", false, "report every tracked vector (VECTOR_FILTER=false)"),
+        .bool(
+            "GREY_FROM_BGR", false,
+            "fast path: the grey image from OpenCV's BGR frame, the exact path's pixels, not the decoder's luma plane (for comparing the paths)"
+        ),
         .string(
             "FILTER_CHECKS", nil, shown: "standard",
             "the filter's checks: a comma-separated list of \(VectorFilter.names.joined(separator: ", ")), all or none"),
@@ -70,6 +77,7 @@ struct FlowSettings {
             checks = parsed
         }
         vectorFilter = filterOn && !exact ? checks : .none
+        greyFromBGR = try c.bool("GREY_FROM_BGR")
     }
 
     /// Sets up a stream for these settings, once: the grid, the path, and the filter with the threshold.
@@ -77,6 +85,7 @@ struct FlowSettings {
         // Validated (StreamSettings.gridSizeRange): the shim refuses only sizes below 1.
         try? stream.setGridSize(gridSize)
         stream.exactFlow = exact
+        stream.greyFromBGR = greyFromBGR
         stream.setVectorFilter(vectorFilter, minMagnitude: threshold)
     }
 }

@@ -45,7 +45,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     clips = ft.make_clips(a.samples, out / "clips")
     variants = [("opencv", None), ("opencv+fb", None), ("exact", ["--exact"]), ("fast", ["--no-filter"]),
-                ("fast+filter", [])]
+                ("fast+filter", []), ("fast+filter, BGR grey", ["--grey-from-bgr"])]
     variants += [(f"only {c}", ["--filter-checks", c]) for c in a.checks.split(",") if c]
     rows = []
     greys = {name: ft.read_grey(path) for name, path, _ in clips}

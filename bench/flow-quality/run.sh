@@ -7,7 +7,8 @@
 #   opencv+fb     the same, keeping the vectors that pass a forward-backward check (0.5 px)
 #   exact         `vectorflow-worker bench --exact` (OpenCV's own answer, unfiltered)
 #   fast          `bench --no-filter` (the gated fast path, unfiltered)
-#   fast+filter   `bench` (the default: the reliability filter on)
+#   fast+filter   `bench` (the default: the reliability filter on, the grey image from the decoder's luma plane)
+#   fast+filter, BGR grey   `bench --grey-from-bgr` (the same, on the grey image of OpenCV's BGR frame)
 #   only CHECK    `bench --filter-checks CHECK`, each candidate check alone
 # Clips: false vectors per frame (reported at points >= 32 px from every moving object), recall
 # (interior moving points, true speed >= 2 px, reported within 1 px; rel. = against opencv), mean

@@ -3,8 +3,12 @@
 # the same OpenCV 4.6), all pinned to one core (taskset -c 0, one OpenCV thread), side by side in one
 # run, on vtest.avi (768x576 MS-MPEG4), vtest.mp4 (its H.264 copy, as the RTSP/HTTP tests stream it),
 # vtest720.mp4 (1280x720 H.264) and Megamind.avi (720x528, a film):
-#   decode      `vectorflow-worker bench --decode-only` (decode + BGR conversion, nothing else; the
-#               worker gives the decoder VF_THREADS threads, Python's OpenCV one per CPU of the machine)
+#   decode      `vectorflow-worker bench --decode-only` (OpenCV's read: decode + BGR conversion + copy,
+#               nothing else, the cost of a frame to the seed and to any OpenCV program; the worker gives
+#               the decoder VF_THREADS threads, Python's OpenCV one per CPU of the machine)
+#   decode-raw  `bench --decode-raw` (the decoder alone: its own picture, no BGR conversion; the fast
+#               path reads this way, taking its grey image from the luma plane and converting to BGR
+#               only the frames it draws or keeps)
 #   python      python_loop.py (flow only), python+pv (flow + annotate + JPEG of every frame, full size)
 #   exact       `bench --exact` (Lucas-Kanade on every grid point; the reference answer)
 #   fast        `bench` (Lucas-Kanade only where the picture changed, the reliability filter on: the
@@ -59,6 +63,7 @@ for round in $(seq "$ROUNDS"); do
       echo "$src|$name|$r" >> "$OUT"
     done <<EOF
 decode $BIN bench $SAMPLES/$src --frames $FRAMES --decode-only
+decode-raw $BIN bench $SAMPLES/$src --frames $FRAMES --decode-raw
 python /usr/bin/python3 bench/worker/python_loop.py $SAMPLES/$src --frames $FRAMES --threads $THREADS
 python+pv /usr/bin/python3 bench/worker/python_loop.py $SAMPLES/$src --frames $FRAMES --threads $THREADS --preview --jpeg-quality $QUALITY
 exact $BIN bench $SAMPLES/$src --frames $FRAMES --vf-threads $THREADS --exact
@@ -82,20 +87,22 @@ print(f"{'source':<14}{'variant':<10}{'fps':>8}{'decode':>9}{'flow':>9}{'filter'
       f"{'LK pts':>8}{'vectors':>9}   (ms/frame)")
 realtime = {"vtest.avi": 10, "vtest.mp4": 10, "vtest720.mp4": 25}  # others: 25 fps
 for src in sys.argv[5:]:
-    for name in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv", "fast+8z"):
+    for name in ("decode", "decode-raw", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv", "fast+8z"):
         r = best[(src, name)]
         st = r["stages"]
         print(f"{src:<14}{name:<10}{r['fps']:>8.1f}{st['decode_ms']:>9.2f}{st['flow_ms']:>9.2f}"
               f"{st.get('filter_ms', 0):>9.2f}{st['annotate_ms']:>9.2f}"
               f"{st['encode_ms']:>9.2f}{r.get('lk_points_per_frame', 0):>8.0f}{r['vectors_above_threshold']:>9}")
-    b = {k: best[(src, k)]["fps"] for k in ("decode", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv", "fast+8z")}
+    b = {k: best[(src, k)]["fps"] for k in ("decode", "decode-raw", "python", "python+pv", "exact", "fast-nf", "fast", "fast+pv",
+                                            "fast+8z")}
     z = best[(src, "fast+8z")]
     print(f"{'':<14}zones: fast+8z/fast {b['fast+8z'] / b['fast']:.3f} (goal >= 0.95), zones "
           f"{z['stages']['zones_ms']:.3f} ms/frame of which detection {z['stages']['zone_detect_ms']:.3f}, "
           f"{z['event_entries']} entries, {z['snapshot_holds']} frames kept, {z['snapshot_jpegs']} snapshot JPEGs")
     print(f"{'':<14}ratios: fast/python {b['fast'] / b['python']:.2f}x, fast+pv/python+pv "
           f"{b['fast+pv'] / b['python+pv']:.2f}x, fast/exact {b['fast'] / b['exact']:.2f}x, "
-          f"fast/decode {b['fast'] / b['decode']:.2f} (cost {b['decode'] / b['fast']:.2f}x decode), "
+          f"fast/decode {b['fast'] / b['decode']:.2f} (cost {b['decode'] / b['fast']:.2f}x decode, "
+          f"{b['decode-raw'] / b['fast']:.2f}x decode-raw), "
           f"fast+pv/decode {b['fast+pv'] / b['decode']:.2f}, fast/fast-nf {b['fast'] / b['fast-nf']:.2f}")
     rt = realtime.get(src, 25)
     print(f"{'':<14}real-time streams at {rt} fps per core: fast {b['fast'] / rt:.0f}, "

@@ -67,6 +67,13 @@ int cvf_read(cvf_stream *s);
 int cvf_load_image(cvf_stream *s, const char *path);
 int cvf_frame_width(const cvf_stream *s);
 int cvf_frame_height(const cvf_stream *s);
+/* The current frame in BGR (8 bits a channel, rows `step` bytes apart, valid until the next read):
+ * the fast path's reads keep the decoder's own picture and convert it to BGR only when something
+ * needs it (this, cvf_annotate, cvf_snapshot_encode, the exact path). 0 or CVF_ERROR. */
+int cvf_frame_bgr(cvf_stream *s, const unsigned char **data, size_t *step);
+/* 1 when the current frame came as the decoder's own picture (the fast path on a source with a
+ * common 8-bit YUV or grey format), 0 when it came from OpenCV's read. */
+int cvf_frame_from_decoder(const cvf_stream *s);
 
 /* The grid of sample points (spacing grid_size px, first point at grid_size/2): set once per
  * stream (and on a change), not with every frame. 0, or CVF_ERROR for a size below 1. */
@@ -87,6 +94,10 @@ void cvf_reset_flow(cvf_stream *s);
  * even a small change count, go through it; the others get a zero vector. The vectors of the
  * points that are computed are identical in both paths. */
 void cvf_set_exact_flow(cvf_stream *s, int exact);
+/* The fast path's grey image: from the decoder's luma plane (0, the default: no BGR conversion
+ * for frames nothing draws), or (1) from OpenCV's BGR frame, the exact path's very pixels, for
+ * comparing the two paths' answers. Takes effect from the next read. */
+void cvf_set_grey_from_bgr(cvf_stream *s, int on);
 /* How many grid points the last cvf_flow call ran Lucas-Kanade on. */
 int cvf_flow_active_points(const cvf_stream *s);
 
