@@ -286,10 +286,9 @@ bool lumaFormat(int format, bool *fullRange) {
     }
 }
 
-// Makes `frame` the current frame in BGR: converts the decoder's picture the way OpenCV's
-// retrieve() does (libswscale to BGR24, SWS_BICUBIC, which at the same size is a plain colour
-// conversion; the tests compare every frame with OpenCV's). Into a new buffer when a snapshot
-// slot holds the old one (cvf_read released it then).
+// A decoder's picture in BGR, converted the way OpenCV's retrieve() does (libswscale to BGR24,
+// SWS_BICUBIC, which at the same size is a plain colour conversion; the tests compare every frame
+// with OpenCV's), into `bgr` (reallocated only when its size changes or another holder shares it).
 void convertPicture(SwsContext *&sws, const AVFrame *f, cv::Mat &bgr) {
     sws = sws_getCachedContext(sws, f->width, f->height, AVPixelFormat(f->format), f->width, f->height,
                                AV_PIX_FMT_BGR24, SWS_BICUBIC, nullptr, nullptr, nullptr);
@@ -300,6 +299,8 @@ void convertPicture(SwsContext *&sws, const AVFrame *f, cv::Mat &bgr) {
     sws_scale(sws, f->data, f->linesize, 0, f->height, dst, dstStride);
 }
 
+// Makes `frame` the current frame in BGR, once per frame: into a new buffer when a snapshot slot
+// shares the old one (cvf_read released it then).
 void ensureBGR(cvf_stream *s) {
     cvf_stream::Decoded &d = s->decoded;
     if (!d.picture || d.bgrReady) return;
