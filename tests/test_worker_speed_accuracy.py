@@ -24,13 +24,29 @@ def bench(bin_dir, source, *extra, env=None):
     return json.loads(r.stdout)
 
 
-def load(path):
+def load(path, maxima=None):
+    """Frame -> {point: vector} of a --dump-vectors file; each frame's magnitude_max into `maxima`."""
     frames = {}
     with open(path) as f:
         for line in f:
             d = json.loads(line)
             frames[d["frame"]] = {(v[0], v[1]): (v[2], v[3]) for v in d["vectors"]}
+            if maxima is not None:
+                maxima[d["frame"]] = d["magnitude_max"]
     return frames
+
+
+def agreement(a, b):
+    """(vectors of a, those b has within 0.5 px, vectors of b at points a has none), over all frames."""
+    total = found = extra = 0
+    for frame, va in a.items():
+        vb = b[frame]
+        for point, (dx, dy) in va.items():
+            total += 1
+            if point in vb and math.hypot(dx - vb[point][0], dy - vb[point][1]) <= 0.5:
+                found += 1
+        extra += sum(1 for point in vb if point not in va)
+    return total, found, extra
 
 
 # Surveillance footage (a fixed camera) leaves most of the grid to the gate; a film with camera
@@ -53,15 +69,10 @@ def test_fast_path_finds_the_exact_paths_vectors(bin_dir, samples, video, max_lk
     assert exact["frames_from_decoder"] == fast["frames_from_decoder"] == 0  # both through OpenCV's read
     a, b = load(exact_file), load(fast_file)
     assert set(a) == set(b) == set(range(1, FRAMES + 1)), "one line per frame in both dumps"
-    total = found = extra = 0
-    for frame, va in a.items():
-        vb = b[frame]
-        for point, (dx, dy) in va.items():
+    for va in a.values():
+        for dx, dy in va.values():
             assert math.hypot(dx, dy) > THRESHOLD - 1e-3  # dumped with 4 decimals
-            total += 1
-            if point in vb and math.hypot(dx - vb[point][0], dy - vb[point][1]) <= 0.5:
-                found += 1
-        extra += sum(1 for point in vb if point not in va)
+    total, found, extra = agreement(a, b)
     assert total > 25 * FRAMES, f"{video} has moving people: many vectors expected, got {total}"
     assert found >= 0.98 * total, f"fast path found {found}/{total} of the exact vectors"
     assert extra <= 0.02 * total, f"fast path added {extra} vectors to {total}"
@@ -131,26 +142,11 @@ def test_luma_grey_keeps_the_reported_vectors(bin_dir, samples, video, tmp_path)
     # Every frame came as the decoder's own picture on the one, through OpenCV's read on the other.
     assert luma["frames_from_decoder"] == FRAMES and bgr["frames_from_decoder"] == 0
 
-    def frames(path):
-        out = {}
-        with open(path) as f:
-            for line in f:
-                d = json.loads(line)
-                out[d["frame"]] = ({(v[0], v[1]): (v[2], v[3]) for v in d["vectors"]}, d["magnitude_max"])
-        return out
-
-    a, b = frames(bgr_file), frames(luma_file)
+    max_a, max_b = {}, {}
+    a, b = load(bgr_file, max_a), load(luma_file, max_b)
     assert set(a) == set(b) == set(range(1, FRAMES + 1))
-    total = found = extra = 0
-    max_diff = []
-    for frame, (va, ma) in a.items():
-        vb, mb = b[frame]
-        max_diff.append(abs(ma - mb))
-        for point, (dx, dy) in va.items():
-            total += 1
-            if point in vb and math.hypot(dx - vb[point][0], dy - vb[point][1]) <= 0.5:
-                found += 1
-        extra += sum(1 for point in vb if point not in va)
+    total, found, extra = agreement(a, b)
+    max_diff = [abs(max_a[frame] - max_b[frame]) for frame in a]
     assert total > 10 * FRAMES, f"{video}: too few reported vectors to compare ({total})"
     assert found >= 0.92 * total, f"{video}: the luma grey kept {found}/{total} of the BGR grey's vectors"
     assert extra <= 0.08 * total, f"{video}: the luma grey added {extra} vectors to {total}"
